@@ -1,0 +1,5 @@
+//! perstack.toml: the typed model, loading with precise diagnostics, and validation.
+
+pub mod model;
+
+pub use model::*;

@@ -1,0 +1,5 @@
+//! Perstack: a runtime and terminal workbench for Experts defined in `perstack.toml`.
+
+pub mod cli;
+pub mod definition;
+pub mod tool;
