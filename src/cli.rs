@@ -1,5 +1,196 @@
+//! The command line: parsing, and the commands that need no runtime.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{Args, Parser, Subcommand};
+
+use crate::definition::{self, ConfigError, Diagnostic, LoadedConfig};
+
+mod experts;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "perstack",
+    version,
+    about = "Author, run and debug Perstack Experts defined in perstack.toml",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check perstack.toml and report every problem with its file, line and fix
+    Validate(ValidateArgs),
+    /// Show every Expert's delegation tree, skills and model
+    Experts(ConfigArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Path to perstack.toml (default: the nearest one from the current directory upwards)
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Print diagnostics as JSON (one object with `ok`, `summary` and `diagnostics`)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit codes shared by every command.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// The definitions are invalid, or the run failed.
+    pub const INVALID: u8 = 1;
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate(args) => validate(&args),
+        Command::Experts(args) => experts_command(&args),
+    }
+}
+
+/// Load the config named by the flags, printing diagnostics to stderr when it fails.
+pub fn load_or_report(args: &ConfigArgs) -> Result<LoadedConfig, ExitCode> {
+    let result = current_dir()
+        .and_then(|cwd| definition::discover(args.config.as_deref(), &cwd))
+        .and_then(|path| definition::load_file(&path));
+    match result {
+        Ok(loaded) => {
+            print_diagnostics(&loaded.warnings);
+            Ok(loaded)
+        }
+        Err(err) => {
+            report_config_error(&err);
+            Err(ExitCode::from(exit::INVALID))
+        }
+    }
+}
+
+fn current_dir() -> Result<PathBuf, ConfigError> {
+    std::env::current_dir().map_err(|_| ConfigError::NotFound {
+        start: PathBuf::from("."),
+    })
+}
+
+pub fn report_config_error(err: &ConfigError) {
+    match err {
+        ConfigError::Invalid { diagnostics, .. } => {
+            print_diagnostics(diagnostics);
+            eprintln!("{err}");
+        }
+        ConfigError::NotFound { .. } => eprintln!("error: {err}"),
+    }
+}
+
+fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    let mut stderr = std::io::stderr().lock();
+    for diagnostic in diagnostics {
+        let _ = writeln!(stderr, "{}", diagnostic.render());
+    }
+}
+
+fn validate(args: &ValidateArgs) -> ExitCode {
+    let result = current_dir()
+        .and_then(|cwd| definition::discover(args.config.config.as_deref(), &cwd))
+        .and_then(|path| definition::load_file(&path));
+    if args.json {
+        let (ok, summary, diagnostics) = match &result {
+            Ok(loaded) => (true, Some(Summary::of(loaded)), loaded.warnings.clone()),
+            Err(ConfigError::Invalid { diagnostics, .. }) => (false, None, diagnostics.clone()),
+            Err(err @ ConfigError::NotFound { .. }) => (
+                false,
+                None,
+                vec![Diagnostic::for_file(
+                    args.config.config.as_deref().unwrap_or(Path::new(".")),
+                    "not-found",
+                    err.to_string(),
+                    None,
+                )],
+            ),
+        };
+        let report =
+            serde_json::json!({ "ok": ok, "summary": summary, "diagnostics": diagnostics });
+        println!("{report}");
+        return ExitCode::from(if ok { exit::OK } else { exit::INVALID });
+    }
+    match result {
+        Ok(loaded) => {
+            print_diagnostics(&loaded.warnings);
+            println!("{}", Summary::of(&loaded).render(&loaded));
+            ExitCode::from(exit::OK)
+        }
+        Err(err) => {
+            report_config_error(&err);
+            ExitCode::from(exit::INVALID)
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    file: PathBuf,
+    experts: usize,
+    skills: usize,
+    delegations: usize,
+    warnings: usize,
+}
+
+impl Summary {
+    fn of(loaded: &LoadedConfig) -> Self {
+        let experts = &loaded.config.experts;
+        Summary {
+            file: loaded.path.clone(),
+            experts: experts.len(),
+            skills: experts.values().map(|e| e.effective_skills().len()).sum(),
+            delegations: experts.values().map(|e| e.delegates().len()).sum(),
+            warnings: loaded.warnings.len(),
+        }
+    }
+
+    fn render(&self, loaded: &LoadedConfig) -> String {
+        let mut out = format!(
+            "{} is valid: {} expert(s), {} skill(s), {} delegation(s), {} warning(s)\n",
+            self.file.display(),
+            self.experts,
+            self.skills,
+            self.delegations,
+            self.warnings
+        );
+        for (key, expert) in &loaded.config.experts {
+            let skills: Vec<String> = expert.effective_skills().keys().cloned().collect();
+            out.push_str(&format!(
+                "  {key}  skills: {}  delegates: {}\n",
+                skills.join(", "),
+                if expert.delegates().is_empty() {
+                    "-".to_string()
+                } else {
+                    expert.delegates().join(", ")
+                }
+            ));
+        }
+        out.trim_end().to_string()
+    }
+}
+
+fn experts_command(args: &ConfigArgs) -> ExitCode {
+    match load_or_report(args) {
+        Ok(loaded) => {
+            print!("{}", experts::render_tree(&loaded.config));
+            ExitCode::from(exit::OK)
+        }
+        Err(code) => code,
+    }
 }

@@ -1,0 +1,232 @@
+//! Finding, reading and checking perstack.toml, and reading the dotenv files it names.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use toml::de::DeTable;
+
+use super::diagnostic::{Diagnostic, LineIndex};
+use super::model::Config;
+use super::walk::Walker;
+use super::{parse, validate};
+
+pub const CONFIG_FILE_NAME: &str = "perstack.toml";
+
+/// A perstack.toml that loaded without errors, with its warnings.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub path: PathBuf,
+    /// The directory that relative paths in the file (envPath, replay scripts) are resolved from.
+    pub dir: PathBuf,
+    pub warnings: Vec<Diagnostic>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "no {CONFIG_FILE_NAME} found in {} or any directory above it; create one there or pass --config PATH",
+        start.display()
+    )]
+    NotFound { start: PathBuf },
+    #[error("{} has {} error(s)", path.display(), diagnostics.iter().filter(|d| d.is_error()).count())]
+    Invalid {
+        path: PathBuf,
+        /// Every problem found, errors and warnings, in file order.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+/// `--config PATH` if given, else the nearest perstack.toml from `start` upwards.
+pub fn discover(explicit: Option<&Path>, start: &Path) -> Result<PathBuf, ConfigError> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    let found = start
+        .ancestors()
+        .map(|dir| dir.join(CONFIG_FILE_NAME))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| ConfigError::NotFound {
+            start: start.to_path_buf(),
+        })?;
+    // Diagnostics read better as `perstack.toml:3:1` than with the whole path of the cwd.
+    Ok(found
+        .strip_prefix(start)
+        .map(Path::to_path_buf)
+        .unwrap_or(found))
+}
+
+pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let invalid = |diagnostic: Diagnostic| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        diagnostics: vec![diagnostic],
+    };
+    let bytes = std::fs::read(path).map_err(|err| {
+        invalid(Diagnostic::for_file(
+            path,
+            "unreadable",
+            format!("cannot read {}: {err}", path.display()),
+            Some("check the path and its permissions, or pass --config PATH".into()),
+        ))
+    })?;
+    let dir = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_path_buf()
+            }
+        })
+        .unwrap_or_else(|| PathBuf::from("."));
+    match parse_bytes(&bytes, path) {
+        Ok((config, warnings)) => Ok(LoadedConfig {
+            config,
+            path: path.to_path_buf(),
+            dir,
+            warnings,
+        }),
+        Err(diagnostics) => Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            diagnostics,
+        }),
+    }
+}
+
+/// [`parse_str`] for raw file content, which may not be UTF-8.
+pub fn parse_bytes(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>> {
+    match std::str::from_utf8(bytes) {
+        Ok(source) => parse_str(source, path),
+        Err(err) => {
+            let offset = err.valid_up_to();
+            let valid = String::from_utf8_lossy(&bytes[..offset]);
+            let mut diagnostic = Diagnostic::for_file(
+                path,
+                "not-utf8",
+                format!(
+                    "{} is not valid UTF-8 (bad byte at offset {offset})",
+                    path.display()
+                ),
+                Some("save the file as UTF-8".into()),
+            );
+            diagnostic.location = Some(LineIndex::new(&valid).location(path, &(offset..offset)));
+            Err(vec![diagnostic])
+        }
+    }
+}
+
+/// Parse and check a whole file. `Ok` carries the warnings; `Err` carries every diagnostic
+/// (errors and warnings) in file order. Never panics, whatever the input.
+pub fn parse_str(source: &str, path: &Path) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut walker = Walker::default();
+    let (root, syntax_errors) = DeTable::parse_recoverable(source);
+    for err in &syntax_errors {
+        let span = err.span().unwrap_or(0..0);
+        let message = err.message().trim().to_string();
+        walker.error(
+            "toml-syntax",
+            span,
+            format!("TOML syntax: {message}"),
+            Some(syntax_help(&message)),
+        );
+    }
+    let (config, spans) = if syntax_errors.is_empty() {
+        parse::config(&mut walker, root.get_ref())
+    } else {
+        // A broken file gives a broken tree: report the syntax alone rather than guesses.
+        (Config::default(), Default::default())
+    };
+    if syntax_errors.is_empty() {
+        validate::check(&mut walker, &config, &spans);
+    }
+    let mut findings = walker.findings;
+    if findings.is_empty() {
+        return Ok((config, Vec::new()));
+    }
+    let index = LineIndex::new(source);
+    findings.sort_by_key(|f| (f.span.start, std::cmp::Reverse(f.severity)));
+    let diagnostics: Vec<Diagnostic> = findings
+        .into_iter()
+        .map(|f| Diagnostic {
+            severity: f.severity,
+            code: f.code,
+            message: f.message,
+            help: f.help,
+            location: Some(index.location(path, &f.span)),
+        })
+        .collect();
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        Err(diagnostics)
+    } else {
+        Ok((config, diagnostics))
+    }
+}
+
+fn syntax_help(message: &str) -> String {
+    if message.contains("duplicate key") {
+        "each key may appear once per table; remove or rename the repeated one".into()
+    } else if message.contains("string") || message.contains("quote") {
+        "close every string with the quote it opened with; use ''' or \"\"\" for text over several lines".into()
+    } else {
+        "see https://toml.io for the syntax; the caret marks where parsing stopped making sense"
+            .into()
+    }
+}
+
+/// The environment a run sees: the process environment over the dotenv files of `envPath`
+/// (later files over earlier ones, so `.env.local` overrides `.env`). Missing files are fine; a
+/// file that cannot be parsed is an error naming the file and line.
+pub fn load_env(
+    loaded: &LoadedConfig,
+    extra_env_paths: &[PathBuf],
+) -> Result<HashMap<String, String>, Diagnostic> {
+    let mut env = HashMap::new();
+    let mut files: Vec<PathBuf> = loaded
+        .config
+        .env_paths()
+        .iter()
+        .map(|p| loaded.dir.join(p))
+        .collect();
+    files.extend(extra_env_paths.iter().cloned());
+    for file in files {
+        if !file.is_file() {
+            continue;
+        }
+        let iter = dotenvy::from_path_iter(&file).map_err(|err| dotenv_error(&file, err))?;
+        for item in iter {
+            let (key, value) = item.map_err(|err| dotenv_error(&file, err))?;
+            env.insert(key, value);
+        }
+    }
+    env.extend(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    );
+    Ok(env)
+}
+
+fn dotenv_error(file: &Path, err: dotenvy::Error) -> Diagnostic {
+    let (message, line) = match &err {
+        dotenvy::Error::LineParse(text, index) => (
+            format!(
+                "cannot parse {} near `{text}` (character {index})",
+                file.display()
+            ),
+            Some(text.clone()),
+        ),
+        other => (format!("cannot read {}: {other}", file.display()), None),
+    };
+    let mut diagnostic = Diagnostic::for_file(
+        file,
+        "dotenv",
+        message,
+        Some("write one KEY=value a line; quote values with spaces".into()),
+    );
+    if let (Some(location), Some(line)) = (&mut diagnostic.location, line) {
+        location.source_line = line;
+    }
+    diagnostic
+}

@@ -1,0 +1,777 @@
+//! From the spanned TOML tree to [`Config`], checking each field where it stands.
+
+use indexmap::IndexMap;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::diagnostic::closest;
+use super::model::*;
+use super::walk::{Place, Span, Walker, describe, entry};
+
+const TOP_KEYS: &[&str] = &[
+    "model",
+    "reasoningBudget",
+    "maxSteps",
+    "maxRetries",
+    "timeout",
+    "provider",
+    "experts",
+    "envPath",
+    "runtime",
+    "perstackApiBaseUrl",
+    "perstackBaseSkillCommand",
+];
+const PROVIDER_KEYS: &[&str] = &["providerName", "setting"];
+const EXPERT_KEYS: &[&str] = &[
+    "instruction",
+    "description",
+    "version",
+    "delegates",
+    "tags",
+    "skills",
+    "minRuntimeVersion",
+];
+const STDIO_KEYS: &[&str] = &[
+    "type",
+    "command",
+    "packageName",
+    "args",
+    "description",
+    "rule",
+    "pick",
+    "omit",
+    "requiredEnv",
+    "lazyInit",
+];
+const SSE_KEYS: &[&str] = &["type", "endpoint", "description", "rule", "pick", "omit"];
+const INTERACTIVE_KEYS: &[&str] = &["type", "description", "rule", "tools"];
+const INTERACTIVE_TOOL_KEYS: &[&str] = &["description", "inputJsonSchema"];
+
+/// Where the parts of each Expert stand, for the checks that look across Experts.
+#[derive(Debug, Default)]
+pub struct ExpertSpans {
+    pub key: Span,
+    pub skills_key: Option<Span>,
+    /// Every skill name written, including skills whose own definition has errors.
+    pub skill_names: Vec<String>,
+    pub delegates: Vec<Span>,
+}
+
+pub type SpanMap = IndexMap<String, ExpertSpans>;
+
+pub fn config(walker: &mut Walker, root: &DeTable<'_>) -> (Config, SpanMap) {
+    walker.check_keys(root, TOP_KEYS, Place::Top);
+    let mut spans = SpanMap::new();
+    let mut config = Config {
+        model: walker.string(root, "model", Place::Top).map(|(s, _)| s),
+        reasoning_budget: reasoning_budget(walker, root),
+        max_steps: walker.integer(root, "maxSteps", Place::Top, 1),
+        max_retries: walker.integer(root, "maxRetries", Place::Top, 0),
+        timeout: walker.integer(root, "timeout", Place::Top, 1),
+        env_path: walker
+            .string_list(root, "envPath", Place::Top)
+            .map(|items| items.into_iter().map(|(s, _)| s).collect()),
+        runtime: entry(root, "runtime").and_then(|(_, v)| walker.plain_value(v)),
+        perstack_api_base_url: walker
+            .string(root, "perstackApiBaseUrl", Place::Top)
+            .and_then(|(url, span)| check_url(walker, "perstackApiBaseUrl", url, span)),
+        perstack_base_skill_command: base_skill_command(walker, root),
+        provider: walker
+            .table(root, "provider", Place::Top)
+            .and_then(|(table, span)| provider(walker, table, span)),
+        experts: IndexMap::new(),
+    };
+    if let Some((experts, experts_span)) = walker.table(root, "experts", Place::Top) {
+        for (key, value) in experts.iter() {
+            let name = key.get_ref().to_string();
+            let place = Place::Expert(&name);
+            let DeValue::Table(table) = value.get_ref() else {
+                walker.error(
+                    "wrong-type",
+                    value.span(),
+                    format!(
+                        "{place} must be a table, found {}",
+                        describe(value.get_ref())
+                    ),
+                    Some(format!(
+                        "write it as [experts.\"{name}\"] with an `instruction`"
+                    )),
+                );
+                continue;
+            };
+            check_expert_key(walker, &name, key.span());
+            let mut expert_spans = ExpertSpans {
+                key: key.span(),
+                ..Default::default()
+            };
+            if let Some(parsed) = expert(walker, &name, table, key.span(), &mut expert_spans) {
+                config.experts.insert(name.clone(), parsed);
+            }
+            spans.insert(name, expert_spans);
+        }
+        if experts.is_empty() {
+            walker.warn(
+                "no-experts",
+                experts_span,
+                "the `experts` table is empty".into(),
+                Some("add an Expert: [experts.\"my-expert\"] with an `instruction`".into()),
+            );
+        }
+    }
+    (config, spans)
+}
+
+fn reasoning_budget(walker: &mut Walker, root: &DeTable<'_>) -> Option<ReasoningBudget> {
+    let (_, value) = entry(root, "reasoningBudget")?;
+    let help = format!(
+        "use one of {} or a number of tokens",
+        ReasoningBudget::NAMES
+            .map(|n| format!("\"{n}\""))
+            .join(", ")
+    );
+    match value.get_ref() {
+        DeValue::String(name) => match ReasoningBudget::from_name(name) {
+            Some(budget) => Some(budget),
+            None => {
+                walker.error(
+                    "invalid-value",
+                    value.span(),
+                    format!("`reasoningBudget` \"{name}\" is not a known budget"),
+                    Some(match closest(name, ReasoningBudget::NAMES) {
+                        Some(s) => format!("did you mean \"{s}\"? ({help})"),
+                        None => help,
+                    }),
+                );
+                None
+            }
+        },
+        DeValue::Integer(_) => walker
+            .integer(root, "reasoningBudget", Place::Top, 0)
+            .map(ReasoningBudget::Tokens),
+        other => {
+            walker.error(
+                "wrong-type",
+                value.span(),
+                format!(
+                    "`reasoningBudget` must be a string or a number, found {}",
+                    describe(other)
+                ),
+                Some(help),
+            );
+            None
+        }
+    }
+}
+
+fn base_skill_command(walker: &mut Walker, root: &DeTable<'_>) -> Option<Vec<String>> {
+    let (_, value) = entry(root, "perstackBaseSkillCommand")?;
+    if let DeValue::String(command) = value.get_ref() {
+        return Some(vec![command.to_string()]);
+    }
+    walker
+        .string_list(root, "perstackBaseSkillCommand", Place::Top)
+        .map(|items| items.into_iter().map(|(s, _)| s).collect())
+}
+
+fn check_url(walker: &mut Walker, key: &str, text: String, span: Span) -> Option<String> {
+    match url::Url::parse(&text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(text),
+        Ok(_) if !text.contains("://") => {
+            walker.error(
+                "invalid-url",
+                span,
+                format!("`{key}` \"{text}\" is not a URL: it has no scheme such as http://"),
+                Some(format!(
+                    "write it as \"http://{text}\" or \"https://{text}\""
+                )),
+            );
+            None
+        }
+        Ok(url) => {
+            walker.error(
+                "invalid-url",
+                span,
+                format!(
+                    "`{key}` \"{text}\" has scheme `{}`; only http and https are supported",
+                    url.scheme()
+                ),
+                Some("write a full URL such as \"https://example.com/v1\"".into()),
+            );
+            None
+        }
+        Err(err) => {
+            walker.error(
+                "invalid-url",
+                span,
+                format!("`{key}` \"{text}\" is not a URL ({err})"),
+                Some(
+                    "write a full URL with its scheme, such as \"http://localhost:8080/mcp\""
+                        .into(),
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn provider(walker: &mut Walker, table: &DeTable<'_>, table_span: Span) -> Option<Provider> {
+    walker.check_keys(table, PROVIDER_KEYS, Place::Provider);
+    let names = ProviderName::ALL.map(|p| p.as_str());
+    let provider_name = match walker.string(table, "providerName", Place::Provider) {
+        Some((name, span)) => match ProviderName::from_name(&name) {
+            Some(p) => Some(p),
+            None => {
+                let valid = names.join(", ");
+                walker.error(
+                    "unknown-provider",
+                    span,
+                    format!("unknown providerName \"{name}\""),
+                    Some(match closest(&name, names) {
+                        Some(s) => format!("did you mean \"{s}\"? Valid providers: {valid}"),
+                        None => format!("valid providers: {valid}"),
+                    }),
+                );
+                None
+            }
+        },
+        None => {
+            if entry(table, "providerName").is_none() {
+                walker.error(
+                    "missing-field",
+                    table_span,
+                    "[provider] has no `providerName`".into(),
+                    Some(format!(
+                        "add providerName = \"anthropic\" (one of: {})",
+                        names.join(", ")
+                    )),
+                );
+            }
+            None
+        }
+    };
+    let setting = walker
+        .table(table, "setting", Place::Provider)
+        .map(|(setting, _)| provider_setting(walker, setting));
+    Some(Provider {
+        provider_name: provider_name?,
+        setting,
+    })
+}
+
+fn provider_setting(walker: &mut Walker, table: &DeTable<'_>) -> ProviderSetting {
+    let mut setting = ProviderSetting {
+        base_url: walker
+            .string(table, "baseUrl", Place::ProviderSetting)
+            .and_then(|(url, span)| check_url(walker, "baseUrl", url, span)),
+        ..Default::default()
+    };
+    if let Some((headers, _)) = walker.table(table, "headers", Place::ProviderSetting) {
+        let mut map = IndexMap::new();
+        for (name, value) in headers.iter() {
+            match value.get_ref() {
+                DeValue::String(v) => {
+                    map.insert(name.get_ref().to_string(), v.to_string());
+                }
+                other => walker.error(
+                    "wrong-type",
+                    value.span(),
+                    format!(
+                        "header `{}` must be a string, found {}",
+                        name.get_ref(),
+                        describe(other)
+                    ),
+                    None,
+                ),
+            }
+        }
+        setting.headers = Some(map);
+    }
+    for (key, value) in table.iter() {
+        let name = key.get_ref().as_ref();
+        if name != "baseUrl" && name != "headers" {
+            if let Some(v) = walker.plain_value(value) {
+                setting.extra.insert(name.to_string(), v);
+            }
+        }
+    }
+    setting
+}
+
+fn check_expert_key(walker: &mut Walker, name: &str, span: Span) {
+    if name.trim().is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        walker.error(
+            "invalid-expert-key",
+            span,
+            format!("expert key \"{name}\" is empty or contains spaces"),
+            Some("use lowercase words joined by - or _, such as \"code-reviewer\"".into()),
+        );
+    } else if delegate_tool_name(name).is_empty() {
+        walker.error(
+            "invalid-expert-key",
+            span,
+            format!("expert key \"{name}\" ends with `/`, so it has no name to be called by"),
+            Some("end the key with a name, such as \"@acme/reviewer\"".into()),
+        );
+    }
+}
+
+fn expert(
+    walker: &mut Walker,
+    name: &str,
+    table: &DeTable<'_>,
+    key_span: Span,
+    spans: &mut ExpertSpans,
+) -> Option<Expert> {
+    let place = Place::Expert(name);
+    walker.check_keys(table, EXPERT_KEYS, place);
+    let instruction = match walker.string(table, "instruction", place) {
+        Some((text, span)) => {
+            if text.len() > MAX_INSTRUCTION_BYTES {
+                walker.error(
+                    "instruction-too-long",
+                    span.start..span.start + 3,
+                    format!(
+                        "the instruction of {place} is {} bytes; at most {MAX_INSTRUCTION_BYTES} (20 KB) are allowed",
+                        text.len()
+                    ),
+                    Some("move detail into files the Expert reads, or split it into delegate Experts".into()),
+                );
+            } else if text.trim().is_empty() {
+                walker.error(
+                    "missing-instruction",
+                    span.clone(),
+                    format!("the instruction of {place} is empty"),
+                    Some("say what this Expert does and how".into()),
+                );
+            }
+            Some(text)
+        }
+        None => {
+            if entry(table, "instruction").is_none() {
+                walker.error(
+                    "missing-instruction",
+                    key_span.clone(),
+                    format!("{place} has no `instruction`"),
+                    Some(format!(
+                        "add instruction = \"\"\"...\"\"\" under [experts.\"{name}\"], saying what the Expert does"
+                    )),
+                );
+            }
+            None
+        }
+    };
+    let description = walker.string(table, "description", place).map(|(text, span)| {
+        let chars = text.chars().count();
+        if chars > MAX_DESCRIPTION_CHARS {
+            walker.error(
+                "description-too-long",
+                span.start..span.start + 1,
+                format!("the description of {place} has {chars} characters; at most {MAX_DESCRIPTION_CHARS} are allowed"),
+                Some("keep the description to what a caller needs to choose this Expert".into()),
+            );
+        }
+        text
+    });
+    let version = walker.string(table, "version", place).map(|(text, span)| {
+        if semver::Version::parse(&text).is_err() {
+            walker.error(
+                "invalid-version",
+                span,
+                format!("version \"{text}\" of {place} is not a semantic version"),
+                Some("write it as MAJOR.MINOR.PATCH, such as \"1.0.0\"".into()),
+            );
+        }
+        text
+    });
+    let delegates = walker.string_list(table, "delegates", place).map(|items| {
+        spans.delegates = items.iter().map(|(_, span)| span.clone()).collect();
+        items.into_iter().map(|(s, _)| s).collect()
+    });
+    let tags = walker.string_list(table, "tags", place).map(|items| {
+        if items.len() > MAX_TAGS {
+            let span = items[MAX_TAGS].1.clone();
+            walker.error(
+                "too-many-tags",
+                span,
+                format!(
+                    "{place} has {} tags; at most {MAX_TAGS} are allowed",
+                    items.len()
+                ),
+                Some("keep the tags that help people find this Expert".into()),
+            );
+        }
+        for (tag, span) in &items {
+            if !valid_tag(tag) {
+                walker.error(
+                    "invalid-tag",
+                    span.clone(),
+                    format!("tag \"{tag}\" of {place} does not match [a-z0-9][a-z0-9_-]*"),
+                    Some(format!("write it as \"{}\"", suggest_tag(tag))),
+                );
+            }
+        }
+        items.into_iter().map(|(s, _)| s).collect()
+    });
+    let min_runtime_version = walker
+        .string(table, "minRuntimeVersion", place)
+        .map(|(s, _)| s);
+    let skills = walker.table(table, "skills", place).map(|(skills, span)| {
+        spans.skills_key = Some(span);
+        let mut map = IndexMap::new();
+        for (skill_key, value) in skills.iter() {
+            let skill_name = skill_key.get_ref().to_string();
+            spans.skill_names.push(skill_name.clone());
+            if let Some(parsed) = skill(walker, name, &skill_name, skill_key.span(), value) {
+                map.insert(skill_name, parsed);
+            }
+        }
+        map
+    });
+    Some(Expert {
+        instruction: instruction?,
+        description,
+        version,
+        delegates,
+        tags,
+        min_runtime_version,
+        skills,
+    })
+}
+
+fn valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+fn suggest_tag(tag: &str) -> String {
+    let cleaned: String = tag
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_start_matches(['-', '_']);
+    if trimmed.is_empty() {
+        "tag".into()
+    } else {
+        trimmed.into()
+    }
+}
+
+fn skill(
+    walker: &mut Walker,
+    expert: &str,
+    name: &str,
+    key_span: Span,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<Skill> {
+    let place = Place::Skill {
+        expert,
+        skill: name,
+    };
+    let DeValue::Table(table) = value.get_ref() else {
+        walker.error(
+            "wrong-type",
+            value.span(),
+            format!(
+                "{place} must be a table, found {}",
+                describe(value.get_ref())
+            ),
+            None,
+        );
+        return None;
+    };
+    let valid_types = || Skill::TYPES.join(", ");
+    let Some((kind, kind_span)) = walker.string(table, "type", place) else {
+        if entry(table, "type").is_none() {
+            walker.error(
+                "missing-field",
+                key_span,
+                format!("{place} has no `type`"),
+                Some(format!(
+                    "add type = \"mcpStdioSkill\" (one of: {})",
+                    valid_types()
+                )),
+            );
+        }
+        return None;
+    };
+    match kind.as_str() {
+        "mcpStdioSkill" => stdio_skill(walker, table, place, key_span).map(Skill::McpStdio),
+        "mcpSseSkill" => sse_skill(walker, table, place, key_span).map(Skill::McpSse),
+        "interactiveSkill" => {
+            interactive_skill(walker, table, place, key_span).map(Skill::Interactive)
+        }
+        other => {
+            walker.error(
+                "unknown-skill-type",
+                kind_span,
+                format!("{place} has unknown type \"{other}\""),
+                Some(match closest(other, Skill::TYPES) {
+                    Some(s) => format!("did you mean \"{s}\"? Valid types: {}", valid_types()),
+                    None => format!("valid types: {}", valid_types()),
+                }),
+            );
+            None
+        }
+    }
+}
+
+fn names(
+    walker: &mut Walker,
+    table: &DeTable<'_>,
+    key: &str,
+    place: Place<'_>,
+) -> Option<Vec<String>> {
+    walker
+        .string_list(table, key, place)
+        .map(|items| items.into_iter().map(|(s, _)| s).collect())
+}
+
+fn stdio_skill(
+    walker: &mut Walker,
+    table: &DeTable<'_>,
+    place: Place<'_>,
+    key_span: Span,
+) -> Option<McpStdioSkill> {
+    walker.check_keys(table, STDIO_KEYS, place);
+    let command = walker.string(table, "command", place);
+    if command.is_none() && entry(table, "command").is_none() {
+        walker.error(
+            "missing-field",
+            key_span.clone(),
+            format!("{place} has no `command`"),
+            Some(
+                "add command = \"npx\" (with packageName) or the server's executable (with args)"
+                    .into(),
+            ),
+        );
+    }
+    if let Some((text, span)) = &command {
+        if text.trim().is_empty() {
+            walker.error(
+                "missing-field",
+                span.clone(),
+                format!("`command` of {place} is empty"),
+                None,
+            );
+        }
+    }
+    let package_name = walker.string(table, "packageName", place);
+    let args = walker.string_list(table, "args", place);
+    match (&package_name, &args, entry(table, "args")) {
+        (Some(_), Some(_), Some((args_key, _))) => walker.error(
+            "package-and-args",
+            args_key.span(),
+            format!("{place} has both `packageName` and `args`; give exactly one"),
+            Some("keep packageName for `npx`/`uvx` packages, or args for any other command".into()),
+        ),
+        (None, None, None) if entry(table, "packageName").is_none() => walker.error(
+            "package-or-args",
+            key_span,
+            format!("{place} has neither `packageName` nor `args`; give exactly one"),
+            Some(
+                "add packageName = \"@scope/server\" (run with npx -y) or args = [\"server.js\"]"
+                    .into(),
+            ),
+        ),
+        _ => {}
+    }
+    Some(McpStdioSkill {
+        command: command?.0,
+        package_name: package_name.map(|(s, _)| s),
+        args: args.map(|items| items.into_iter().map(|(s, _)| s).collect()),
+        description: walker.string(table, "description", place).map(|(s, _)| s),
+        rule: walker.string(table, "rule", place).map(|(s, _)| s),
+        pick: names(walker, table, "pick", place),
+        omit: names(walker, table, "omit", place),
+        required_env: names(walker, table, "requiredEnv", place),
+        lazy_init: walker.boolean(table, "lazyInit", place),
+    })
+}
+
+fn sse_skill(
+    walker: &mut Walker,
+    table: &DeTable<'_>,
+    place: Place<'_>,
+    key_span: Span,
+) -> Option<McpSseSkill> {
+    walker.check_keys(table, SSE_KEYS, place);
+    let endpoint = match walker.string(table, "endpoint", place) {
+        Some((url, span)) => check_url(walker, "endpoint", url, span),
+        None => {
+            if entry(table, "endpoint").is_none() {
+                walker.error(
+                    "missing-field",
+                    key_span,
+                    format!("{place} has no `endpoint`"),
+                    Some("add endpoint = \"http://localhost:8080/mcp\"".into()),
+                );
+            }
+            None
+        }
+    };
+    Some(McpSseSkill {
+        endpoint: endpoint?,
+        description: walker.string(table, "description", place).map(|(s, _)| s),
+        rule: walker.string(table, "rule", place).map(|(s, _)| s),
+        pick: names(walker, table, "pick", place),
+        omit: names(walker, table, "omit", place),
+    })
+}
+
+fn interactive_skill(
+    walker: &mut Walker,
+    table: &DeTable<'_>,
+    place: Place<'_>,
+    key_span: Span,
+) -> Option<InteractiveSkill> {
+    walker.check_keys(table, INTERACTIVE_KEYS, place);
+    let description = walker.string(table, "description", place).map(|(s, _)| s);
+    let rule = walker.string(table, "rule", place).map(|(s, _)| s);
+    let Some((tools_table, _)) = walker.table(table, "tools", place) else {
+        if entry(table, "tools").is_none() {
+            walker.error(
+                "missing-field",
+                key_span,
+                format!("{place} has no `tools`"),
+                Some("add a tool: [experts.\"x\".skills.\"y\".tools.askUser] with description and inputJsonSchema".into()),
+            );
+        }
+        return None;
+    };
+    let mut tools = IndexMap::new();
+    let mut ok = true;
+    for (tool_key, value) in tools_table.iter() {
+        let tool_name = tool_key.get_ref().to_string();
+        let Place::Skill { expert, skill } = place else {
+            continue;
+        };
+        let tool_place = Place::Tool {
+            expert,
+            skill,
+            tool: &tool_name,
+        };
+        if !valid_tool_name(&tool_name) {
+            walker.error(
+                "invalid-tool-name",
+                tool_key.span(),
+                format!("{tool_place}: a tool name must be 1 to 64 letters, digits, `_` or `-`"),
+                Some("model providers reject other names; rename the tool".into()),
+            );
+        }
+        let DeValue::Table(tool) = value.get_ref() else {
+            walker.error(
+                "wrong-type",
+                value.span(),
+                format!(
+                    "{tool_place} must be a table, found {}",
+                    describe(value.get_ref())
+                ),
+                None,
+            );
+            ok = false;
+            continue;
+        };
+        walker.check_keys(tool, INTERACTIVE_TOOL_KEYS, tool_place);
+        let tool_description = walker
+            .string(tool, "description", tool_place)
+            .map(|(s, _)| s);
+        let Some((schema, span)) = walker.string(tool, "inputJsonSchema", tool_place) else {
+            if entry(tool, "inputJsonSchema").is_none() {
+                walker.error(
+                    "missing-field",
+                    tool_key.span(),
+                    format!("{tool_place} has no `inputJsonSchema`"),
+                    Some(
+                        "add inputJsonSchema = '{\"type\": \"object\", \"properties\": {}}'".into(),
+                    ),
+                );
+            }
+            ok = false;
+            continue;
+        };
+        if !check_object_schema(walker, &schema, span, tool_place) {
+            ok = false;
+            continue;
+        }
+        tools.insert(
+            tool_name,
+            InteractiveTool {
+                description: tool_description,
+                input_json_schema: schema,
+            },
+        );
+    }
+    ok.then_some(InteractiveSkill {
+        description,
+        rule,
+        tools,
+    })
+}
+
+pub fn valid_tool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Only the top of the schema matters here; the rest is the provider's to read.
+#[derive(serde::Deserialize)]
+struct SchemaHead {
+    #[serde(rename = "type")]
+    kind: Option<serde_json::Value>,
+}
+
+fn check_object_schema(walker: &mut Walker, schema: &str, span: Span, place: Place<'_>) -> bool {
+    let head = match serde_json::from_str::<SchemaHead>(schema) {
+        Err(err) if !err.is_data() => {
+            walker.error(
+                "invalid-json-schema",
+                span,
+                format!("`inputJsonSchema` of {place} is not valid JSON: {err}"),
+                Some(
+                    "use a TOML literal string ('...') so backslashes and quotes stay as written"
+                        .into(),
+                ),
+            );
+            return false;
+        }
+        // serde reads a JSON array into a struct too, so the shape is checked by its first character.
+        Ok(head) if schema.trim_start().starts_with('{') => head,
+        _ => {
+            walker.error(
+                "invalid-json-schema",
+                span,
+                format!(
+                    "`inputJsonSchema` of {place} must be a JSON object, not {}",
+                    schema.trim()
+                ),
+                Some(
+                    "write an object schema: {\"type\": \"object\", \"properties\": {...}}".into(),
+                ),
+            );
+            return false;
+        }
+    };
+    match head.kind {
+        None => true,
+        Some(serde_json::Value::String(t)) if t == "object" => true,
+        Some(other) => {
+            walker.error(
+                "invalid-json-schema",
+                span,
+                format!("`inputJsonSchema` of {place} has \"type\": {other}; tool input must be an object schema"),
+                Some("set \"type\": \"object\" and describe the fields under \"properties\"".into()),
+            );
+            false
+        }
+    }
+}
