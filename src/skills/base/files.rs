@@ -42,6 +42,10 @@ pub async fn read_text_file(ws: &Workspace, args: &Args) -> Result<ToolOutput> {
             "{shown} is a directory; use listDirectory to see its contents"
         )));
     }
+    if !meta.is_file() {
+        // A FIFO or device could block the call forever.
+        return Err(ToolError::message(format!("{shown} is not a regular file")));
+    }
     if meta.len() > MAX_TEXT_FILE_BYTES {
         return Err(ToolError::message(format!(
             "{shown} is {} bytes, more than the {MAX_TEXT_FILE_BYTES} bytes readTextFile reads; \
