@@ -98,12 +98,16 @@ impl Capture {
 }
 
 /// Kills the process group when dropped: on every way out of `run`, including the caller
-/// dropping the future mid-call.
+/// dropping the future mid-call. The group id is the child's pid; after the child is reaped
+/// the id stays reserved while any member lives, so killing it cannot hit another process
+/// unless the pid is reused within the drain grace.
 struct GroupGuard(Option<libc::pid_t>);
 
 impl GroupGuard {
-    fn kill(&self) {
-        if let Some(pgid) = self.0 {
+    /// Kills the group once; later calls do nothing, so a group id that a finished group left
+    /// behind is not signalled again.
+    fn kill(&mut self) {
+        if let Some(pgid) = self.0.take() {
             // SAFETY: killpg has no memory-safety preconditions; an already empty group just
             // yields ESRCH, which is ignored.
             unsafe {
@@ -142,7 +146,7 @@ async fn run(req: Request) -> Result<ToolOutput, ToolError> {
     let mut child = cmd
         .spawn()
         .map_err(|e| ToolError::message(format!("cannot run `{}`: {e}", req.command)))?;
-    let guard = GroupGuard(child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()));
+    let mut guard = GroupGuard(child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()));
     let out = Arc::new(Mutex::new(Capture::default()));
     let err = Arc::new(Mutex::new(Capture::default()));
     let mut readers: Vec<JoinHandle<()>> = Vec::new();

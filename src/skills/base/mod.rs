@@ -27,11 +27,11 @@ pub use todo::Todo;
 
 use self::args::{ArgError, Args};
 use self::todo::TodoList;
+use crate::definition::BASE_SKILL_NAME;
 use crate::skills::workspace::{Workspace, WorkspaceError};
 use crate::tool::{ToolContent, ToolDefinition, ToolOutput};
 
-/// The skill's name in perstack.toml and in events.
-pub const NAME: &str = "@perstack/base";
+/// The tool whose call may end a run; see [`BaseSkill::attempt_completion`].
 pub const ATTEMPT_COMPLETION: &str = "attemptCompletion";
 
 /// Why a tool call failed; always turned into an error [`ToolOutput`] for the model.
@@ -149,14 +149,14 @@ impl BaseSkill {
             "getFileInfo" => files::get_file_info(ws, &args).await,
             "healthCheck" => Ok(ToolOutput::text(files::to_pretty(&json!({
                 "status": "ok",
-                "skill": NAME,
+                "skill": BASE_SKILL_NAME,
                 "version": env!("CARGO_PKG_VERSION"),
                 "workspace": ws.root().display().to_string(),
             })))),
             "readImageFile" => media::read_image_file(ws, &args).await,
             "readPdfFile" => media::read_pdf_file(ws, &args).await,
             other => Err(ToolError::message(format!(
-                "unknown tool {other} in {NAME}; available tools: {}",
+                "unknown tool {other} in {BASE_SKILL_NAME}; available tools: {}",
                 Self::tools()
                     .iter()
                     .map(|t| t.name.as_str())
