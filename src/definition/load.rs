@@ -182,7 +182,7 @@ fn syntax_help(message: &str) -> String {
 pub fn load_env(
     loaded: &LoadedConfig,
     extra_env_paths: &[PathBuf],
-) -> Result<HashMap<String, String>, Diagnostic> {
+) -> Result<HashMap<String, String>, Box<Diagnostic>> {
     let mut env = HashMap::new();
     let mut files: Vec<PathBuf> = loaded
         .config
@@ -208,7 +208,7 @@ pub fn load_env(
     Ok(env)
 }
 
-fn dotenv_error(file: &Path, err: dotenvy::Error) -> Diagnostic {
+fn dotenv_error(file: &Path, err: dotenvy::Error) -> Box<Diagnostic> {
     let (message, line) = match &err {
         dotenvy::Error::LineParse(text, index) => (
             format!(
@@ -228,5 +228,82 @@ fn dotenv_error(file: &Path, err: dotenvy::Error) -> Diagnostic {
     if let (Some(location), Some(line)) = (&mut diagnostic.location, line) {
         location.source_line = line;
     }
-    diagnostic
+    Box::new(diagnostic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(dir: &Path, env_path: Option<Vec<String>>) -> LoadedConfig {
+        LoadedConfig {
+            config: Config {
+                env_path,
+                ..Config::default()
+            },
+            path: dir.join(CONFIG_FILE_NAME),
+            dir: dir.to_path_buf(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn dotenv_files_layer_under_the_process_environment() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join(".env"),
+            "PERSTACK_T_A=from-env\nPERSTACK_T_B=from-env\nPATH=not-the-path\n",
+        )
+        .expect("write");
+        std::fs::write(dir.path().join(".env.local"), "PERSTACK_T_B=from-local\n").expect("write");
+        let env = load_env(&loaded(dir.path(), None), &[]).expect("env loads");
+        assert_eq!(
+            env.get("PERSTACK_T_A").map(String::as_str),
+            Some("from-env")
+        );
+        assert_eq!(
+            env.get("PERSTACK_T_B").map(String::as_str),
+            Some("from-local")
+        );
+        assert_ne!(env.get("PATH").map(String::as_str), Some("not-the-path"));
+    }
+
+    #[test]
+    fn missing_dotenv_files_are_fine_and_broken_ones_are_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = loaded(dir.path(), Some(vec!["nope.env".into(), "bad.env".into()]));
+        assert!(load_env(&config, &[]).is_ok());
+        std::fs::write(
+            dir.path().join("bad.env"),
+            "GOOD=1\nthis line is not an assignment\n",
+        )
+        .expect("write");
+        let err = load_env(&config, &[]).expect_err("bad file is reported");
+        assert_eq!(err.code, "dotenv");
+        assert!(err.message.contains("bad.env"), "{}", err.message);
+    }
+
+    #[test]
+    fn discovery_prefers_the_explicit_path_then_walks_up() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nested = dir.path().join("a/b");
+        std::fs::create_dir_all(&nested).expect("mkdir");
+        assert!(matches!(
+            discover(None, &nested),
+            Err(ConfigError::NotFound { .. })
+        ));
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), "").expect("write");
+        assert_eq!(
+            discover(None, &nested).expect("found"),
+            dir.path().join(CONFIG_FILE_NAME)
+        );
+        assert_eq!(
+            discover(None, dir.path()).expect("found"),
+            PathBuf::from(CONFIG_FILE_NAME)
+        );
+        assert_eq!(
+            discover(Some(Path::new("x.toml")), &nested).expect("explicit"),
+            PathBuf::from("x.toml")
+        );
+    }
 }
