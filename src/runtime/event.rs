@@ -1,0 +1,307 @@
+//! `RunEvent`: the only data that crosses from the runtime to a UI or to JSONL.
+//!
+//! Names and fields follow Perstack's events, so tools that read its JSONL keep working. Beyond
+//! them: `llmRequest` (the exact request sent to the model, secrets redacted), `toolCallTiming`,
+//! `stopRunByCancel`, `paused` and `resumed`, and `parentRunId` on every event so a UI can
+//! build the run tree without tracking delegation itself.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::checkpoint::{Checkpoint, CheckpointError, Usage};
+use super::id::{new_id, now_millis};
+use super::message::{Message, ToolCall, ToolResult};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunEvent {
+    pub id: String,
+    pub job_id: String,
+    pub run_id: String,
+    pub expert_key: String,
+    pub step_number: u64,
+    pub timestamp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_run_id: Option<String>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The ids every event of one run carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunIds {
+    pub job_id: String,
+    pub run_id: String,
+    pub expert_key: String,
+    pub parent_run_id: Option<String>,
+}
+
+impl RunIds {
+    pub fn event(&self, step_number: u64, kind: EventKind) -> RunEvent {
+        RunEvent {
+            id: new_id(),
+            job_id: self.job_id.clone(),
+            run_id: self.run_id.clone(),
+            expert_key: self.expert_key.clone(),
+            step_number,
+            timestamp: now_millis(),
+            parent_run_id: self.parent_run_id.clone(),
+            kind,
+        }
+    }
+}
+
+/// One step: one generation and the tool calls it asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub step_number: u64,
+    pub new_messages: Vec<Message>,
+    pub tool_calls: Vec<ToolCall>,
+    pub tool_results: Vec<ToolResult>,
+    pub usage: Usage,
+    pub started_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<u64>,
+}
+
+/// The request as it went on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireRequest {
+    pub provider: String,
+    pub model: String,
+    pub method: String,
+    pub url: String,
+    /// Header names and values, with keys and tokens replaced by `[redacted]`.
+    pub headers: Vec<(String, String)>,
+    /// The exact body bytes, as text.
+    pub body: String,
+    /// True when a person edited the body before it was sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub edited: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum EventKind {
+    InitializeRuntime {
+        runtime_version: String,
+        runtime: String,
+        expert_name: String,
+        experts: Vec<String>,
+        model: String,
+        max_steps: u64,
+        max_retries: u64,
+        timeout: u64,
+        query: String,
+    },
+    SkillStarting {
+        skill_name: String,
+    },
+    SkillConnected {
+        skill_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server_info: Option<Value>,
+        spawn_duration_ms: u64,
+        handshake_duration_ms: u64,
+        connect_duration_ms: u64,
+        tool_discovery_duration_ms: u64,
+        total_duration_ms: u64,
+    },
+    SkillStderr {
+        skill_name: String,
+        message: String,
+    },
+    SkillDisconnected {
+        skill_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    SkillWarning {
+        skill_name: String,
+        message: String,
+    },
+    StartRun {
+        initial_checkpoint: Box<Checkpoint>,
+        input_messages: Vec<Message>,
+    },
+    StartGeneration {
+        messages: Vec<Message>,
+    },
+    LlmRequest {
+        request: WireRequest,
+        attempt: u32,
+    },
+    StartStreamingReasoning,
+    StreamReasoning {
+        delta: String,
+    },
+    CompleteStreamingReasoning {
+        text: String,
+    },
+    StartStreamingRunResult,
+    StreamRunResult {
+        delta: String,
+    },
+    CompleteStreamingRunResult {
+        text: String,
+    },
+    CallTools {
+        new_message: Message,
+        tool_calls: Vec<ToolCall>,
+        usage: Usage,
+    },
+    CallDelegate {
+        tool_call: ToolCall,
+        delegate_run_id: String,
+        delegate_expert_key: String,
+        query: String,
+    },
+    CallInteractiveTool {
+        tool_call: ToolCall,
+    },
+    ToolCallTiming {
+        tool_call_id: String,
+        skill_name: String,
+        tool_name: String,
+        started_at: u64,
+        duration_ms: u64,
+        is_error: bool,
+    },
+    ResolveToolResults {
+        tool_results: Vec<ToolResult>,
+    },
+    AttemptCompletion {
+        tool_result: ToolResult,
+    },
+    FinishToolCall {
+        new_messages: Vec<Message>,
+    },
+    ContinueToNextStep {
+        checkpoint: Box<Checkpoint>,
+        next_checkpoint: Box<Checkpoint>,
+        step: Box<Step>,
+    },
+    Retry {
+        reason: String,
+        attempt: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delay_ms: Option<u64>,
+    },
+    CompleteRun {
+        checkpoint: Box<Checkpoint>,
+        step: Box<Step>,
+        text: String,
+        usage: Usage,
+    },
+    StopRunByError {
+        checkpoint: Box<Checkpoint>,
+        error: CheckpointError,
+    },
+    StopRunByExceededMaxSteps {
+        checkpoint: Box<Checkpoint>,
+    },
+    StopRunByDelegate {
+        checkpoint: Box<Checkpoint>,
+    },
+    StopRunByInteractiveTool {
+        checkpoint: Box<Checkpoint>,
+    },
+    StopRunByCancel {
+        checkpoint: Box<Checkpoint>,
+    },
+}
+
+impl EventKind {
+    /// The event's `type` string.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::InitializeRuntime { .. } => "initializeRuntime",
+            EventKind::SkillStarting { .. } => "skillStarting",
+            EventKind::SkillConnected { .. } => "skillConnected",
+            EventKind::SkillStderr { .. } => "skillStderr",
+            EventKind::SkillDisconnected { .. } => "skillDisconnected",
+            EventKind::SkillWarning { .. } => "skillWarning",
+            EventKind::StartRun { .. } => "startRun",
+            EventKind::StartGeneration { .. } => "startGeneration",
+            EventKind::LlmRequest { .. } => "llmRequest",
+            EventKind::StartStreamingReasoning => "startStreamingReasoning",
+            EventKind::StreamReasoning { .. } => "streamReasoning",
+            EventKind::CompleteStreamingReasoning { .. } => "completeStreamingReasoning",
+            EventKind::StartStreamingRunResult => "startStreamingRunResult",
+            EventKind::StreamRunResult { .. } => "streamRunResult",
+            EventKind::CompleteStreamingRunResult { .. } => "completeStreamingRunResult",
+            EventKind::CallTools { .. } => "callTools",
+            EventKind::CallDelegate { .. } => "callDelegate",
+            EventKind::CallInteractiveTool { .. } => "callInteractiveTool",
+            EventKind::ToolCallTiming { .. } => "toolCallTiming",
+            EventKind::ResolveToolResults { .. } => "resolveToolResults",
+            EventKind::AttemptCompletion { .. } => "attemptCompletion",
+            EventKind::FinishToolCall { .. } => "finishToolCall",
+            EventKind::ContinueToNextStep { .. } => "continueToNextStep",
+            EventKind::Retry { .. } => "retry",
+            EventKind::CompleteRun { .. } => "completeRun",
+            EventKind::StopRunByError { .. } => "stopRunByError",
+            EventKind::StopRunByExceededMaxSteps { .. } => "stopRunByExceededMaxSteps",
+            EventKind::StopRunByDelegate { .. } => "stopRunByDelegate",
+            EventKind::StopRunByInteractiveTool { .. } => "stopRunByInteractiveTool",
+            EventKind::StopRunByCancel { .. } => "stopRunByCancel",
+        }
+    }
+
+    /// Streaming deltas are shown live but not stored one file each.
+    pub fn is_delta(&self) -> bool {
+        matches!(
+            self,
+            EventKind::StreamReasoning { .. } | EventKind::StreamRunResult { .. }
+        )
+    }
+
+    /// True for the events that end a run.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            EventKind::CompleteRun { .. }
+                | EventKind::StopRunByError { .. }
+                | EventKind::StopRunByExceededMaxSteps { .. }
+                | EventKind::StopRunByDelegate { .. }
+                | EventKind::StopRunByInteractiveTool { .. }
+                | EventKind::StopRunByCancel { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_with_type_and_ids_flat() {
+        let ids = RunIds {
+            job_id: "j".into(),
+            run_id: "r".into(),
+            expert_key: "a".into(),
+            parent_run_id: None,
+        };
+        let event = ids.event(3, EventKind::StreamRunResult { delta: "hi".into() });
+        let json = serde_json::to_value(&event).expect("serialises");
+        assert_eq!(json["type"], "streamRunResult");
+        assert_eq!(json["jobId"], "j");
+        assert_eq!(json["runId"], "r");
+        assert_eq!(json["expertKey"], "a");
+        assert_eq!(json["stepNumber"], 3);
+        assert_eq!(json["delta"], "hi");
+        assert!(json.get("parentRunId").is_none());
+        let back: RunEvent = serde_json::from_value(json).expect("parses back");
+        assert_eq!(back, event);
+        assert_eq!(back.kind.name(), "streamRunResult");
+        let unit = serde_json::to_value(ids.event(1, EventKind::StartStreamingRunResult))
+            .expect("serialises");
+        assert_eq!(unit["type"], "startStreamingRunResult");
+    }
+}

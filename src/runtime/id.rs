@@ -1,0 +1,67 @@
+//! Identifiers and timestamps for jobs, runs, checkpoints, messages and events.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A 24-character lowercase id: time-ordered prefix, random suffix. Unique within a process
+/// and, with overwhelming likelihood, across processes.
+pub fn new_id() -> String {
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(count);
+    hasher.write_u128(now_nanos());
+    hasher.write_u32(std::process::id());
+    let random = hasher.finish();
+    let mut out = String::with_capacity(24);
+    push_base36(
+        &mut out,
+        (now_millis() as u128) << 16 | (count as u128 & 0xffff),
+        12,
+    );
+    push_base36(&mut out, random as u128, 12);
+    out
+}
+
+fn push_base36(out: &mut String, mut value: u128, width: usize) {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut buf = vec![b'0'; width];
+    for slot in buf.iter_mut().rev() {
+        *slot = DIGITS[(value % 36) as usize];
+        value /= 36;
+    }
+    out.extend(buf.into_iter().map(char::from));
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch, the timestamp of every event.
+pub fn now_millis() -> u64 {
+    (now_nanos() / 1_000_000) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_well_formed() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(10) {
+            assert_eq!(id.len(), 24);
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            );
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! The state machine of one Expert run. Pure: it takes an [`Input`] and returns [`Effect`]s as
+//! data; a driver performs them (model calls, tools, disk) and feeds the results back. Every
+//! transition can be tested without a network, a clock or a disk.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::checkpoint::{Checkpoint, CheckpointError, CheckpointStatus, Usage};
+use super::event::{EventKind, Step};
+use super::id::{new_id, now_millis};
+use super::message::{Message, Part, ToolCall, ToolResult};
+use crate::skills::base::ATTEMPT_COMPLETION;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Init,
+    PreparingForStep,
+    GeneratingToolCall,
+    CallingTool,
+    CallingDelegate,
+    CallingInteractiveTool,
+    ResolvingToolResult,
+    FinishingStep,
+    GeneratingRunResult,
+    Stopped(CheckpointStatus),
+}
+
+/// How a tool name is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolKind {
+    /// A tool of a skill (built in or MCP): the driver calls it.
+    Skill { skill_name: String },
+    /// Another Expert, run as a child run.
+    Delegate { expert_key: String },
+    /// Answered by a person: the run stops until the answer comes.
+    Interactive { skill_name: String },
+}
+
+/// What the model produced in one generation, provider-neutral.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Generation {
+    pub text: String,
+    /// Thinking blocks with their signatures, kept so the next request can replay them.
+    pub thinking: Vec<(String, Option<String>)>,
+    pub tool_calls: Vec<GeneratedCall>,
+    pub usage: Usage,
+    /// The output was cut by the token limit.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedCall {
+    pub id: String,
+    pub name: String,
+    pub args: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Answer to [`Effect::ReserveStep`]: false when the job's maxSteps are spent.
+    StepReserved(bool),
+    Generated(Generation),
+    /// The model call failed after the provider layer's own retries.
+    GenerationFailed(CheckpointError),
+    /// Results of [`Effect::CallTools`], in any order. `completion_accepted` answers an
+    /// `attemptCompletion` among them: `Some(false)` while todos remain open.
+    ToolsDone {
+        results: Vec<ToolResult>,
+        completion_accepted: Option<bool>,
+    },
+    /// A person answered the pending interactive tool calls.
+    InteractiveAnswered(Vec<ToolResult>),
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Emit(EventKind),
+    /// Write this checkpoint to disk (atomically) before going on.
+    SaveCheckpoint(Box<Checkpoint>),
+    /// Ask the job for one more step.
+    ReserveStep,
+    /// Call the model with these messages. `run_result` is true when the answer is the run's
+    /// final text (after an accepted `attemptCompletion`).
+    Generate {
+        messages: Vec<Message>,
+        run_result: bool,
+    },
+    /// Call these tools (skills and delegates) concurrently, then send [`Input::ToolsDone`].
+    CallTools(Vec<ToolCall>),
+    /// The run has ended with this status.
+    Finish(CheckpointStatus),
+}
+
+pub struct Machine {
+    state: State,
+    checkpoint: Checkpoint,
+    max_retries: u64,
+    tools: HashMap<String, ToolKind>,
+    /// The step being built.
+    step: Step,
+    pending_interactive: Vec<ToolCall>,
+}
+
+const EMPTY_ANSWER_NOTE: &str = "Your last answer was empty. Continue the task: call a tool, or call attemptCompletion when the task is done.";
+const TRUNCATED_NOTE: &str = "Your last answer was cut off by the output token limit. Continue with a shorter answer, or split the work into smaller tool calls.";
+
+impl Machine {
+    /// A machine continuing from `checkpoint` (a fresh one for a new run, or a stored one to
+    /// resume). `tools` names every tool the Expert may call.
+    pub fn new(checkpoint: Checkpoint, max_retries: u64, tools: HashMap<String, ToolKind>) -> Self {
+        let step = empty_step(checkpoint.step_number);
+        Machine {
+            state: State::Init,
+            checkpoint,
+            max_retries,
+            tools,
+            step,
+            pending_interactive: Vec::new(),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// Start (or resume) the run. `input_messages` are the messages this run adds (the query,
+    /// or nothing when resuming).
+    pub fn start(&mut self, input_messages: Vec<Message>) -> Vec<Effect> {
+        let mut effects = vec![Effect::Emit(EventKind::StartRun {
+            initial_checkpoint: Box::new(self.checkpoint.clone()),
+            input_messages: input_messages.clone(),
+        })];
+        self.checkpoint.messages.extend(input_messages);
+        self.checkpoint.status = CheckpointStatus::Proceeding;
+        if let Some(pending) = self.checkpoint.pending_tool_calls.clone() {
+            // Resuming a run that stopped for a person's answer: wait for it.
+            self.pending_interactive = pending;
+            self.state = State::CallingInteractiveTool;
+            return effects;
+        }
+        self.state = State::PreparingForStep;
+        effects.push(Effect::ReserveStep);
+        effects
+    }
+
+    pub fn handle(&mut self, input: Input) -> Vec<Effect> {
+        if let State::Stopped(_) = self.state {
+            return Vec::new();
+        }
+        match (self.state, input) {
+            (_, Input::Cancelled) => self.stop(CheckpointStatus::StoppedByCancel, None),
+            (State::PreparingForStep, Input::StepReserved(true)) => self.generate(false),
+            (State::PreparingForStep, Input::StepReserved(false)) => {
+                self.stop(CheckpointStatus::StoppedByExceededMaxSteps, None)
+            }
+            (
+                State::GeneratingToolCall | State::GeneratingRunResult,
+                Input::GenerationFailed(error),
+            ) => self.stop(CheckpointStatus::StoppedByError, Some(error)),
+            (State::GeneratingToolCall, Input::Generated(generation)) => {
+                self.on_generation(generation)
+            }
+            (State::GeneratingRunResult, Input::Generated(generation)) => {
+                self.on_run_result(generation)
+            }
+            (
+                State::CallingTool | State::CallingDelegate,
+                Input::ToolsDone {
+                    results,
+                    completion_accepted,
+                },
+            ) => self.on_tools_done(results, completion_accepted),
+            (State::CallingInteractiveTool, Input::InteractiveAnswered(answers)) => {
+                let mut results = self
+                    .checkpoint
+                    .partial_tool_results
+                    .take()
+                    .unwrap_or_default();
+                results.extend(answers);
+                self.checkpoint.pending_tool_calls = None;
+                self.pending_interactive.clear();
+                self.finish_step(results)
+            }
+            (state, input) => {
+                let error = CheckpointError {
+                    name: "InvalidTransition".into(),
+                    message: format!("the run received {input:?} while {state:?}"),
+                    status_code: None,
+                    is_retryable: false,
+                };
+                self.stop(CheckpointStatus::StoppedByError, Some(error))
+            }
+        }
+    }
+
+    fn generate(&mut self, run_result: bool) -> Vec<Effect> {
+        self.state = if run_result {
+            State::GeneratingRunResult
+        } else {
+            State::GeneratingToolCall
+        };
+        if self.step.started_at == 0 {
+            self.step.started_at = now_millis();
+        }
+        let mut effects = Vec::new();
+        if !run_result {
+            effects.push(Effect::Emit(EventKind::StartGeneration {
+                messages: self.checkpoint.messages.clone(),
+            }));
+        }
+        effects.push(Effect::Generate {
+            messages: self.checkpoint.messages.clone(),
+            run_result,
+        });
+        effects
+    }
+
+    fn on_generation(&mut self, generation: Generation) -> Vec<Effect> {
+        self.checkpoint.usage.add(&generation.usage);
+        self.step.usage.add(&generation.usage);
+        let has_text = !generation.text.trim().is_empty();
+        if generation.tool_calls.is_empty() && (!has_text || generation.truncated) {
+            let note = if generation.truncated {
+                TRUNCATED_NOTE
+            } else {
+                EMPTY_ANSWER_NOTE
+            };
+            return self.retry(note);
+        }
+        self.checkpoint.retry_count = None;
+        let message = Message::expert(answer_parts(&generation));
+        self.checkpoint.messages.push(message.clone());
+        self.step.new_messages.push(message.clone());
+        if generation.tool_calls.is_empty() {
+            // A text answer with no tool call completes the run.
+            return self.complete(generation.text);
+        }
+        let calls: Vec<ToolCall> = generation
+            .tool_calls
+            .iter()
+            .map(|call| ToolCall {
+                id: call.id.clone(),
+                skill_name: self.skill_name(&call.name),
+                tool_name: call.name.clone(),
+                args: call.args.clone(),
+            })
+            .collect();
+        self.step.tool_calls.extend(calls.iter().cloned());
+        let mut effects = vec![Effect::Emit(EventKind::CallTools {
+            new_message: message,
+            tool_calls: calls.clone(),
+            usage: generation.usage,
+        })];
+        let (interactive, callable): (Vec<ToolCall>, Vec<ToolCall>) =
+            calls.into_iter().partition(|call| {
+                matches!(
+                    self.tools.get(&call.tool_name),
+                    Some(ToolKind::Interactive { .. })
+                )
+            });
+        self.pending_interactive = interactive;
+        if callable.is_empty() {
+            effects.extend(self.on_tools_done(Vec::new(), None));
+            return effects;
+        }
+        let only_delegates = callable.iter().all(|call| {
+            matches!(
+                self.tools.get(&call.tool_name),
+                Some(ToolKind::Delegate { .. })
+            )
+        });
+        self.state = if only_delegates {
+            State::CallingDelegate
+        } else {
+            State::CallingTool
+        };
+        effects.push(Effect::CallTools(callable));
+        effects
+    }
+
+    fn skill_name(&self, tool_name: &str) -> String {
+        match self.tools.get(tool_name) {
+            Some(ToolKind::Skill { skill_name }) | Some(ToolKind::Interactive { skill_name }) => {
+                skill_name.clone()
+            }
+            Some(ToolKind::Delegate { expert_key }) => expert_key.clone(),
+            None => String::new(),
+        }
+    }
+
+    fn on_tools_done(
+        &mut self,
+        results: Vec<ToolResult>,
+        completion_accepted: Option<bool>,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if !self.pending_interactive.is_empty() {
+            // Everything else is answered; the run waits for a person.
+            self.state = State::CallingInteractiveTool;
+            for call in &self.pending_interactive {
+                effects.push(Effect::Emit(EventKind::CallInteractiveTool {
+                    tool_call: call.clone(),
+                }));
+            }
+            self.checkpoint.pending_tool_calls = Some(self.pending_interactive.clone());
+            self.checkpoint.partial_tool_results = Some(results);
+            effects.extend(self.stop(CheckpointStatus::StoppedByInteractiveTool, None));
+            return effects;
+        }
+        let completion = results
+            .iter()
+            .find(|r| r.tool_name == ATTEMPT_COMPLETION)
+            .cloned();
+        if let (Some(result), Some(true)) = (completion, completion_accepted) {
+            self.state = State::ResolvingToolResult;
+            let message = Message::tool_results(&results);
+            self.checkpoint.messages.push(message.clone());
+            self.step.new_messages.push(message);
+            self.step.tool_results.extend(results);
+            effects.push(Effect::Emit(EventKind::AttemptCompletion {
+                tool_result: result,
+            }));
+            effects.extend(self.generate(true));
+            return effects;
+        }
+        effects.extend(self.finish_step(results));
+        effects
+    }
+
+    fn finish_step(&mut self, results: Vec<ToolResult>) -> Vec<Effect> {
+        self.state = State::ResolvingToolResult;
+        let mut effects = vec![Effect::Emit(EventKind::ResolveToolResults {
+            tool_results: results.clone(),
+        })];
+        let message = Message::tool_results(&results);
+        self.checkpoint.messages.push(message.clone());
+        self.step.new_messages.push(message.clone());
+        self.step.tool_results.extend(results);
+        effects.push(Effect::Emit(EventKind::FinishToolCall {
+            new_messages: vec![message],
+        }));
+        self.state = State::FinishingStep;
+        self.checkpoint.status = CheckpointStatus::Proceeding;
+        let finished = self.checkpoint.clone();
+        effects.push(Effect::SaveCheckpoint(Box::new(finished.clone())));
+        let mut step = std::mem::replace(&mut self.step, empty_step(finished.step_number + 1));
+        step.finished_at = Some(now_millis());
+        self.checkpoint.id = new_id();
+        self.checkpoint.step_number += 1;
+        effects.push(Effect::Emit(EventKind::ContinueToNextStep {
+            checkpoint: Box::new(finished),
+            next_checkpoint: Box::new(self.checkpoint.clone()),
+            step: Box::new(step),
+        }));
+        self.state = State::PreparingForStep;
+        effects.push(Effect::ReserveStep);
+        effects
+    }
+
+    fn on_run_result(&mut self, generation: Generation) -> Vec<Effect> {
+        self.checkpoint.usage.add(&generation.usage);
+        self.step.usage.add(&generation.usage);
+        if generation.text.trim().is_empty() && generation.tool_calls.is_empty() {
+            return self.retry(EMPTY_ANSWER_NOTE);
+        }
+        if generation.text.trim().is_empty() {
+            // The model chose to keep working after all: treat it as an ordinary step.
+            self.state = State::GeneratingToolCall;
+            return self.on_generation(generation);
+        }
+        let message = Message::expert(answer_parts(&generation));
+        self.checkpoint.messages.push(message.clone());
+        self.step.new_messages.push(message);
+        self.complete(generation.text)
+    }
+
+    fn complete(&mut self, text: String) -> Vec<Effect> {
+        self.checkpoint.status = CheckpointStatus::Completed;
+        self.state = State::Stopped(CheckpointStatus::Completed);
+        let mut step = std::mem::replace(&mut self.step, empty_step(self.checkpoint.step_number));
+        step.finished_at = Some(now_millis());
+        vec![
+            Effect::SaveCheckpoint(Box::new(self.checkpoint.clone())),
+            Effect::Emit(EventKind::CompleteRun {
+                checkpoint: Box::new(self.checkpoint.clone()),
+                step: Box::new(step),
+                text,
+                usage: self.checkpoint.usage,
+            }),
+            Effect::Finish(CheckpointStatus::Completed),
+        ]
+    }
+
+    fn retry(&mut self, note: &str) -> Vec<Effect> {
+        let attempt = self.checkpoint.retry_count.unwrap_or(0) + 1;
+        if attempt > self.max_retries {
+            let error = CheckpointError {
+                name: "RetryLimitExceeded".into(),
+                message: format!("{note} (gave up after {} retries)", self.max_retries),
+                status_code: None,
+                is_retryable: false,
+            };
+            return self.stop(CheckpointStatus::StoppedByError, Some(error));
+        }
+        self.checkpoint.retry_count = Some(attempt);
+        let note_message = Message::user(note);
+        self.checkpoint.messages.push(note_message.clone());
+        self.step.new_messages.push(note_message);
+        let mut effects = vec![Effect::Emit(EventKind::Retry {
+            reason: note.to_string(),
+            attempt,
+            delay_ms: None,
+        })];
+        let run_result = self.state == State::GeneratingRunResult;
+        effects.extend(self.generate(run_result));
+        effects
+    }
+
+    fn stop(&mut self, status: CheckpointStatus, error: Option<CheckpointError>) -> Vec<Effect> {
+        self.checkpoint.status = status;
+        self.checkpoint.error = error.clone();
+        self.state = State::Stopped(status);
+        let checkpoint = Box::new(self.checkpoint.clone());
+        let event = match (status, error) {
+            (CheckpointStatus::StoppedByError, error) => EventKind::StopRunByError {
+                checkpoint,
+                error: error.unwrap_or(CheckpointError {
+                    name: "Error".into(),
+                    message: "the run stopped with an error".into(),
+                    status_code: None,
+                    is_retryable: false,
+                }),
+            },
+            (CheckpointStatus::StoppedByExceededMaxSteps, _) => {
+                EventKind::StopRunByExceededMaxSteps { checkpoint }
+            }
+            (CheckpointStatus::StoppedByInteractiveTool, _) => {
+                EventKind::StopRunByInteractiveTool { checkpoint }
+            }
+            (CheckpointStatus::StoppedByDelegate, _) => EventKind::StopRunByDelegate { checkpoint },
+            _ => EventKind::StopRunByCancel { checkpoint },
+        };
+        vec![
+            Effect::SaveCheckpoint(Box::new(self.checkpoint.clone())),
+            Effect::Emit(event),
+            Effect::Finish(status),
+        ]
+    }
+}
+
+fn empty_step(step_number: u64) -> Step {
+    Step {
+        step_number,
+        new_messages: Vec::new(),
+        tool_calls: Vec::new(),
+        tool_results: Vec::new(),
+        usage: Usage::default(),
+        started_at: 0,
+        finished_at: None,
+    }
+}
+
+fn answer_parts(generation: &Generation) -> Vec<Part> {
+    let mut parts: Vec<Part> = generation
+        .thinking
+        .iter()
+        .map(|(thinking, signature)| Part::ThinkingPart {
+            id: new_id(),
+            thinking: thinking.clone(),
+            signature: signature.clone(),
+        })
+        .collect();
+    if !generation.text.is_empty() {
+        parts.push(Part::text(generation.text.clone()));
+    }
+    parts.extend(generation.tool_calls.iter().map(|call| Part::ToolCallPart {
+        id: new_id(),
+        tool_call_id: call.id.clone(),
+        tool_name: call.name.clone(),
+        args: call.args.clone(),
+    }));
+    parts
+}
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

@@ -1,0 +1,222 @@
+//! Messages and parts in Perstack's checkpoint format (`instructionMessage`, `toolCallPart`, ...).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::id::new_id;
+use crate::tool::{ToolContent, ToolOutput};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Message {
+    InstructionMessage {
+        id: String,
+        contents: Vec<Part>,
+        #[serde(default)]
+        cache: bool,
+    },
+    UserMessage {
+        id: String,
+        contents: Vec<Part>,
+    },
+    ExpertMessage {
+        id: String,
+        contents: Vec<Part>,
+    },
+    ToolMessage {
+        id: String,
+        contents: Vec<Part>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Part {
+    TextPart {
+        id: String,
+        text: String,
+    },
+    ImageInlinePart {
+        id: String,
+        encoded_data: String,
+        mime_type: String,
+    },
+    ToolCallPart {
+        id: String,
+        tool_call_id: String,
+        tool_name: String,
+        args: Value,
+    },
+    ToolResultPart {
+        id: String,
+        tool_call_id: String,
+        tool_name: String,
+        contents: Vec<Part>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+    },
+    ThinkingPart {
+        id: String,
+        thinking: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolCall {
+    pub id: String,
+    pub skill_name: String,
+    pub tool_name: String,
+    pub args: Value,
+}
+
+/// What came back for one tool call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolResult {
+    pub id: String,
+    pub skill_name: String,
+    pub tool_name: String,
+    pub result: ToolOutput,
+}
+
+impl Message {
+    pub fn instruction(text: impl Into<String>) -> Self {
+        Message::InstructionMessage {
+            id: new_id(),
+            contents: vec![Part::text(text)],
+            cache: true,
+        }
+    }
+
+    pub fn user(text: impl Into<String>) -> Self {
+        Message::UserMessage {
+            id: new_id(),
+            contents: vec![Part::text(text)],
+        }
+    }
+
+    pub fn expert(contents: Vec<Part>) -> Self {
+        Message::ExpertMessage {
+            id: new_id(),
+            contents,
+        }
+    }
+
+    pub fn tool_results(results: &[ToolResult]) -> Self {
+        Message::ToolMessage {
+            id: new_id(),
+            contents: results.iter().map(Part::tool_result).collect(),
+        }
+    }
+
+    pub fn contents(&self) -> &[Part] {
+        match self {
+            Message::InstructionMessage { contents, .. }
+            | Message::UserMessage { contents, .. }
+            | Message::ExpertMessage { contents, .. }
+            | Message::ToolMessage { contents, .. } => contents,
+        }
+    }
+
+    /// The text parts joined: what a person reads of this message.
+    pub fn text(&self) -> String {
+        self.contents()
+            .iter()
+            .filter_map(|p| match p {
+                Part::TextPart { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Part {
+    pub fn text(text: impl Into<String>) -> Self {
+        Part::TextPart {
+            id: new_id(),
+            text: text.into(),
+        }
+    }
+
+    pub fn tool_call(call: &ToolCall) -> Self {
+        Part::ToolCallPart {
+            id: new_id(),
+            tool_call_id: call.id.clone(),
+            tool_name: call.tool_name.clone(),
+            args: call.args.clone(),
+        }
+    }
+
+    pub fn tool_result(result: &ToolResult) -> Self {
+        Part::ToolResultPart {
+            id: new_id(),
+            tool_call_id: result.id.clone(),
+            tool_name: result.tool_name.clone(),
+            contents: result
+                .result
+                .contents
+                .iter()
+                .map(|content| match content {
+                    ToolContent::Text { text } => Part::text(text.clone()),
+                    ToolContent::Image { mime_type, data } => Part::ImageInlinePart {
+                        id: new_id(),
+                        encoded_data: data.clone(),
+                        mime_type: mime_type.clone(),
+                    },
+                })
+                .collect(),
+            is_error: result.result.is_error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_serialise_in_perstack_shape() {
+        let call = ToolCall {
+            id: "call_1".into(),
+            skill_name: "@perstack/base".into(),
+            tool_name: "readTextFile".into(),
+            args: serde_json::json!({"path": "a.txt"}),
+        };
+        let message = Message::expert(vec![Part::tool_call(&call)]);
+        let json = serde_json::to_value(&message).expect("serialises");
+        assert_eq!(json["type"], "expertMessage");
+        assert_eq!(json["contents"][0]["type"], "toolCallPart");
+        assert_eq!(json["contents"][0]["toolCallId"], "call_1");
+        assert_eq!(json["contents"][0]["toolName"], "readTextFile");
+        let back: Message = serde_json::from_value(json).expect("parses back");
+        assert_eq!(back, message);
+
+        let result = ToolResult {
+            id: "call_1".into(),
+            skill_name: "@perstack/base".into(),
+            tool_name: "readTextFile".into(),
+            result: ToolOutput::error("no such file"),
+        };
+        let json = serde_json::to_value(Message::tool_results(&[result])).expect("serialises");
+        assert_eq!(json["type"], "toolMessage");
+        assert_eq!(json["contents"][0]["type"], "toolResultPart");
+        assert_eq!(json["contents"][0]["isError"], true);
+        assert_eq!(json["contents"][0]["contents"][0]["text"], "no such file");
+        let instruction = serde_json::to_value(Message::instruction("x")).expect("serialises");
+        assert_eq!(instruction["type"], "instructionMessage");
+        assert_eq!(instruction["cache"], true);
+    }
+}

@@ -1,0 +1,7 @@
+//! Executes Experts. Knows nothing of any UI: it emits [`event::RunEvent`]s and obeys controls.
+
+pub mod checkpoint;
+pub mod event;
+pub mod id;
+pub mod machine;
+pub mod message;
