@@ -2,4 +2,5 @@
 
 pub mod cli;
 pub mod definition;
+pub mod llm;
 pub mod tool;

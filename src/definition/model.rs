@@ -431,7 +431,10 @@ mod tests {
         };
         assert_eq!(
             base.command_line(),
-            ("npx".to_string(), vec!["-y".to_string(), BASE_SKILL_NAME.to_string()])
+            (
+                "npx".to_string(),
+                vec!["-y".to_string(), BASE_SKILL_NAME.to_string()]
+            )
         );
         assert!(base.is_base());
     }
