@@ -361,6 +361,13 @@ impl ChunkDecoder for Decoder {
                     });
                 } else if !text.is_empty() {
                     out.push_back(StreamChunk::TextDelta { text });
+                    // A signed text part: keep the signature for the next request.
+                    if let Some(sig) = part.thought_signature {
+                        out.push_back(StreamChunk::ReasoningDelta {
+                            text: String::new(),
+                            signature: Some(sig),
+                        });
+                    }
                 }
             }
             if let Some(reason) = candidate.finish_reason {
