@@ -83,7 +83,7 @@ async fn script_replays_per_expert_in_order_and_deterministically() {
         assert_eq!(second.usage.input, 30);
         assert_eq!(second.finish_reason, FinishReason::Stop);
 
-        let err = answer(&model, "writer").await.err().expect("ran out");
+        let err = answer(&model, "writer").await.expect_err("ran out");
         let text = err.to_string();
         assert!(
             text.contains("demo.toml")

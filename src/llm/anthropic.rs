@@ -249,6 +249,8 @@ enum Block {
     Unknown,
 }
 
+// The variant names are the wire's own delta types.
+#[allow(clippy::enum_variant_names)]
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Delta {
