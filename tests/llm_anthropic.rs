@@ -374,3 +374,47 @@ async fn file_settings_win_over_env_and_headers_are_added() {
     assert_eq!(sent.header("x-api-key"), Some("from-file"));
     assert_eq!(sent.header("x-team"), Some("qa"));
 }
+
+#[tokio::test]
+async fn edited_body_is_sent_byte_for_byte() {
+    let (mock, model) = setup().await;
+    mock.push(a::text_reply("edited"));
+    let prepared = model.prepare(&request()).unwrap();
+    let edited = br#"{"model":"claude-test","max_tokens":5,"messages":[{"role":"user","content":"edited by hand"}],"stream":true}"#;
+    let response =
+        perstack::llm::collect(model.send(prepared.with_body(&edited[..])).await.unwrap())
+            .await
+            .unwrap();
+    assert_eq!(response.text, "edited");
+    let sent = &mock.requests()[0];
+    assert_eq!(sent.body, edited);
+    assert_eq!(sent.header("x-api-key"), Some(KEY));
+    assert_eq!(
+        sent.header("content-length"),
+        Some(edited.len().to_string().as_str())
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_stream_cancels_the_request() {
+    use futures_util::StreamExt;
+    let (mock, model) = setup().await;
+    mock.push(
+        Reply::sse()
+            .chunk(a::message_start(1) + &a::text_block(0, &["first"]))
+            .stall(),
+    );
+    let mut stream = model
+        .send(model.prepare(&request()).unwrap())
+        .await
+        .unwrap();
+    assert!(stream.next().await.unwrap().is_ok());
+    drop(stream);
+    for _ in 0..100 {
+        if mock.hangups() == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the server never saw the connection close");
+}

@@ -48,14 +48,17 @@ impl Anthropic {
         let mut body = json!({
             "model": self.model,
             "max_tokens": DEFAULT_MAX_TOKENS,
-            "system": [{
-                "type": "text",
-                "text": req.system,
-                "cache_control": {"type": "ephemeral"},
-            }],
             "messages": req.messages.iter().map(message).collect::<Vec<_>>(),
             "stream": true,
         });
+        // The API refuses an empty system block; a cached one saves cost on every step.
+        if !req.system.is_empty() {
+            body["system"] = json!([{
+                "type": "text",
+                "text": req.system,
+                "cache_control": {"type": "ephemeral"},
+            }]);
+        }
         let mut max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
         if !req.tools.is_empty() {
             body["tools"] = req

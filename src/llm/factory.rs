@@ -93,7 +93,7 @@ pub fn build_provider(
             }
             let mut client = OpenAi::new(provider, model, &url, Some(required_key()?), headers)?;
             client.key_env = name.api_key_env();
-            client.openai_dialect = url.starts_with(openai::OPENAI_BASE_URL);
+            client.openai_dialect = true;
             Arc::new(client)
         }
         ProviderName::Deepseek => {

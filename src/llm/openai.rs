@@ -32,7 +32,8 @@ pub struct OpenAi {
     pub extra_headers: Vec<(String, String)>,
     /// The env var named in the 401 fix.
     pub key_env: Option<&'static str>,
-    /// OpenAI's own API (and Azure): `max_completion_tokens` and `reasoning_effort`.
+    /// OpenAI (any base URL) and Azure: reasoning models get `max_completion_tokens` and
+    /// `reasoning_effort`.
     pub openai_dialect: bool,
     client: reqwest::Client,
 }
@@ -115,17 +116,17 @@ impl OpenAi {
                 .collect();
         }
         if let Some(max) = req.max_tokens {
-            let key = if self.openai_dialect {
+            // OpenAI's reasoning models refuse `max_tokens`; others (and most compatible
+            // servers) take it.
+            let key = if self.openai_dialect && self.is_reasoning_model() {
                 "max_completion_tokens"
             } else {
                 "max_tokens"
             };
             body[key] = json!(max);
         }
-        if self.openai_dialect
-            && self.is_reasoning_model()
-            && let Some(effort) = req.reasoning.and_then(|r| effort(r, &self.model))
-        {
+        let effort = req.reasoning.and_then(|r| effort(r, &self.model));
+        if let (true, Some(effort)) = (self.openai_dialect && self.is_reasoning_model(), effort) {
             body["reasoning_effort"] = json!(effort);
         }
         body
@@ -384,9 +385,7 @@ impl Decoder {
             }
         };
         let tool = &mut self.tools[slot];
-        if let Some(id) = call.id.filter(|id| !id.is_empty())
-            && tool.id.is_empty()
-        {
+        if let Some(id) = call.id.filter(|id| !id.is_empty() && tool.id.is_empty()) {
             tool.id = id;
         }
         let (name, args) = match call.function {
@@ -502,17 +501,14 @@ impl ChunkDecoder for Decoder {
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
             if let Some(delta) = choice.delta {
-                if let Some(text) = delta.reasoning_content.or(delta.reasoning)
-                    && !text.is_empty()
-                {
+                let reasoning = delta.reasoning_content.or(delta.reasoning);
+                if let Some(text) = reasoning.filter(|t| !t.is_empty()) {
                     out.push_back(StreamChunk::ReasoningDelta {
                         text,
                         signature: None,
                     });
                 }
-                if let Some(text) = delta.content
-                    && !text.is_empty()
-                {
+                if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                     out.push_back(StreamChunk::TextDelta { text });
                 }
                 for (pos, call) in delta.tool_calls.into_iter().flatten().enumerate() {

@@ -75,7 +75,10 @@ pub async fn send_with_retry(
     on_retry: Option<&RetryHook>,
 ) -> Result<ChunkStream, LlmError> {
     let provider = prepared.provider.clone();
-    let deadline = policy.timeout.map(|t| (Instant::now() + t, t));
+    // A timeout too large to add to the clock means no deadline.
+    let deadline = policy
+        .timeout
+        .and_then(|t| Instant::now().checked_add(t).map(|at| (at, t)));
     let timeout_err = |after| LlmError::Timeout {
         provider: provider.clone(),
         after,
@@ -119,9 +122,12 @@ pub async fn send_with_retry(
         }
         attempt += 1;
         let delay = policy.delay(attempt, &err);
-        if let Some((at, _)) = deadline
-            && Instant::now() + delay >= at
-        {
+        let outlives = deadline.is_some_and(|(at, _)| {
+            Instant::now()
+                .checked_add(delay)
+                .is_none_or(|end| end >= at)
+        });
+        if outlives {
             // Waiting would outlive the generation: report the cause, not just the clock.
             return Err(err);
         }
@@ -166,11 +172,10 @@ impl Stream for Deadline {
 /// `retry-after-ms` (milliseconds), else `retry-after` (seconds or an HTTP date).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+    // try_: a peer may send an absurd number; that must not panic.
+    let ms = get("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok());
+    if let Some(after) = ms.and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok()) {
+        return Some(after);
     }
     get("retry-after").and_then(|v| parse_retry_after(v, SystemTime::now()))
 }
@@ -179,7 +184,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -208,6 +213,8 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("1e300", now), None);
+        assert_eq!(parse_retry_after("NaN", now), None);
         assert_eq!(parse_retry_after("soon", now), None);
     }
 

@@ -140,6 +140,8 @@ struct State {
     replies: VecDeque<Reply>,
     fallback: Option<Reply>,
     requests: Vec<RecordedRequest>,
+    /// Stalled replies whose client went away.
+    hangups: usize,
 }
 
 pub struct MockLlm {
@@ -188,6 +190,11 @@ impl MockLlm {
     pub fn request_count(&self) -> usize {
         self.state.lock().unwrap().requests.len()
     }
+
+    /// How many stalled replies saw their client close the connection.
+    pub fn hangups(&self) -> usize {
+        self.state.lock().unwrap().hangups
+    }
 }
 
 impl Drop for MockLlm {
@@ -233,8 +240,11 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
             Step::Stall => {
                 // Until the client goes away (a read returns) or an hour passes.
                 let mut buf = [0u8; 64];
-                let _ =
+                let read =
                     tokio::time::timeout(Duration::from_secs(3600), socket.read(&mut buf)).await;
+                if let Ok(Ok(0) | Err(_)) = read {
+                    state.lock().unwrap().hangups += 1;
+                }
                 return Ok(());
             }
         }
