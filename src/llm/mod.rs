@@ -64,3 +64,6 @@ pub async fn generate(model: &dyn LanguageModel, req: &Request) -> Result<Respon
     let prepared = model.prepare(req)?;
     collect(model.send(prepared).await?).await
 }
+
+#[cfg(test)]
+mod decode_tests;

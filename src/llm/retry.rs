@@ -41,6 +41,15 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// From perstack.toml's `maxRetries` and `timeout` (ms; 0 means no timeout).
+    pub fn from_config(max_retries: u64, timeout_ms: u64) -> Self {
+        RetryPolicy {
+            max_retries: u32::try_from(max_retries).unwrap_or(u32::MAX),
+            timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)),
+            ..RetryPolicy::default()
+        }
+    }
+
     /// The wait before retry number `attempt` (1-based): the server's `retry-after` if it
     /// gave one, else `base * 2^(attempt-1)`, halved and topped up with random jitter.
     pub fn delay(&self, attempt: u32, err: &LlmError) -> Duration {
