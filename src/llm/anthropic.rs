@@ -296,8 +296,10 @@ struct OpenTool {
 pub struct Decoder {
     tools: Vec<OpenTool>,
     next_tool: usize,
+    /// Usage fields as last reported (message_delta repeats them cumulatively).
     input: u64,
-    cached: u64,
+    cache_read: u64,
+    cache_write: u64,
     output: u64,
     stop_reason: Option<String>,
     done: bool,
@@ -332,10 +334,10 @@ impl Decoder {
             self.finish_tool(block, out)?;
         }
         out.push_back(StreamChunk::Usage(Usage {
-            input: self.input,
+            input: self.input + self.cache_read + self.cache_write,
             output: self.output,
             reasoning: 0,
-            cached_input: self.cached,
+            cached_input: self.cache_read,
         }));
         let reason = match self.stop_reason.as_deref() {
             Some("end_turn" | "stop_sequence") | None => FinishReason::Stop,
@@ -350,16 +352,11 @@ impl Decoder {
     }
 
     fn usage(&mut self, usage: WireUsage) {
-        let cache_read = usage.cache_read_input_tokens;
-        if usage.input_tokens.is_some() || cache_read.is_some() {
-            self.cached = cache_read.unwrap_or(self.cached);
-            self.input = usage.input_tokens.unwrap_or(0)
-                + self.cached
-                + usage.cache_creation_input_tokens.unwrap_or(0);
-        }
-        if let Some(output) = usage.output_tokens {
-            self.output = output;
-        }
+        let keep = |new: Option<u64>, old: u64| new.unwrap_or(old);
+        self.input = keep(usage.input_tokens, self.input);
+        self.cache_read = keep(usage.cache_read_input_tokens, self.cache_read);
+        self.cache_write = keep(usage.cache_creation_input_tokens, self.cache_write);
+        self.output = keep(usage.output_tokens, self.output);
     }
 }
 

@@ -436,6 +436,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn recorded_toml_round_trips() {
+        let mut script = Script::default();
+        let response = Response {
+            text: "Writing.\nTwo lines.".into(),
+            thinking: "plan".into(),
+            tool_calls: vec![
+                super::super::ToolCall {
+                    id: "t1".into(),
+                    name: "writeTextFile".into(),
+                    args: serde_json::json!({"path": "a.txt", "n": [1, 2]}),
+                },
+                super::super::ToolCall {
+                    id: "t2".into(),
+                    name: "exec".into(),
+                    args: serde_json::json!({"cwd": null}),
+                },
+            ],
+            finish_reason: FinishReason::ToolUse,
+            ..Default::default()
+        };
+        script.push_response("writer", &response);
+        let path = Path::new("rec.toml");
+        let text = script.render(path).unwrap();
+        println!("{text}");
+        assert_eq!(Script::parse(&text, path).unwrap(), script);
+        assert!(text.contains("argsJson"));
+        let chunks = script.responses[0].chunks(0).unwrap();
+        let mut builder = ResponseBuilder::new();
+        chunks.iter().for_each(|c| builder.push(c));
+        assert_eq!(builder.finish(), response);
+    }
+
+    #[test]
     fn split_keeps_chars_whole() {
         assert_eq!(split("héllo wörld😀").concat(), "héllo wörld😀");
         assert!(split("héllo wörld😀").len() > 1);
