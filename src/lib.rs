@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod definition;
+pub mod llm;
 pub mod runtime;
 pub mod skills;
 pub mod tool;

@@ -1,0 +1,151 @@
+//! Picks and configures a provider from `[provider]` and the environment.
+//!
+//! Settings in the file win over env vars. Providers never read the process environment: the
+//! caller passes it (merged with the dotenv files), so tests can inject their own.
+//!
+//! `[provider.setting]` keys read here: `baseUrl`, `headers`, `apiKey` (all providers);
+//! `organization`, `project` (openai: sent as OpenAI-Organization / OpenAI-Project);
+//! `resourceName`, `deployment` (default: the model), `apiVersion` (default 2024-10-21)
+//! (azure-openai); `script` (replay: path relative to the project directory).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::anthropic::{self, Anthropic};
+use super::google::{self, Google};
+use super::openai::{self, OpenAi};
+use super::replay::Replay;
+use super::{LanguageModel, LlmError};
+use crate::definition::{ProviderName, ProviderSetting};
+
+pub fn build_provider(
+    name: ProviderName,
+    setting: Option<&ProviderSetting>,
+    model: &str,
+    env: &HashMap<String, String>,
+    project_dir: &Path,
+) -> Result<Arc<dyn LanguageModel>, LlmError> {
+    let provider = name.as_str();
+    let config_err = |message: String| LlmError::Config {
+        provider: provider.to_string(),
+        message,
+    };
+    let extra = |key: &str| {
+        setting
+            .and_then(|s| s.extra_str(key))
+            .filter(|v| !v.is_empty())
+    };
+    let from_env = |var: Option<&str>| {
+        var.and_then(|v| env.get(v))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let base_url = |default: Option<&str>| -> Result<Option<String>, LlmError> {
+        let url = setting
+            .and_then(|s| s.base_url.clone())
+            .filter(|u| !u.is_empty())
+            .or_else(|| from_env(name.base_url_env()))
+            .or_else(|| default.map(str::to_string));
+        if let Some(url) = &url {
+            let parsed =
+                url::Url::parse(url).map_err(|e| config_err(format!("baseUrl {url:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(config_err(format!("baseUrl {url:?} must be http or https")));
+            }
+        }
+        Ok(url.map(|u| u.trim_end_matches('/').to_string()))
+    };
+    let api_key = || -> Option<String> {
+        extra("apiKey")
+            .map(str::to_string)
+            .or_else(|| from_env(name.api_key_env()))
+    };
+    let required_key = || {
+        api_key().ok_or_else(|| LlmError::MissingApiKey {
+            provider: provider.to_string(),
+            env: name.api_key_env().unwrap_or("an API key").to_string(),
+        })
+    };
+    let headers: Vec<(String, String)> = setting
+        .and_then(|s| s.headers.as_ref())
+        .map(|h| h.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let need = |url: Option<String>| url.ok_or_else(|| config_err("baseUrl is required".into()));
+
+    Ok(match name {
+        ProviderName::Anthropic => {
+            let url = need(base_url(Some(anthropic::DEFAULT_BASE_URL))?)?;
+            Arc::new(Anthropic::new(model, url, required_key()?, headers)?)
+        }
+        ProviderName::Google => {
+            let url = need(base_url(Some(google::DEFAULT_BASE_URL))?)?;
+            Arc::new(Google::new(model, url, required_key()?, headers)?)
+        }
+        ProviderName::Openai => {
+            let url = need(base_url(Some(openai::OPENAI_BASE_URL))?)?;
+            let mut headers = headers;
+            if let Some(org) = extra("organization") {
+                headers.push(("OpenAI-Organization".into(), org.to_string()));
+            }
+            if let Some(project) = extra("project") {
+                headers.push(("OpenAI-Project".into(), project.to_string()));
+            }
+            let mut client = OpenAi::new(provider, model, &url, Some(required_key()?), headers)?;
+            client.key_env = name.api_key_env();
+            client.openai_dialect = true;
+            Arc::new(client)
+        }
+        ProviderName::Deepseek => {
+            let url = need(base_url(Some(openai::DEEPSEEK_BASE_URL))?)?;
+            let mut client = OpenAi::new(provider, model, &url, Some(required_key()?), headers)?;
+            client.key_env = name.api_key_env();
+            Arc::new(client)
+        }
+        ProviderName::Ollama => {
+            let url = need(base_url(Some(openai::OLLAMA_BASE_URL))?)?;
+            // Local servers take no key; one is sent if given (e.g. behind a proxy).
+            Arc::new(OpenAi::new(provider, model, &url, api_key(), headers)?)
+        }
+        ProviderName::AzureOpenai => {
+            let url = match base_url(None)? {
+                Some(url) => url,
+                None => {
+                    let resource = extra("resourceName")
+                        .map(str::to_string)
+                        .or_else(|| from_env(Some("AZURE_RESOURCE_NAME")))
+                        .ok_or_else(|| {
+                            config_err(
+                                "set baseUrl or resourceName (or AZURE_RESOURCE_NAME)".into(),
+                            )
+                        })?;
+                    format!("https://{resource}.openai.azure.com")
+                }
+            };
+            let deployment = extra("deployment").unwrap_or(model);
+            let version = extra("apiVersion").unwrap_or(openai::AZURE_DEFAULT_API_VERSION);
+            Arc::new(OpenAi::azure(
+                model,
+                &url,
+                deployment,
+                version,
+                required_key()?,
+                headers,
+            )?)
+        }
+        ProviderName::Replay => {
+            let script = extra("script").ok_or_else(|| {
+                config_err(
+                    "replay needs `script` (a path relative to the project) in [provider.setting]"
+                        .into(),
+                )
+            })?;
+            Arc::new(Replay::from_file(project_dir.join(script), model)?)
+        }
+        ProviderName::AmazonBedrock | ProviderName::GoogleVertex => {
+            return Err(LlmError::Unsupported {
+                provider: provider.to_string(),
+            });
+        }
+    })
+}

@@ -1,0 +1,69 @@
+//! The model layer: one trait, one file per wire format.
+//!
+//! A generation is two calls so that the exact request can be shown (and edited) before it
+//! goes out: [`LanguageModel::prepare`] builds the HTTP request, [`LanguageModel::send`] sends
+//! those bytes and streams neutral [`StreamChunk`]s back. Dropping the stream cancels the
+//! request. [`retry::send_with_retry`] adds backoff and the generation timeout.
+
+pub mod anthropic;
+mod error;
+mod factory;
+pub mod google;
+pub mod http;
+pub mod openai;
+mod prepared;
+pub mod replay;
+pub mod retry;
+pub mod sse;
+mod types;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::{BoxStream, StreamExt};
+
+pub use error::LlmError;
+pub use factory::build_provider;
+pub use prepared::{PreparedRequest, REDACTED, is_secret_header};
+pub use types::{
+    FinishReason, Message, Part, Request, Response, ResponseBuilder, Role, StreamChunk, ToolCall,
+    Usage,
+};
+
+/// The chunks of one answer; ends after [`StreamChunk::Finish`] or with an error.
+pub type ChunkStream = BoxStream<'static, Result<StreamChunk, LlmError>>;
+
+pub trait LanguageModel: Send + Sync {
+    /// The provider's name, as in perstack.toml (`anthropic`, `openai`, ...).
+    fn provider(&self) -> &str;
+
+    fn model(&self) -> &str;
+
+    /// Builds the exact HTTP request for `req`, without sending anything.
+    fn prepare(&self, req: &Request) -> Result<PreparedRequest, LlmError>;
+
+    /// Sends the prepared bytes (possibly edited) and streams the answer.
+    fn send(&self, prepared: PreparedRequest) -> BoxFuture<'_, Result<ChunkStream, LlmError>>;
+}
+
+/// Collects a stream into a whole [`Response`]. A stream that ends without `Finish` is cut.
+pub async fn collect(mut stream: ChunkStream) -> Result<Response, LlmError> {
+    let mut builder = ResponseBuilder::new();
+    while let Some(chunk) = stream.next().await {
+        builder.push(&chunk?);
+    }
+    if !builder.is_finished() {
+        return Err(LlmError::StreamCut {
+            provider: "stream".into(),
+            detail: Some("no finish chunk".into()),
+        });
+    }
+    Ok(builder.finish())
+}
+
+/// Prepare, send and collect in one call, without retries.
+pub async fn generate(model: &dyn LanguageModel, req: &Request) -> Result<Response, LlmError> {
+    let prepared = model.prepare(req)?;
+    collect(model.send(prepared).await?).await
+}
+
+#[cfg(test)]
+mod decode_tests;

@@ -1,0 +1,144 @@
+//! The exact HTTP request a provider will send, shown (redacted) before sending and editable.
+
+use bytes::Bytes;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
+
+pub const REDACTED: &str = "[redacted]";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedRequest {
+    /// Provider name, for errors and display.
+    pub provider: String,
+    /// The Expert that asked; metadata only (the replay provider reads it), never sent.
+    pub expert_key: String,
+    pub method: String,
+    pub url: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl PreparedRequest {
+    pub fn new(
+        provider: impl Into<String>,
+        method: impl Into<String>,
+        url: impl Into<String>,
+        headers: Vec<(String, String)>,
+        body: impl Into<Bytes>,
+    ) -> Self {
+        PreparedRequest {
+            provider: provider.into(),
+            expert_key: String::new(),
+            method: method.into(),
+            url: url.into(),
+            headers,
+            body: body.into(),
+        }
+    }
+
+    pub fn with_expert_key(mut self, key: impl Into<String>) -> Self {
+        self.expert_key = key.into();
+        self
+    }
+
+    /// The headers as they go on the wire, secrets included.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The headers for display and logs: secrets replaced by `[redacted]`.
+    pub fn redacted_headers(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| {
+                let value = if is_secret_header(k) {
+                    REDACTED.to_string()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), value)
+            })
+            .collect()
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body as text (lossy only for bodies that are not UTF-8, which no provider builds).
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Replaces the body, e.g. with a human's edit; everything else stays.
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+/// Header names that carry credentials.
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "authorization"
+        || name == "proxy-authorization"
+        || name == "cookie"
+        || name.contains("api-key")
+        || name.contains("apikey")
+        || name.contains("token")
+        || name.contains("secret")
+}
+
+/// Serialises in redacted form: events and logs never hold a key.
+impl Serialize for PreparedRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let headers: indexmap::IndexMap<String, String> =
+            self.redacted_headers().into_iter().collect();
+        // A JSON body is embedded as JSON so readers need not parse a string twice.
+        let body: serde_json::Value = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| serde_json::Value::String(self.body_text()));
+        let mut st = s.serialize_struct("PreparedRequest", 5)?;
+        st.serialize_field("provider", &self.provider)?;
+        st.serialize_field("method", &self.method)?;
+        st.serialize_field("url", &self.url)?;
+        st.serialize_field("headers", &headers)?;
+        st.serialize_field("body", &body)?;
+        st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_for_display_and_serde() {
+        let req = PreparedRequest::new(
+            "anthropic",
+            "POST",
+            "https://example.test/v1/messages",
+            vec![
+                ("x-api-key".into(), "sk-secret".into()),
+                ("Authorization".into(), "Bearer sk-secret".into()),
+                ("x-goog-api-key".into(), "g-secret".into()),
+                ("api-key".into(), "az-secret".into()),
+                ("content-type".into(), "application/json".into()),
+            ],
+            r#"{"a":1}"#,
+        );
+        let shown = serde_json::to_string(&req).unwrap();
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains(r#""body":{"a":1}"#), "{shown}");
+        assert_eq!(req.header("authorization"), Some("Bearer sk-secret"));
+        let redacted = req.redacted_headers();
+        assert_eq!(redacted[4].1, "application/json");
+        assert!(redacted[..4].iter().all(|(_, v)| v == REDACTED));
+    }
+}

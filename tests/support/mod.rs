@@ -1,0 +1,5 @@
+//! Shared test helpers. Each test crate uses only part of them.
+#![allow(dead_code)]
+
+pub mod llm_cases;
+pub mod mock_llm;
