@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::definition::{self, ConfigError, Diagnostic, LoadedConfig};
 
 mod experts;
+pub mod run;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +29,11 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show every Expert's delegation tree, skills and model
     Experts(ConfigArgs),
+    /// Run an Expert headless, printing every event as one JSON line on stdout
+    ///
+    /// Exit codes: 0 completed, 1 error, 3 maxSteps exceeded, 4 waiting for an interactive
+    /// answer (continue with --continue -i '<answer>'), 130 cancelled.
+    Run(run::RunArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -58,6 +64,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Experts(args) => experts_command(&args),
+        Command::Run(args) => run::run(&args),
     }
 }
 

@@ -5,3 +5,5 @@ pub mod event;
 pub mod id;
 pub mod machine;
 pub mod message;
+pub mod prompt;
+pub mod run;

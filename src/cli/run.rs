@@ -1,0 +1,374 @@
+//! `perstack run`: one job, headless, every event as one JSON line on stdout.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio::sync::{mpsc, watch};
+
+use super::ConfigArgs;
+use crate::definition::{
+    self, Config, LoadedConfig, ProviderName, ProviderSetting, ReasoningBudget,
+};
+use crate::llm::{self, LanguageModel};
+use crate::runtime::checkpoint::{Checkpoint, CheckpointStatus, JobStatus, Store};
+use crate::runtime::event::RunEvent;
+use crate::runtime::id::{new_id, now_millis};
+use crate::runtime::message::ToolResult;
+use crate::runtime::run::{JobContext, RunSpec, RunStart, run_expert, write_job_record};
+use crate::tool::ToolOutput;
+
+/// Exit codes of `perstack run`, one per way a run can end.
+pub mod code {
+    pub const COMPLETED: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const MAX_STEPS: u8 = 3;
+    pub const WAITING_FOR_INPUT: u8 = 4;
+    pub const CANCELLED: u8 = 130;
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The Expert to run (a key of [experts] in perstack.toml)
+    pub expert_key: String,
+    /// The task; with --continue, the follow-up question
+    pub query: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub overrides: Overrides,
+    /// Continue the latest job (or, with --continue-job, that job)
+    #[arg(long = "continue")]
+    pub continue_latest: bool,
+    /// Continue this job
+    #[arg(long, value_name = "JOB_ID")]
+    pub continue_job: Option<String>,
+    /// Resume from this checkpoint of the continued job
+    #[arg(long, value_name = "CHECKPOINT_ID")]
+    pub resume_from: Option<String>,
+    /// The answer to the interactive tool call the run stopped at (text or JSON)
+    #[arg(
+        short = 'i',
+        long = "interactive-tool-call-result",
+        value_name = "ANSWER"
+    )]
+    pub interactive_answer: Option<String>,
+}
+
+/// Settings shared by `run` and `start` that override perstack.toml.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Overrides {
+    /// Provider to use instead of [provider] (anthropic, openai, google, ollama, ..., replay)
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// Model to use instead of `model`
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// none, minimal, low, medium, high, or a number of tokens
+    #[arg(long, value_name = "BUDGET")]
+    pub reasoning_budget: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u64>,
+    /// Milliseconds per generation
+    #[arg(long, value_name = "MS")]
+    pub timeout: Option<u64>,
+    /// Id of the new job (default: a fresh one)
+    #[arg(long, value_name = "JOB_ID")]
+    pub job_id: Option<String>,
+    /// A dotenv file to read after those of `envPath` (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub env_path: Vec<PathBuf>,
+    /// Answer from this replay script or recording instead of a model: no key, no network
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// The directory the Experts' file and exec tools work in (default: the current directory)
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+/// Everything a job needs, resolved from the file, the flags and the environment.
+pub struct Prepared {
+    pub loaded: LoadedConfig,
+    pub config: Arc<Config>,
+    pub model: Arc<dyn LanguageModel>,
+    pub workspace: PathBuf,
+    pub store: Store,
+}
+
+pub fn prepare(config_args: &ConfigArgs, overrides: &Overrides) -> Result<Prepared, String> {
+    let loaded = super::load_or_report(config_args).map_err(|_| String::new())?;
+    let mut config = loaded.config.clone();
+    if let Some(n) = overrides.max_steps {
+        config.max_steps = Some(n.max(1));
+    }
+    if let Some(n) = overrides.max_retries {
+        config.max_retries = Some(n);
+    }
+    if let Some(ms) = overrides.timeout {
+        config.timeout = Some(ms.max(1));
+    }
+    if let Some(budget) = &overrides.reasoning_budget {
+        config.reasoning_budget = Some(
+            ReasoningBudget::from_name(budget)
+                .or_else(|| budget.parse().ok().map(ReasoningBudget::Tokens))
+                .ok_or_else(|| {
+                    format!("--reasoning-budget {budget}: use none, minimal, low, medium, high or a number of tokens")
+                })?,
+        );
+    }
+    let env = definition::load_env(&loaded, &overrides.env_path).map_err(|d| d.render())?;
+    let (name, setting) = provider_choice(&config, overrides)?;
+    let model_name = overrides
+        .model
+        .clone()
+        .or_else(|| config.model.clone())
+        .unwrap_or_else(|| default_model(name).to_string());
+    let model = llm::build_provider(name, setting.as_ref(), &model_name, &env, &loaded.dir)
+        .map_err(|err| format!("error: {err}"))?;
+    let workspace = match &overrides.workspace {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().map_err(|e| format!("error: no current directory: {e}"))?,
+    };
+    let workspace = workspace
+        .canonicalize()
+        .map_err(|e| format!("error: workspace {}: {e}", workspace.display()))?;
+    let store = Store::new(&loaded.dir);
+    Ok(Prepared {
+        config: Arc::new(config),
+        loaded,
+        model,
+        workspace,
+        store,
+    })
+}
+
+fn provider_choice(
+    config: &Config,
+    overrides: &Overrides,
+) -> Result<(ProviderName, Option<ProviderSetting>), String> {
+    if let Some(script) = &overrides.replay {
+        let mut setting = ProviderSetting::default();
+        let absolute = std::env::current_dir()
+            .map(|cwd| cwd.join(script))
+            .unwrap_or(script.clone());
+        setting.extra.insert(
+            "script".into(),
+            toml::Value::String(absolute.to_string_lossy().into_owned()),
+        );
+        return Ok((ProviderName::Replay, Some(setting)));
+    }
+    let file_setting = config.provider.as_ref().and_then(|p| p.setting.clone());
+    match &overrides.provider {
+        Some(name) => {
+            let provider = ProviderName::from_name(name).ok_or_else(|| {
+                let valid: Vec<&str> = ProviderName::ALL.iter().map(|p| p.as_str()).collect();
+                format!(
+                    "error: --provider {name} is not a provider; use one of: {}",
+                    valid.join(", ")
+                )
+            })?;
+            let same = config.provider_name() == provider;
+            Ok((provider, if same { file_setting } else { None }))
+        }
+        None => Ok((config.provider_name(), file_setting)),
+    }
+}
+
+fn default_model(provider: ProviderName) -> &'static str {
+    match provider {
+        ProviderName::Anthropic => "claude-sonnet-4-5",
+        ProviderName::Openai | ProviderName::AzureOpenai => "gpt-4.1",
+        ProviderName::Google | ProviderName::GoogleVertex => "gemini-2.5-flash",
+        ProviderName::Ollama => "qwen3:8b",
+        ProviderName::Deepseek => "deepseek-chat",
+        ProviderName::AmazonBedrock => "anthropic.claude-sonnet-4-5",
+        ProviderName::Replay => "replay",
+    }
+}
+
+/// The checkpoint a continued job resumes from: the one named, or the coordinator's latest.
+fn resume_point(
+    store: &Store,
+    job_id: &str,
+    resume_from: Option<&str>,
+) -> Result<Checkpoint, String> {
+    if let Some(id) = resume_from {
+        return store
+            .read_checkpoint(job_id, id)
+            .map_err(|e| format!("error: {e}"));
+    }
+    store
+        .checkpoints(job_id)
+        .into_iter()
+        .rev()
+        .find(|c| c.delegated_by.is_none())
+        .ok_or_else(|| {
+            format!("error: job {job_id} has no checkpoint of its coordinator to continue from")
+        })
+}
+
+fn answers_for(checkpoint: &Checkpoint, answer: Option<&str>) -> Result<Vec<ToolResult>, String> {
+    let Some(pending) = &checkpoint.pending_tool_calls else {
+        return Ok(Vec::new());
+    };
+    let answer = answer.ok_or_else(|| {
+        let tools: Vec<&str> = pending.iter().map(|c| c.tool_name.as_str()).collect();
+        format!(
+            "error: the run is waiting for an answer to {}; pass it with -i '<answer>'",
+            tools.join(", ")
+        )
+    })?;
+    Ok(pending
+        .iter()
+        .map(|call| ToolResult {
+            id: call.id.clone(),
+            skill_name: call.skill_name.clone(),
+            tool_name: call.tool_name.clone(),
+            result: ToolOutput::text(answer),
+        })
+        .collect())
+}
+
+pub fn exit_code(status: CheckpointStatus) -> u8 {
+    match status {
+        CheckpointStatus::Completed => code::COMPLETED,
+        CheckpointStatus::StoppedByExceededMaxSteps => code::MAX_STEPS,
+        CheckpointStatus::StoppedByInteractiveTool => code::WAITING_FOR_INPUT,
+        CheckpointStatus::StoppedByCancel => code::CANCELLED,
+        _ => code::ERROR,
+    }
+}
+
+pub fn run(args: &RunArgs) -> ExitCode {
+    let prepared = match prepare(&args.config, &args.overrides) {
+        Ok(prepared) => prepared,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("{message}");
+            }
+            return ExitCode::from(code::ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(code::ERROR);
+        }
+    };
+    match runtime.block_on(run_job(args, prepared)) {
+        Ok(status) => ExitCode::from(exit_code(status)),
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(code::ERROR)
+        }
+    }
+}
+
+async fn run_job(args: &RunArgs, prepared: Prepared) -> Result<CheckpointStatus, String> {
+    let store = prepared.store.clone();
+    let continuing = args.continue_latest || args.continue_job.is_some();
+    let (job_id, start, steps_used, started_at) = if continuing {
+        let job_id = match &args.continue_job {
+            Some(id) => id.clone(),
+            None => store
+                .job_ids()
+                .into_iter()
+                .next()
+                .ok_or("error: there is no job to continue yet; run one first")?,
+        };
+        let job = store.read_job(&job_id).map_err(|e| format!("error: {e}"))?;
+        let checkpoint = resume_point(&store, &job_id, args.resume_from.as_deref())?;
+        let answers = answers_for(&checkpoint, args.interactive_answer.as_deref())?;
+        let query = match (checkpoint.status, &args.query) {
+            (CheckpointStatus::Completed, Some(q)) => Some(q.clone()),
+            (CheckpointStatus::Completed, None) => {
+                return Err(
+                    "error: the job is complete; give a follow-up query to continue it".into(),
+                );
+            }
+            _ => None,
+        };
+        let start = RunStart::Resume {
+            checkpoint: Box::new(checkpoint),
+            query,
+            answers,
+            fork: false,
+        };
+        (job_id, start, job.total_steps, job.started_at)
+    } else {
+        let query = args.query.clone().ok_or(
+            "error: give the task as the second argument: perstack run <expertKey> \"<query>\"",
+        )?;
+        let job_id = args.overrides.job_id.clone().unwrap_or_else(new_id);
+        (job_id, RunStart::Query(query), 0, now_millis())
+    };
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<RunEvent>();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let job = Arc::new(JobContext::new(
+        job_id,
+        prepared.config.clone(),
+        prepared.workspace.clone(),
+        prepared.model.clone(),
+        store,
+        events_tx,
+        cancel_rx,
+        steps_used,
+    ));
+    write_job_record(
+        &job,
+        &args.expert_key,
+        JobStatus::Running,
+        Default::default(),
+        started_at,
+    );
+    let printer = tokio::spawn(async move {
+        while let Some(event) = events_rx.recv().await {
+            match serde_json::to_string(&event) {
+                Ok(line) => {
+                    // A closed stdout (a pipe to `head`) must not stop the run.
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = writeln!(stdout, "{line}").and_then(|_| stdout.flush());
+                }
+                Err(err) => eprintln!("perstack: event not printed: {err}"),
+            }
+        }
+    });
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("perstack: cancelling; the last checkpoint is kept");
+            let _ = cancel_tx.send(true);
+        }
+    });
+    let spec = RunSpec {
+        expert_key: args.expert_key.clone(),
+        run_id: None,
+        start,
+        parent: None,
+    };
+    let outcome = run_expert(job.clone(), spec).await;
+    let usage = outcome
+        .checkpoint
+        .as_ref()
+        .map(|c| c.usage)
+        .unwrap_or_default();
+    let job_status = match outcome.status {
+        CheckpointStatus::Completed => JobStatus::Completed,
+        CheckpointStatus::StoppedByError => JobStatus::Failed,
+        _ => JobStatus::Stopped,
+    };
+    write_job_record(&job, &args.expert_key, job_status, usage, started_at);
+    if let Some(error) = &outcome.error {
+        eprintln!("perstack: the run stopped: {error}");
+    }
+    drop(job);
+    let _ = printer.await;
+    Ok(outcome.status)
+}
