@@ -136,7 +136,8 @@ pub fn prepare(config_args: &ConfigArgs, overrides: &Overrides) -> Result<Prepar
     let workspace = workspace
         .canonicalize()
         .map_err(|e| format!("error: workspace {}: {e}", workspace.display()))?;
-    let store = Store::new(&loaded.dir);
+    // Like the original, jobs live under the workspace: `perstack/jobs` next to the work they did.
+    let store = Store::new(&workspace);
     Ok(Prepared {
         config: Arc::new(config),
         loaded,

@@ -120,6 +120,8 @@ pub struct RecordedRequest {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When the whole request had arrived: lets tests prove that calls overlapped.
+    pub received_at: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -295,6 +297,7 @@ async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<Recorded
         path,
         headers,
         body,
+        received_at: std::time::Instant::now(),
     }))
 }
 
@@ -412,12 +415,18 @@ pub mod openai {
     }
 
     pub fn tool_reply(id: &str, name: &str, args: &Value) -> Reply {
-        Reply::sse().body(
-            delta(json!({"tool_calls": [{"index": 0, "id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}]}))
-                + &finish("tool_calls")
-                + &usage(10, 5)
-                + &done(),
-        )
+        tools_reply(&[(id, name, args.clone())])
+    }
+
+    /// Several tool calls in one answer, as parallel calls arrive.
+    pub fn tools_reply(calls: &[(&str, &str, Value)]) -> Reply {
+        let mut body = String::new();
+        for (index, (id, name, args)) in calls.iter().enumerate() {
+            body += &delta(
+                json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}]}),
+            );
+        }
+        Reply::sse().body(body + &finish("tool_calls") + &usage(10, 5) + &done())
     }
 }
 

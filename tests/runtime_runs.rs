@@ -1,0 +1,507 @@
+//! Whole runs of the real `perstack run` binary against the mock model server.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::mock_llm::{MockLlm, Reply, openai};
+
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(mock: &MockLlm, experts: &str) -> Project {
+        Project::with_settings(mock, "", experts)
+    }
+
+    fn with_settings(mock: &MockLlm, settings: &str, experts: &str) -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "model = \"gpt-4.1\"\n{settings}\n[provider]\nproviderName = \"openai\"\n[provider.setting]\nbaseUrl = \"{}/v1\"\n\n{experts}",
+            mock.url()
+        );
+        std::fs::write(dir.path().join("perstack.toml"), config).expect("write config");
+        Project { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    async fn run(&self, args: &[&str]) -> RunResult {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
+            .arg("run")
+            .args(args)
+            .current_dir(self.path())
+            .env("OPENAI_API_KEY", "sk-test-key")
+            .env("PERSTACK_TEST_SECRET", "parent-only")
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("binary runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let events = stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            })
+            .collect();
+        RunResult {
+            code: output.status.code(),
+            events,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn checkpoints(&self) -> Vec<Value> {
+        let jobs = self.path().join("perstack/jobs");
+        let mut out = Vec::new();
+        for job in std::fs::read_dir(jobs).expect("jobs dir").flatten() {
+            for file in std::fs::read_dir(job.path().join("checkpoints"))
+                .expect("checkpoints")
+                .flatten()
+            {
+                let bytes = std::fs::read(file.path()).expect("read");
+                out.push(serde_json::from_slice(&bytes).expect("every checkpoint parses"));
+            }
+        }
+        out
+    }
+}
+
+struct RunResult {
+    code: Option<i32>,
+    events: Vec<Value>,
+    stderr: String,
+}
+
+impl RunResult {
+    fn types(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    fn last(&self, kind: &str) -> &Value {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} event in {:?}\n{}", self.types(), self.stderr))
+    }
+}
+
+const BASE: &str = r#"
+[experts."solo".skills."@perstack/base"]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@perstack/base"
+"#;
+
+fn solo() -> String {
+    format!("[experts.\"solo\"]\ninstruction = \"Do the task.\"\n{BASE}")
+}
+
+#[tokio::test]
+async fn a_one_step_answer_completes() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::text_reply("Hello there."));
+    let project = Project::new(&mock, &solo());
+    let run = project.run(&["solo", "Say hello"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.last("completeRun")["text"], "Hello there.");
+    let types = run.types();
+    let position = |t: &str| types.iter().position(|x| x == t).unwrap_or(usize::MAX);
+    assert!(position("initializeRuntime") < position("startRun"));
+    assert!(position("startRun") < position("startGeneration"));
+    assert!(position("startGeneration") < position("completeRun"));
+    let request = &mock.requests()[0];
+    assert_eq!(request.header("authorization"), Some("Bearer sk-test-key"));
+    let body = request.json();
+    assert_eq!(body["messages"][1]["content"], "Say hello");
+    let shown = run.last("llmRequest");
+    let headers = shown["request"]["headers"].to_string();
+    assert!(
+        headers.contains("[redacted]") && !headers.contains("sk-test-key"),
+        "{headers}"
+    );
+    assert_eq!(
+        shown["request"]["body"].as_str().map(|b| b.len()),
+        Some(request.body.len())
+    );
+    let checkpoints = project.checkpoints();
+    assert_eq!(checkpoints.len(), 1);
+    assert_eq!(checkpoints[0]["status"], "completed");
+}
+
+#[tokio::test]
+async fn a_multi_step_run_writes_edits_and_reads_files() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::tool_reply(
+        "c1",
+        "writeTextFile",
+        &json!({"path": "notes/a.txt", "text": "one two"}),
+    ));
+    mock.push(openai::tool_reply(
+        "c2",
+        "editTextFile",
+        &json!({"path": "notes/a.txt", "oldText": "two", "newText": "three"}),
+    ));
+    mock.push(openai::tool_reply(
+        "c3",
+        "readTextFile",
+        &json!({"path": "notes/a.txt"}),
+    ));
+    mock.push(openai::tool_reply("c4", "attemptCompletion", &json!({})));
+    mock.push(openai::text_reply("The file says: one three"));
+    let project = Project::new(&mock, &solo());
+    let run = project.run(&["solo", "Write, edit, read"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("notes/a.txt")).expect("file written"),
+        "one three"
+    );
+    let fourth = mock.requests()[3].json().to_string();
+    assert!(
+        fourth.contains("one three"),
+        "the read result reaches the model: {fourth}"
+    );
+    assert_eq!(run.last("completeRun")["text"], "The file says: one three");
+    assert_eq!(
+        run.types()
+            .iter()
+            .filter(|t| *t == "continueToNextStep")
+            .count(),
+        3
+    );
+    let steps: Vec<u64> = project
+        .checkpoints()
+        .iter()
+        .filter_map(|c| c["stepNumber"].as_u64())
+        .collect();
+    assert_eq!(steps.len(), 4, "one checkpoint per step");
+}
+
+#[tokio::test]
+async fn completion_with_open_todos_goes_on_until_they_are_done() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::tool_reply(
+        "c1",
+        "todo",
+        &json!({"newTodos": ["check the output"]}),
+    ));
+    mock.push(openai::tool_reply("c2", "attemptCompletion", &json!({})));
+    mock.push(openai::tool_reply(
+        "c3",
+        "todo",
+        &json!({"completedTodos": [0]}),
+    ));
+    mock.push(openai::tool_reply("c4", "attemptCompletion", &json!({})));
+    mock.push(openai::text_reply("Done, and checked."));
+    let project = Project::new(&mock, &solo());
+    let run = project.run(&["solo", "Work with todos"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let third = mock.requests()[2].json().to_string();
+    assert!(
+        third.contains("remainingTodos"),
+        "open todos are reported: {third}"
+    );
+    assert_eq!(
+        run.types()
+            .iter()
+            .filter(|t| *t == "attemptCompletion")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_empty_answer_is_retried_with_a_note() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::text_reply(""));
+    mock.push(openai::text_reply("Now with content."));
+    let project = Project::new(&mock, &solo());
+    let run = project.run(&["solo", "Answer"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.types().contains(&"retry".to_string()));
+    let second = mock.requests()[1].json().to_string();
+    assert!(second.contains("Your last answer was empty"), "{second}");
+}
+
+#[tokio::test]
+async fn max_steps_stops_the_job() {
+    let mock = MockLlm::start().await;
+    mock.set_fallback(openai::tool_reply("c", "healthCheck", &json!({})));
+    let project = Project::new(&mock, &solo());
+    let run = project.run(&["solo", "Loop", "--max-steps", "2"]).await;
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    run.last("stopRunByExceededMaxSteps");
+    assert_eq!(mock.request_count(), 2);
+}
+
+#[tokio::test]
+async fn a_model_error_after_retries_stops_with_a_saved_checkpoint() {
+    let mock = MockLlm::start().await;
+    mock.set_fallback(Reply::status(500).body(r#"{"error":{"message":"upstream exploded"}}"#));
+    let project = Project::new(&mock, &solo());
+    let run = project.run(&["solo", "Fail", "--max-retries", "1"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let stop = run.last("stopRunByError");
+    assert!(
+        stop["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("upstream exploded"),
+        "{stop}"
+    );
+    assert_eq!(mock.request_count(), 2, "one try and one retry");
+    assert!(run.types().contains(&"retry".to_string()));
+    let checkpoints = project.checkpoints();
+    assert_eq!(checkpoints.len(), 1);
+    assert_eq!(checkpoints[0]["status"], "stoppedByError");
+}
+
+fn team() -> String {
+    format!(
+        r#"
+[experts."lead"]
+instruction = "Coordinate. SECRET-PARENT-CONTEXT"
+delegates = ["@team/reader", "writer"]
+[experts."lead".skills."@perstack/base"]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@perstack/base"
+[experts."lead".skills."ask"]
+type = "interactiveSkill"
+[experts."lead".skills."ask".tools.askUser]
+description = "Ask the user"
+inputJsonSchema = '{{"type":"object","properties":{{"question":{{"type":"string"}}}}}}'
+
+[experts."@team/reader"]
+description = "Reads things"
+instruction = "Read."
+delegates = ["deep"]
+
+[experts."writer"]
+description = "Writes things"
+instruction = "Write."
+
+[experts."deep"]
+instruction = "Go deeper."
+delegates = ["deepest"]
+
+[experts."deepest"]
+instruction = "The bottom."
+{}"#,
+        BASE.replace("solo", "deepest")
+    )
+}
+
+#[tokio::test]
+async fn delegates_run_in_parallel_and_see_only_their_query() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::tools_reply(&[
+        ("d1", "reader", json!({"query": "read the changelog"})),
+        ("d2", "writer", json!({"query": "draft the intro"})),
+    ]));
+    mock.push(openai::text_reply("delegate answer").delay(Duration::from_millis(400)));
+    mock.push(openai::text_reply("delegate answer").delay(Duration::from_millis(400)));
+    mock.push(openai::text_reply("Both done."));
+    let project = Project::new(&mock, &team());
+    let run = project
+        .run(&["lead", "Make release notes with SECRET-PARENT-CONTEXT"])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 4);
+    let (first, second) = (&requests[1], &requests[2]);
+    let apart = second.received_at.duration_since(first.received_at);
+    assert!(
+        apart < Duration::from_millis(300),
+        "delegates overlapped ({apart:?} apart)"
+    );
+    for request in [first, second] {
+        let body = request.json();
+        let messages = body["messages"].as_array().expect("messages");
+        assert_eq!(messages.len(), 2, "system prompt and query only: {body}");
+        assert!(
+            !body.to_string().contains("SECRET-PARENT-CONTEXT"),
+            "no parent context: {body}"
+        );
+        let tools: Vec<&str> = body["tools"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t["function"]["name"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            !tools.contains(&"askUser"),
+            "no interactive tools for delegates: {tools:?}"
+        );
+    }
+    let queries: Vec<String> = [first, second]
+        .iter()
+        .map(|r| {
+            r.json()["messages"][1]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(queries.contains(&"read the changelog".to_string()));
+    assert!(queries.contains(&"draft the intro".to_string()));
+    let last = mock.requests()[3].json().to_string();
+    assert!(
+        last.contains("delegate answer"),
+        "delegate results return to the parent"
+    );
+    let delegated: Vec<&Value> = run
+        .events
+        .iter()
+        .filter(|e| e["type"] == "callDelegate")
+        .collect();
+    assert_eq!(delegated.len(), 2);
+    let child_runs: Vec<&str> = delegated
+        .iter()
+        .filter_map(|e| e["delegateRunId"].as_str())
+        .collect();
+    for child in child_runs {
+        let parent = run
+            .events
+            .iter()
+            .find(|e| e["runId"] == child)
+            .and_then(|e| e["parentRunId"].as_str());
+        assert_eq!(parent, run.events[0]["runId"].as_str());
+    }
+}
+
+#[tokio::test]
+async fn nested_delegation_three_levels_and_a_failing_delegate() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::tool_reply("d1", "reader", &json!({"query": "go"})));
+    mock.push(openai::tool_reply(
+        "d2",
+        "deep",
+        &json!({"query": "deeper"}),
+    ));
+    mock.push(openai::tool_reply(
+        "d3",
+        "deepest",
+        &json!({"query": "deepest"}),
+    ));
+    mock.push(Reply::status(400).body(r#"{"error":{"message":"bad request at the bottom"}}"#));
+    mock.push(openai::text_reply("deep saw the failure"));
+    mock.push(openai::text_reply("reader relays"));
+    mock.push(openai::text_reply("lead finishes"));
+    let project = Project::new(&mock, &team());
+    let run = project.run(&["lead", "Nest"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let fifth = mock.requests()[4].json().to_string();
+    assert!(
+        fifth.contains("did not complete"),
+        "the failure reaches the parent as a result: {fifth}"
+    );
+    let keys: Vec<&str> = run
+        .events
+        .iter()
+        .filter(|e| e["type"] == "startRun")
+        .filter_map(|e| e["expertKey"].as_str())
+        .collect();
+    assert_eq!(keys, ["lead", "@team/reader", "deep", "deepest"]);
+    assert_eq!(run.last("completeRun")["text"], "lead finishes");
+}
+
+#[tokio::test]
+async fn an_interactive_call_stops_and_resumes_with_the_answer() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::tool_reply(
+        "q1",
+        "askUser",
+        &json!({"question": "Who is it for?"}),
+    ));
+    let project = Project::new(&mock, &team());
+    let run = project.run(&["lead", "Write notes"]).await;
+    assert_eq!(run.code, Some(4), "{}", run.stderr);
+    run.last("callInteractiveTool");
+    run.last("stopRunByInteractiveTool");
+
+    let missing = project.run(&["lead", "--continue"]).await;
+    assert_eq!(missing.code, Some(1));
+    assert!(missing.stderr.contains("-i"), "{}", missing.stderr);
+
+    mock.push(openai::text_reply("Notes for developers."));
+    let resumed = project
+        .run(&["lead", "--continue", "-i", "developers"])
+        .await;
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    assert_eq!(resumed.last("completeRun")["text"], "Notes for developers.");
+    let body = mock.requests()[1].json();
+    let tool_message = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "tool"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(tool_message["content"], "developers");
+    assert_eq!(tool_message["tool_call_id"], "q1");
+}
+
+#[tokio::test]
+async fn a_completed_job_continues_with_a_follow_up() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::text_reply("First answer."));
+    mock.push(openai::text_reply("Second answer."));
+    let project = Project::new(&mock, &solo());
+    assert_eq!(project.run(&["solo", "First question"]).await.code, Some(0));
+    let follow = project
+        .run(&["solo", "Follow-up question", "--continue"])
+        .await;
+    assert_eq!(follow.code, Some(0), "{}", follow.stderr);
+    let body = mock.requests()[1].json().to_string();
+    assert!(
+        body.contains("First question")
+            && body.contains("First answer.")
+            && body.contains("Follow-up question")
+    );
+}
+
+#[tokio::test]
+async fn the_offline_example_runs_end_to_end() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let workspace = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        root.join("CHANGELOG.md"),
+        workspace.path().join("CHANGELOG.md"),
+    )
+    .expect("copy changelog");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
+        .args([
+            "run",
+            "release-notes",
+            "Write release notes for developers",
+            "--replay",
+        ])
+        .arg(root.join("assets/demo.replay.toml"))
+        .arg("--config")
+        .arg(root.join("perstack.toml"))
+        .arg("--workspace")
+        .arg(workspace.path())
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .await
+        .expect("binary runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let notes =
+        std::fs::read_to_string(workspace.path().join("RELEASE_NOTES.md")).expect("notes written");
+    assert!(notes.starts_with("# perstack 0.1.0"));
+}
