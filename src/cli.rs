@@ -33,7 +33,7 @@ pub enum Command {
     ///
     /// Exit codes: 0 completed, 1 error, 3 maxSteps exceeded, 4 waiting for an interactive
     /// answer (continue with --continue -i '<answer>'), 130 cancelled.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
 }
 
 #[derive(Debug, Clone, Args)]
