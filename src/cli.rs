@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::definition::{self, ConfigError, Diagnostic, LoadedConfig};
 
 mod experts;
+mod log;
 pub mod run;
 
 #[derive(Debug, Parser)]
@@ -34,6 +35,8 @@ pub enum Command {
     /// Exit codes: 0 completed, 1 error, 3 maxSteps exceeded, 4 waiting for an interactive
     /// answer (continue with --continue -i '<answer>'), 130 cancelled.
     Run(Box<run::RunArgs>),
+    /// Read the stored events of a job (the latest by default), filtered
+    Log(log::LogArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate(&args),
         Command::Experts(args) => experts_command(&args),
         Command::Run(args) => run::run(&args),
+        Command::Log(args) => log::log(&args),
     }
 }
 

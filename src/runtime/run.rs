@@ -17,7 +17,7 @@ use super::checkpoint::{
     Usage,
 };
 use super::event::{EventKind, RunEvent, RunIds, WireRequest};
-use super::id::{new_id, now_millis};
+use super::id::{new_id, now_millis, rfc3339};
 use super::machine::{Effect, GeneratedCall, Generation, Input, Machine, ToolKind};
 use super::message::{Message, ToolCall, ToolResult};
 use super::prompt;
@@ -313,7 +313,7 @@ impl Driver {
                     &self.expert,
                     &delegates,
                     &self.job.workspace,
-                    &rfc3339_now(),
+                    &rfc3339(now_millis()),
                 );
                 let checkpoint = Checkpoint {
                     id: new_id(),
@@ -819,32 +819,6 @@ fn tracing_warn(message: &str) {
     eprintln!("perstack: {message}");
 }
 
-fn rfc3339_now() -> String {
-    let secs = now_millis() / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// Records the job's state in job.json.
 pub fn write_job_record(
     job: &JobContext,
@@ -871,13 +845,6 @@ pub fn write_job_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
-    }
 
     #[test]
     fn pick_and_omit_filter_tools() {

@@ -1,0 +1,179 @@
+//! `perstack log`: read the stored events of a job, filtered.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::Value;
+
+use crate::runtime::checkpoint::Store;
+use crate::runtime::id::clock_time;
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The job to read (default: the latest)
+    #[arg(long, value_name = "JOB_ID")]
+    pub job: Option<String>,
+    /// Only this run
+    #[arg(long, value_name = "RUN_ID")]
+    pub run: Option<String>,
+    /// Only this step number
+    #[arg(long, value_name = "N")]
+    pub step: Option<u64>,
+    /// Only events of this type (repeatable), e.g. --type callTools --type completeRun
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Only errors: stopped runs, retries, and tool results that failed
+    #[arg(long)]
+    pub errors: bool,
+    /// Only tool activity: calls, delegations, results and timings
+    #[arg(long)]
+    pub tools: bool,
+    /// Print each event as one JSON line instead of a summary
+    #[arg(long)]
+    pub json: bool,
+    /// The workspace whose `perstack/jobs` holds the job (default: the current directory)
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+const TOOL_EVENTS: [&str; 6] = [
+    "callTools",
+    "callDelegate",
+    "callInteractiveTool",
+    "resolveToolResults",
+    "toolCallTiming",
+    "attemptCompletion",
+];
+
+pub fn log(args: &LogArgs) -> ExitCode {
+    let workspace = match &args.workspace {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    };
+    let store = Store::new(&workspace);
+    let job_id = match &args.job {
+        Some(job) => job.clone(),
+        None => match store.job_ids().into_iter().next() {
+            Some(job) => job,
+            None => {
+                eprintln!(
+                    "error: no jobs under {}; run one with `perstack run`, or pass --workspace DIR",
+                    store.jobs_dir().display()
+                );
+                return ExitCode::from(1);
+            }
+        },
+    };
+    if let Err(err) = store.read_job(&job_id) {
+        eprintln!("error: {err}");
+        return ExitCode::from(1);
+    }
+    let mut events: Vec<Value> = store
+        .run_ids(&job_id)
+        .iter()
+        .filter(|run| args.run.as_deref().is_none_or(|wanted| wanted == run.as_str()))
+        .flat_map(|run| store.events(&job_id, run))
+        .filter(|event| keep(args, event))
+        .collect();
+    events.sort_by_key(|e| e["timestamp"].as_u64().unwrap_or(0));
+    let mut stdout = std::io::stdout().lock();
+    for event in &events {
+        let line = if args.json {
+            event.to_string()
+        } else {
+            summary(event)
+        };
+        if writeln!(stdout, "{line}").is_err() {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn keep(args: &LogArgs, event: &Value) -> bool {
+    let kind = event["type"].as_str().unwrap_or_default();
+    if args.step.is_some_and(|step| event["stepNumber"].as_u64() != Some(step)) {
+        return false;
+    }
+    if !args.types.is_empty() && !args.types.iter().any(|t| t == kind) {
+        return false;
+    }
+    if args.tools && !TOOL_EVENTS.contains(&kind) {
+        return false;
+    }
+    if args.errors && !is_error(event) {
+        return false;
+    }
+    true
+}
+
+fn is_error(event: &Value) -> bool {
+    match event["type"].as_str().unwrap_or_default() {
+        "stopRunByError" | "retry" => true,
+        "toolCallTiming" => event["isError"] == true,
+        "resolveToolResults" => event["toolResults"]
+            .as_array()
+            .is_some_and(|results| results.iter().any(|r| r["result"]["isError"] == true)),
+        _ => false,
+    }
+}
+
+/// One readable line: time, Expert, step, type, and what matters of the event.
+fn summary(event: &Value) -> String {
+    let kind = event["type"].as_str().unwrap_or_default();
+    let detail = match kind {
+        "callTools" => event["toolCalls"]
+            .as_array()
+            .map(|calls| {
+                calls
+                    .iter()
+                    .map(|c| format!("{}({})", c["toolName"].as_str().unwrap_or("?"), short(&c["args"].to_string(), 60)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
+        "toolCallTiming" => format!(
+            "{} {} ms{}",
+            event["toolName"].as_str().unwrap_or("?"),
+            event["durationMs"],
+            if event["isError"] == true { " (error)" } else { "" }
+        ),
+        "callDelegate" => format!(
+            "{} ← {}",
+            event["delegateExpertKey"].as_str().unwrap_or("?"),
+            short(event["query"].as_str().unwrap_or_default(), 80)
+        ),
+        "completeRun" | "completeStreamingRunResult" => short(event["text"].as_str().unwrap_or_default(), 100),
+        "stopRunByError" => short(event["error"]["message"].as_str().unwrap_or_default(), 120),
+        "retry" => short(event["reason"].as_str().unwrap_or_default(), 100),
+        "llmRequest" => format!(
+            "{} {} ({} bytes)",
+            event["request"]["method"].as_str().unwrap_or_default(),
+            event["request"]["url"].as_str().unwrap_or_default(),
+            event["request"]["body"].as_str().map_or(0, str::len)
+        ),
+        "skillStderr" | "skillWarning" => short(event["message"].as_str().unwrap_or_default(), 100),
+        _ => String::new(),
+    };
+    format!(
+        "{}  {:<20} {:>3}  {:<26} {}",
+        clock_time(event["timestamp"].as_u64().unwrap_or(0)),
+        short(event["expertKey"].as_str().unwrap_or_default(), 20),
+        event["stepNumber"].as_u64().unwrap_or(0),
+        kind,
+        detail
+    )
+    .trim_end()
+    .to_string()
+}
+
+fn short(text: &str, max: usize) -> String {
+    let one_line = text.replace('\n', " ⏎ ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
