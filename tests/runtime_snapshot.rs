@@ -25,7 +25,11 @@ impl Normaliser {
         // Ids inside text (a delegated run's id in a result, a checkpoint id) too.
         out.split_inclusive(|c: char| !c.is_ascii_alphanumeric())
             .map(|piece| {
-                let (word, tail) = piece.split_at(piece.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).len());
+                let (word, tail) = piece.split_at(
+                    piece
+                        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                        .len(),
+                );
                 if is_id(word) {
                     let next = format!("<id{}>", self.ids.len() + 1);
                     format!("{}{tail}", self.ids.entry(word.to_string()).or_insert(next))
@@ -56,7 +60,11 @@ impl Normaliser {
 }
 
 fn is_id(text: &str) -> bool {
-    text.len() == 24 && text.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()) && text.chars().any(|c| c.is_ascii_digit())
+    text.len() == 24
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        && text.chars().any(|c| c.is_ascii_digit())
 }
 
 /// `2026-11-25T15:41:40Z` → `<datetime>`.
@@ -67,7 +75,13 @@ fn mask_datetimes(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let fits = bytes.len() - i >= shape.len()
-            && shape.iter().zip(&bytes[i..]).all(|(s, b)| if *s == b'd' { b.is_ascii_digit() } else { s == b });
+            && shape.iter().zip(&bytes[i..]).all(|(s, b)| {
+                if *s == b'd' {
+                    b.is_ascii_digit()
+                } else {
+                    s == b
+                }
+            });
         if fits {
             out.push_str("<datetime>");
             i += shape.len();
@@ -84,9 +98,18 @@ fn mask_datetimes(text: &str) -> String {
 fn the_scripted_example_emits_the_snapshot_jsonl() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let workspace = tempfile::tempdir().expect("temp dir");
-    std::fs::copy(root.join("CHANGELOG.md"), workspace.path().join("CHANGELOG.md")).expect("copy");
+    std::fs::copy(
+        root.join("CHANGELOG.md"),
+        workspace.path().join("CHANGELOG.md"),
+    )
+    .expect("copy");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
-        .args(["run", "release-notes", "Write release notes for developers", "--replay"])
+        .args([
+            "run",
+            "release-notes",
+            "Write release notes for developers",
+            "--replay",
+        ])
         .arg(root.join("assets/demo.replay.toml"))
         .arg("--config")
         .arg(root.join("perstack.toml"))
@@ -94,8 +117,18 @@ fn the_scripted_example_emits_the_snapshot_jsonl() {
         .arg(workspace.path())
         .output()
         .expect("binary runs");
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    let workspace_path = workspace.path().canonicalize().expect("canonical").display().to_string();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let workspace_path = workspace
+        .path()
+        .canonicalize()
+        .expect("canonical")
+        .display()
+        .to_string();
     let mut normaliser = Normaliser {
         ids: HashMap::new(),
         replacements: vec![

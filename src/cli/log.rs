@@ -73,7 +73,11 @@ pub fn log(args: &LogArgs) -> ExitCode {
     let mut events: Vec<Value> = store
         .run_ids(&job_id)
         .iter()
-        .filter(|run| args.run.as_deref().is_none_or(|wanted| wanted == run.as_str()))
+        .filter(|run| {
+            args.run
+                .as_deref()
+                .is_none_or(|wanted| wanted == run.as_str())
+        })
         .flat_map(|run| store.events(&job_id, run))
         .filter(|event| keep(args, event))
         .collect();
@@ -94,7 +98,10 @@ pub fn log(args: &LogArgs) -> ExitCode {
 
 fn keep(args: &LogArgs, event: &Value) -> bool {
     let kind = event["type"].as_str().unwrap_or_default();
-    if args.step.is_some_and(|step| event["stepNumber"].as_u64() != Some(step)) {
+    if args
+        .step
+        .is_some_and(|step| event["stepNumber"].as_u64() != Some(step))
+    {
         return false;
     }
     if !args.types.is_empty() && !args.types.iter().any(|t| t == kind) {
@@ -129,7 +136,13 @@ fn summary(event: &Value) -> String {
             .map(|calls| {
                 calls
                     .iter()
-                    .map(|c| format!("{}({})", c["toolName"].as_str().unwrap_or("?"), short(&c["args"].to_string(), 60)))
+                    .map(|c| {
+                        format!(
+                            "{}({})",
+                            c["toolName"].as_str().unwrap_or("?"),
+                            short(&c["args"].to_string(), 60)
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             })
@@ -138,14 +151,20 @@ fn summary(event: &Value) -> String {
             "{} {} ms{}",
             event["toolName"].as_str().unwrap_or("?"),
             event["durationMs"],
-            if event["isError"] == true { " (error)" } else { "" }
+            if event["isError"] == true {
+                " (error)"
+            } else {
+                ""
+            }
         ),
         "callDelegate" => format!(
             "{} ← {}",
             event["delegateExpertKey"].as_str().unwrap_or("?"),
             short(event["query"].as_str().unwrap_or_default(), 80)
         ),
-        "completeRun" | "completeStreamingRunResult" => short(event["text"].as_str().unwrap_or_default(), 100),
+        "completeRun" | "completeStreamingRunResult" => {
+            short(event["text"].as_str().unwrap_or_default(), 100)
+        }
         "stopRunByError" => short(event["error"]["message"].as_str().unwrap_or_default(), 120),
         "retry" => short(event["reason"].as_str().unwrap_or_default(), 100),
         "llmRequest" => format!(

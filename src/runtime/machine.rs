@@ -137,6 +137,10 @@ impl Machine {
             input_messages: input_messages.clone(),
         })];
         self.checkpoint.messages.extend(input_messages);
+        if self.checkpoint.status == CheckpointStatus::Init {
+            // A run killed before its first step ends can still be continued from here.
+            effects.push(Effect::SaveCheckpoint(Box::new(self.checkpoint.clone())));
+        }
         self.checkpoint.status = CheckpointStatus::Proceeding;
         if let Some(pending) = self.checkpoint.pending_tool_calls.clone() {
             // Resuming a run that stopped for a person's answer: wait for it.

@@ -116,7 +116,7 @@ fn result(id: &str, tool: &str, text: &str) -> ToolResult {
 fn begin(machine: &mut Machine) {
     assert_eq!(
         names(&machine.start(vec![Message::user("hello")])),
-        ["startRun", "reserve"]
+        ["startRun", "save:Init", "reserve"]
     );
     assert_eq!(
         names(&machine.handle(Input::StepReserved(true))),

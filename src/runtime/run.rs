@@ -355,8 +355,16 @@ impl Driver {
                 // Continue on a new checkpoint: the stored one stays as it was.
                 checkpoint.id = new_id();
                 checkpoint.error = None;
-                if checkpoint.status.is_final() && checkpoint.pending_tool_calls.is_none() {
+                // A stored `proceeding` checkpoint is a finished step, and a completed one a
+                // finished run: the work goes on in the next step. Any other stop is mid-step.
+                if matches!(
+                    checkpoint.status,
+                    CheckpointStatus::Proceeding | CheckpointStatus::Completed
+                ) {
                     checkpoint.step_number += 1;
+                }
+                if checkpoint.pending_tool_calls.is_none() {
+                    drop_unanswered_calls(&mut checkpoint.messages);
                 }
                 let input = query.iter().map(|q| Message::user(q.clone())).collect();
                 (checkpoint, input, answers.clone())
@@ -791,6 +799,19 @@ impl Driver {
                 outcome.error.map(|e| format!(": {e}")).unwrap_or_default()
             )),
         }
+    }
+}
+
+/// A run stopped between a model's tool calls and their results (killed, cancelled) cannot send
+/// that conversation again: providers refuse calls without results. The answer is asked anew.
+fn drop_unanswered_calls(messages: &mut Vec<Message>) {
+    let unanswered = matches!(
+        messages.last(),
+        Some(Message::ExpertMessage { contents, .. })
+            if contents.iter().any(|p| matches!(p, super::message::Part::ToolCallPart { .. }))
+    );
+    if unanswered {
+        messages.pop();
     }
 }
 

@@ -137,10 +137,14 @@ impl RecordedRequest {
     }
 }
 
+/// Answers from the request itself, so a client that repeats a request gets the same reply.
+pub type Responder = Arc<dyn Fn(&RecordedRequest) -> Reply + Send + Sync>;
+
 #[derive(Default)]
 struct State {
     replies: VecDeque<Reply>,
     fallback: Option<Reply>,
+    responder: Option<Responder>,
     requests: Vec<RecordedRequest>,
     /// Stalled replies whose client went away.
     hangups: usize,
@@ -180,6 +184,14 @@ impl MockLlm {
         self
     }
 
+    /// Consulted when the queue is empty, before the fallback.
+    pub fn set_responder(
+        &self,
+        responder: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
+    ) {
+        self.state.lock().unwrap().responder = Some(Arc::new(responder));
+    }
+
     /// Served whenever the queue is empty.
     pub fn set_fallback(&self, reply: Reply) {
         self.state.lock().unwrap().fallback = Some(reply);
@@ -212,8 +224,10 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
     };
     let reply = {
         let mut state = state.lock().unwrap();
+        let from_responder = state.responder.as_ref().map(|respond| respond(&request));
         state.requests.push(request);
-        match state.replies.pop_front().or_else(|| state.fallback.clone()) {
+        let queued = state.replies.pop_front();
+        match queued.or(from_responder).or_else(|| state.fallback.clone()) {
             Some(reply) => reply,
             None => Reply::status(500).body(r#"{"error":{"message":"mock: no reply scripted"}}"#),
         }
