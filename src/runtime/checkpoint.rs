@@ -7,8 +7,9 @@
 //! perstack/jobs/<jobId>/runs/<runId>/event-<timestamp>-<step>-<type>.json
 //! ```
 //!
-//! Every file is written atomically (temp file, fsync, rename, fsync of the directory), so a
-//! crash at any instant leaves every earlier file whole.
+//! Every file is written atomically (temp file, rename), so a crash at any instant leaves every
+//! earlier file whole. Checkpoints, job and run records are also fsynced (file, then directory)
+//! so they survive power loss; events, which a checkpoint can always rebuild, are not.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -211,7 +212,7 @@ impl Store {
     }
 
     pub fn write_job(&self, job: &Job) -> Result<(), StoreError> {
-        write_json(&self.job_dir(&job.id).join("job.json"), job).map(|_| ())
+        write_json(&self.job_dir(&job.id).join("job.json"), job, Durability::Synced).map(|_| ())
     }
 
     pub fn read_job(&self, job_id: &str) -> Result<Job, StoreError> {
@@ -226,6 +227,7 @@ impl Store {
         write_json(
             &self.checkpoint_path(&checkpoint.job_id, &checkpoint.id),
             checkpoint,
+            Durability::Synced,
         )
     }
 
@@ -253,6 +255,7 @@ impl Store {
         write_json(
             &self.run_dir(job_id, run_id).join("run-setting.json"),
             setting,
+            Durability::Synced,
         )
         .map(|_| ())
     }
@@ -268,7 +271,7 @@ impl Store {
         event: &impl Serialize,
     ) -> Result<(), StoreError> {
         let name = format!("event-{timestamp}-{step}-{kind}.json");
-        write_json(&self.run_dir(job_id, run_id).join(name), event).map(|_| ())
+        write_json(&self.run_dir(job_id, run_id).join(name), event, Durability::Atomic).map(|_| ())
     }
 
     /// Every job id, newest first.
@@ -352,20 +355,29 @@ fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// How hard a write tries to survive a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Whole or absent after a process crash (rename is atomic); may be lost on power loss.
+    Atomic,
+    /// Also flushed to the disk before the rename: survives power loss too.
+    Synced,
+}
+
 /// Write JSON atomically; returns the bytes written.
-pub fn write_json(path: &Path, value: &impl Serialize) -> Result<u64, StoreError> {
+pub fn write_json(path: &Path, value: &impl Serialize, durability: Durability) -> Result<u64, StoreError> {
     let bytes = serde_json::to_vec(value).map_err(|err| StoreError::Write {
         path: path.to_path_buf(),
         source: std::io::Error::other(err),
     })?;
-    write_atomic(path, &bytes).map_err(|source| StoreError::Write {
+    write_atomic(path, &bytes, durability).map_err(|source| StoreError::Write {
         path: path.to_path_buf(),
         source,
     })?;
     Ok(bytes.len() as u64)
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_atomic(path: &Path, bytes: &[u8], durability: Durability) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let file_name = path
@@ -376,6 +388,9 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(bytes)?;
+        if durability == Durability::Atomic {
+            return std::fs::rename(&temp, path);
+        }
         file.sync_all()?;
         std::fs::rename(&temp, path)?;
         // The rename itself is durable only once the directory is synced.
