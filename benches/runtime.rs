@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt};
 use perstack::definition::parse_str;
-use perstack::llm::{ChunkStream, FinishReason, LanguageModel, LlmError, PreparedRequest, Request, StreamChunk};
+use perstack::llm::{
+    ChunkStream, FinishReason, LanguageModel, LlmError, PreparedRequest, Request, StreamChunk,
+};
 use perstack::runtime::checkpoint::Store;
 use perstack::runtime::run::{JobContext, RunSpec, RunStart, run_expert};
 use tokio::sync::{mpsc, watch};
@@ -37,7 +39,13 @@ impl LanguageModel for InstantModel {
     fn prepare(&self, req: &Request) -> Result<PreparedRequest, LlmError> {
         // Serialise the whole request, as every real provider does.
         let body = serde_json::to_vec(req).unwrap_or_default();
-        Ok(PreparedRequest::new("bench", "POST", "bench:", Vec::new(), body))
+        Ok(PreparedRequest::new(
+            "bench",
+            "POST",
+            "bench:",
+            Vec::new(),
+            body,
+        ))
     }
 
     fn send(&self, _prepared: PreparedRequest) -> BoxFuture<'_, Result<ChunkStream, LlmError>> {
@@ -64,7 +72,9 @@ impl LanguageModel for InstantModel {
             ]
         } else {
             vec![
-                StreamChunk::TextDelta { text: "done".into() },
+                StreamChunk::TextDelta {
+                    text: "done".into(),
+                },
                 StreamChunk::Finish {
                     reason: FinishReason::Stop,
                 },
@@ -111,7 +121,9 @@ async fn job(steps: usize) -> (Vec<Duration>, u64, u64) {
     let printer = tokio::spawn(async move {
         let mut bytes = 0u64;
         while let Some(event) = receiver.recv().await {
-            bytes += serde_json::to_vec(&event).map(|v| v.len() as u64).unwrap_or(0);
+            bytes += serde_json::to_vec(&event)
+                .map(|v| v.len() as u64)
+                .unwrap_or(0);
         }
         bytes
     });
@@ -126,7 +138,7 @@ async fn job(steps: usize) -> (Vec<Duration>, u64, u64) {
         0,
     ));
     let outcome = run_expert(
-        context,
+        context.clone(),
         RunSpec {
             expert_key: "solo".into(),
             run_id: None,
@@ -136,10 +148,16 @@ async fn job(steps: usize) -> (Vec<Duration>, u64, u64) {
     )
     .await;
     assert_eq!(format!("{:?}", outcome.status), "Completed");
+    assert!(context.writer.finish().is_empty());
+    drop(context);
     let printed = printer.await.unwrap_or(0);
     let stamps = model.sent_at.lock().map(|s| s.clone()).unwrap_or_default();
     let intervals = stamps.windows(2).map(|w| w[1] - w[0]).collect();
-    (intervals, dir_bytes(&workspace.path().join("perstack")), printed)
+    (
+        intervals,
+        dir_bytes(&workspace.path().join("perstack")),
+        printed,
+    )
 }
 
 fn main() {
@@ -147,11 +165,16 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    println!("{:>6} {:>14} {:>18} {:>20}", "step", "median/step", "stored bytes/step", "JSONL bytes/step");
+    println!(
+        "{:>6} {:>14} {:>18} {:>20}",
+        "step", "median/step", "stored bytes/step", "JSONL bytes/step"
+    );
     for steps in [10usize, 100, 1000] {
         let (intervals, stored, printed) = runtime.block_on(job(steps + 5));
         // The steps around the one named: [step-5, step+5), or the last ten.
-        let from = steps.saturating_sub(5).min(intervals.len().saturating_sub(10));
+        let from = steps
+            .saturating_sub(5)
+            .min(intervals.len().saturating_sub(10));
         let window = intervals[from..(from + 10).min(intervals.len())].to_vec();
         let per_step = |bytes: u64| bytes / (steps as u64 + 5);
         println!(

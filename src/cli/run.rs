@@ -365,6 +365,9 @@ async fn run_job(args: &RunArgs, prepared: Prepared) -> Result<CheckpointStatus,
         CheckpointStatus::StoppedByError => JobStatus::Failed,
         _ => JobStatus::Stopped,
     };
+    for error in job.writer.finish() {
+        eprintln!("perstack: {error}");
+    }
     write_job_record(&job, &args.expert_key, job_status, usage, started_at);
     if let Some(error) = &outcome.error {
         eprintln!("perstack: the run stopped: {error}");

@@ -212,7 +212,12 @@ impl Store {
     }
 
     pub fn write_job(&self, job: &Job) -> Result<(), StoreError> {
-        write_json(&self.job_dir(&job.id).join("job.json"), job, Durability::Synced).map(|_| ())
+        write_json(
+            &self.job_dir(&job.id).join("job.json"),
+            job,
+            Durability::Synced,
+        )
+        .map(|_| ())
     }
 
     pub fn read_job(&self, job_id: &str) -> Result<Job, StoreError> {
@@ -271,7 +276,12 @@ impl Store {
         event: &impl Serialize,
     ) -> Result<(), StoreError> {
         let name = format!("event-{timestamp}-{step}-{kind}.json");
-        write_json(&self.run_dir(job_id, run_id).join(name), event, Durability::Atomic).map(|_| ())
+        write_json(
+            &self.run_dir(job_id, run_id).join(name),
+            event,
+            Durability::Atomic,
+        )
+        .map(|_| ())
     }
 
     /// Every job id, newest first.
@@ -365,7 +375,11 @@ pub enum Durability {
 }
 
 /// Write JSON atomically; returns the bytes written.
-pub fn write_json(path: &Path, value: &impl Serialize, durability: Durability) -> Result<u64, StoreError> {
+pub fn write_json(
+    path: &Path,
+    value: &impl Serialize,
+    durability: Durability,
+) -> Result<u64, StoreError> {
     let bytes = serde_json::to_vec(value).map_err(|err| StoreError::Write {
         path: path.to_path_buf(),
         source: std::io::Error::other(err),

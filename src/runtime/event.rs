@@ -5,6 +5,8 @@
 //! `stopRunByCancel`, `paused` and `resumed`, and `parentRunId` on every event so a UI can
 //! build the run tree without tracking delegation itself.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -127,11 +129,11 @@ pub enum EventKind {
         message: String,
     },
     StartRun {
-        initial_checkpoint: Box<Checkpoint>,
+        initial_checkpoint: Arc<Checkpoint>,
         input_messages: Vec<Message>,
     },
     StartGeneration {
-        messages: Vec<Message>,
+        messages: Arc<Vec<Message>>,
     },
     LlmRequest {
         request: WireRequest,
@@ -183,8 +185,8 @@ pub enum EventKind {
         new_messages: Vec<Message>,
     },
     ContinueToNextStep {
-        checkpoint: Box<Checkpoint>,
-        next_checkpoint: Box<Checkpoint>,
+        checkpoint: Arc<Checkpoint>,
+        next_checkpoint: Arc<Checkpoint>,
         step: Box<Step>,
     },
     Retry {
@@ -194,26 +196,26 @@ pub enum EventKind {
         delay_ms: Option<u64>,
     },
     CompleteRun {
-        checkpoint: Box<Checkpoint>,
+        checkpoint: Arc<Checkpoint>,
         step: Box<Step>,
         text: String,
         usage: Usage,
     },
     StopRunByError {
-        checkpoint: Box<Checkpoint>,
+        checkpoint: Arc<Checkpoint>,
         error: CheckpointError,
     },
     StopRunByExceededMaxSteps {
-        checkpoint: Box<Checkpoint>,
+        checkpoint: Arc<Checkpoint>,
     },
     StopRunByDelegate {
-        checkpoint: Box<Checkpoint>,
+        checkpoint: Arc<Checkpoint>,
     },
     StopRunByInteractiveTool {
-        checkpoint: Box<Checkpoint>,
+        checkpoint: Arc<Checkpoint>,
     },
     StopRunByCancel {
-        checkpoint: Box<Checkpoint>,
+        checkpoint: Arc<Checkpoint>,
     },
 }
 

@@ -3,6 +3,7 @@
 //! transition can be tested without a network, a clock or a disk.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -77,14 +78,14 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Emit(EventKind),
-    /// Write this checkpoint to disk (atomically) before going on.
-    SaveCheckpoint(Box<Checkpoint>),
+    /// Write this checkpoint to disk (atomically).
+    SaveCheckpoint(Arc<Checkpoint>),
     /// Ask the job for one more step.
     ReserveStep,
     /// Call the model with these messages. `run_result` is true when the answer is the run's
     /// final text (after an accepted `attemptCompletion`).
     Generate {
-        messages: Vec<Message>,
+        messages: Arc<Vec<Message>>,
         run_result: bool,
     },
     /// Call these tools (skills and delegates) concurrently, then send [`Input::ToolsDone`].
@@ -129,17 +130,22 @@ impl Machine {
         &self.checkpoint
     }
 
+    /// The base skill's todo list, kept in every checkpoint from now on.
+    pub fn set_todos(&mut self, todos: Vec<crate::skills::base::Todo>) {
+        self.checkpoint.todos = todos;
+    }
+
     /// Start (or resume) the run. `input_messages` are the messages this run adds (the query,
     /// or nothing when resuming).
     pub fn start(&mut self, input_messages: Vec<Message>) -> Vec<Effect> {
         let mut effects = vec![Effect::Emit(EventKind::StartRun {
-            initial_checkpoint: Box::new(self.checkpoint.clone()),
+            initial_checkpoint: Arc::new(self.checkpoint.clone()),
             input_messages: input_messages.clone(),
         })];
         self.checkpoint.messages.extend(input_messages);
         if self.checkpoint.status == CheckpointStatus::Init {
             // A run killed before its first step ends can still be continued from here.
-            effects.push(Effect::SaveCheckpoint(Box::new(self.checkpoint.clone())));
+            effects.push(Effect::SaveCheckpoint(Arc::new(self.checkpoint.clone())));
         }
         self.checkpoint.status = CheckpointStatus::Proceeding;
         if let Some(pending) = self.checkpoint.pending_tool_calls.clone() {
@@ -212,14 +218,15 @@ impl Machine {
         if self.step.started_at == 0 {
             self.step.started_at = now_millis();
         }
+        let messages = Arc::new(self.checkpoint.messages.clone());
         let mut effects = Vec::new();
         if !run_result {
             effects.push(Effect::Emit(EventKind::StartGeneration {
-                messages: self.checkpoint.messages.clone(),
+                messages: messages.clone(),
             }));
         }
         effects.push(Effect::Generate {
-            messages: self.checkpoint.messages.clone(),
+            messages,
             run_result,
         });
         effects
@@ -351,15 +358,15 @@ impl Machine {
         }));
         self.state = State::FinishingStep;
         self.checkpoint.status = CheckpointStatus::Proceeding;
-        let finished = self.checkpoint.clone();
-        effects.push(Effect::SaveCheckpoint(Box::new(finished.clone())));
+        let finished = Arc::new(self.checkpoint.clone());
+        effects.push(Effect::SaveCheckpoint(finished.clone()));
         let mut step = std::mem::replace(&mut self.step, empty_step(finished.step_number + 1));
         step.finished_at = Some(now_millis());
         self.checkpoint.id = new_id();
         self.checkpoint.step_number += 1;
         effects.push(Effect::Emit(EventKind::ContinueToNextStep {
-            checkpoint: Box::new(finished),
-            next_checkpoint: Box::new(self.checkpoint.clone()),
+            checkpoint: finished,
+            next_checkpoint: Arc::new(self.checkpoint.clone()),
             step: Box::new(step),
         }));
         self.state = State::PreparingForStep;
@@ -389,10 +396,11 @@ impl Machine {
         self.state = State::Stopped(CheckpointStatus::Completed);
         let mut step = std::mem::replace(&mut self.step, empty_step(self.checkpoint.step_number));
         step.finished_at = Some(now_millis());
+        let checkpoint = Arc::new(self.checkpoint.clone());
         vec![
-            Effect::SaveCheckpoint(Box::new(self.checkpoint.clone())),
+            Effect::SaveCheckpoint(checkpoint.clone()),
             Effect::Emit(EventKind::CompleteRun {
-                checkpoint: Box::new(self.checkpoint.clone()),
+                checkpoint,
                 step: Box::new(step),
                 text,
                 usage: self.checkpoint.usage,
@@ -430,7 +438,8 @@ impl Machine {
         self.checkpoint.status = status;
         self.checkpoint.error = error.clone();
         self.state = State::Stopped(status);
-        let checkpoint = Box::new(self.checkpoint.clone());
+        let checkpoint = Arc::new(self.checkpoint.clone());
+        let saved = checkpoint.clone();
         let event = match (status, error) {
             (CheckpointStatus::StoppedByError, error) => EventKind::StopRunByError {
                 checkpoint,
@@ -451,7 +460,7 @@ impl Machine {
             _ => EventKind::StopRunByCancel { checkpoint },
         };
         vec![
-            Effect::SaveCheckpoint(Box::new(self.checkpoint.clone())),
+            Effect::SaveCheckpoint(saved),
             Effect::Emit(event),
             Effect::Finish(status),
         ]

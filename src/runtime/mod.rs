@@ -7,3 +7,4 @@ pub mod machine;
 pub mod message;
 pub mod prompt;
 pub mod run;
+pub mod writer;

@@ -21,6 +21,7 @@ use super::id::{new_id, now_millis, rfc3339};
 use super::machine::{Effect, GeneratedCall, Generation, Input, Machine, ToolKind};
 use super::message::{Message, ToolCall, ToolResult};
 use super::prompt;
+use super::writer::StoreWriter;
 use crate::definition::{Config, Expert, ReasoningBudget, Skill};
 use crate::llm::retry::{RetryHook, RetryPolicy, send_with_retry};
 use crate::llm::{self, LanguageModel, ResponseBuilder, StreamChunk};
@@ -37,6 +38,8 @@ pub struct JobContext {
     pub workspace: PathBuf,
     pub model: Arc<dyn LanguageModel>,
     pub store: Store,
+    /// Checkpoints and events go to disk through this, off the step's path.
+    pub writer: StoreWriter,
     pub events: mpsc::UnboundedSender<RunEvent>,
     pub retry: RetryPolicy,
     pub reasoning: ReasoningBudget,
@@ -67,6 +70,7 @@ impl JobContext {
             config,
             workspace,
             model,
+            writer: StoreWriter::start(store.clone()),
             store,
             events,
             steps_used: AtomicU64::new(steps_already_used),
@@ -147,6 +151,12 @@ pub fn run_expert(job: Arc<JobContext>, spec: RunSpec) -> BoxFuture<'static, Run
     })
 }
 
+/// Where delegate calls come from, for the child's `delegatedBy`.
+struct Origin {
+    expert: ExpertRef,
+    checkpoint_id: String,
+}
+
 struct Driver {
     job: Arc<JobContext>,
     spec: RunSpec,
@@ -186,16 +196,7 @@ impl Driver {
 
     fn emit(&self, step: u64, kind: EventKind) {
         let event = self.ids.event(step, kind);
-        if !event.kind.is_delta() {
-            let _ = self.job.store.write_event(
-                &event.job_id,
-                &event.run_id,
-                event.timestamp,
-                step,
-                event.kind.name(),
-                &event,
-            );
-        }
+        self.job.writer.event(&event);
         let _ = self.job.events.send(event);
     }
 
@@ -447,13 +448,8 @@ impl Driver {
                     self.emit(step, kind);
                     continue;
                 }
-                Effect::SaveCheckpoint(mut checkpoint) => {
-                    if let Some(base) = &self.base {
-                        checkpoint.todos = base.todos();
-                    }
-                    if let Err(err) = self.job.store.write_checkpoint(&checkpoint) {
-                        tracing_warn(&format!("checkpoint not saved: {err}"));
-                    }
+                Effect::SaveCheckpoint(checkpoint) => {
+                    self.job.writer.checkpoint(checkpoint);
                     continue;
                 }
                 Effect::Finish(status) => {
@@ -485,10 +481,16 @@ impl Driver {
                         .await
                 }
                 Effect::CallTools(calls) => {
-                    let cp = machine.checkpoint().clone();
-                    self.cancellable(self.call_tools(step, calls, cp)).await
+                    let at = Origin {
+                        expert: machine.checkpoint().expert.clone(),
+                        checkpoint_id: machine.checkpoint().id.clone(),
+                    };
+                    self.cancellable(self.call_tools(step, calls, at)).await
                 }
             };
+            if let Some(base) = &self.base {
+                machine.set_todos(base.todos());
+            }
             let step = machine.checkpoint().step_number;
             queue.extend(machine.handle(input).into_iter().map(|e| (step, e)));
         }
@@ -662,16 +664,16 @@ impl Driver {
         })
     }
 
-    async fn call_tools(&self, step: u64, calls: Vec<ToolCall>, checkpoint: Checkpoint) -> Input {
+    async fn call_tools(&self, step: u64, calls: Vec<ToolCall>, origin: Origin) -> Input {
         let completion_accepted = std::sync::Mutex::new(None);
         let futures = calls.into_iter().map(|call| {
-            let checkpoint = &checkpoint;
+            let origin = &origin;
             let completion_accepted = &completion_accepted;
             async move {
                 let started_at = now_millis();
                 let clock = Instant::now();
                 let output = self
-                    .call_one(step, &call, checkpoint, completion_accepted)
+                    .call_one(step, &call, origin, completion_accepted)
                     .await;
                 self.emit(
                     step,
@@ -706,7 +708,7 @@ impl Driver {
         &self,
         step: u64,
         call: &ToolCall,
-        checkpoint: &Checkpoint,
+        origin: &Origin,
         completion_accepted: &std::sync::Mutex<Option<bool>>,
     ) -> ToolOutput {
         match self.kinds.get(&call.tool_name) {
@@ -727,7 +729,7 @@ impl Driver {
                 base.call(&call.tool_name, call.args.clone()).await
             }
             Some(ToolKind::Delegate { expert_key }) => {
-                self.delegate(step, call, expert_key, checkpoint).await
+                self.delegate(step, call, expert_key, origin).await
             }
             Some(ToolKind::Interactive { .. }) => ToolOutput::error(format!(
                 "`{}` is answered by a person, not called",
@@ -750,7 +752,7 @@ impl Driver {
         step: u64,
         call: &ToolCall,
         expert_key: &str,
-        checkpoint: &Checkpoint,
+        origin: &Origin,
     ) -> ToolOutput {
         let depth = self.spec.parent.as_ref().map_or(0, |p| p.depth) + 1;
         if depth > MAX_DELEGATION_DEPTH {
@@ -773,10 +775,10 @@ impl Driver {
                 run_id: self.ids.run_id.clone(),
                 depth,
                 delegated_by: DelegatedBy {
-                    expert: checkpoint.expert.clone(),
+                    expert: origin.expert.clone(),
                     tool_call_id: call.id.clone(),
                     tool_name: call.tool_name.clone(),
-                    checkpoint_id: checkpoint.id.clone(),
+                    checkpoint_id: origin.checkpoint_id.clone(),
                     run_id: self.ids.run_id.clone(),
                 },
             }),

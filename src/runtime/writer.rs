@@ -1,0 +1,124 @@
+//! Writes checkpoints and events on a thread of their own, in the order they were produced, so a
+//! step never waits for serialisation or the disk. Every file is still written atomically; a
+//! crash loses at most what was queued, never a file already written.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use super::checkpoint::{Checkpoint, Store, StoreError};
+use super::event::RunEvent;
+
+enum Write {
+    Checkpoint(Arc<Checkpoint>),
+    Event(Box<RunEvent>),
+}
+
+pub struct StoreWriter {
+    sender: Mutex<Option<Sender<Write>>>,
+    thread: Mutex<Option<JoinHandle<Vec<StoreError>>>>,
+}
+
+impl StoreWriter {
+    pub fn start(store: Store) -> Self {
+        let (sender, receiver) = channel();
+        let thread = std::thread::Builder::new()
+            .name("perstack-store".into())
+            .spawn(move || write_all(&store, receiver))
+            .ok();
+        StoreWriter {
+            sender: Mutex::new(Some(sender)),
+            thread: Mutex::new(thread),
+        }
+    }
+
+    pub fn checkpoint(&self, checkpoint: Arc<Checkpoint>) {
+        self.send(Write::Checkpoint(checkpoint));
+    }
+
+    /// Streaming deltas are not stored: the `complete*` event that follows holds their text.
+    pub fn event(&self, event: &RunEvent) {
+        if !event.kind.is_delta() {
+            self.send(Write::Event(Box::new(event.clone())));
+        }
+    }
+
+    fn send(&self, write: Write) {
+        if let Ok(sender) = self.sender.lock() {
+            if let Some(sender) = sender.as_ref() {
+                let _ = sender.send(write);
+            }
+        }
+    }
+
+    /// Waits until everything queued is on disk; returns what could not be written. Later
+    /// writes are refused.
+    pub fn finish(&self) -> Vec<StoreError> {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        thread.and_then(|t| t.join().ok()).unwrap_or_default()
+    }
+}
+
+impl Drop for StoreWriter {
+    fn drop(&mut self) {
+        for error in self.finish() {
+            eprintln!("perstack: {error}");
+        }
+    }
+}
+
+fn write_all(store: &Store, receiver: Receiver<Write>) -> Vec<StoreError> {
+    let mut errors = Vec::new();
+    for write in receiver {
+        let result = match write {
+            Write::Checkpoint(checkpoint) => store.write_checkpoint(&checkpoint).map(|_| ()),
+            Write::Event(event) => store.write_event(
+                &event.job_id,
+                &event.run_id,
+                event.timestamp,
+                event.step_number,
+                event.kind.name(),
+                &event,
+            ),
+        };
+        if let Err(error) = result {
+            errors.push(error);
+        }
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::event::{EventKind, RunIds};
+
+    #[test]
+    fn everything_queued_is_written_by_finish() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::new(dir.path());
+        let writer = StoreWriter::start(store.clone());
+        let ids = RunIds {
+            job_id: "j".into(),
+            run_id: "r".into(),
+            expert_key: "a".into(),
+            parent_run_id: None,
+        };
+        for step in 0..50 {
+            writer.event(&ids.event(step, EventKind::StartStreamingRunResult));
+            writer.event(&ids.event(step, EventKind::StreamRunResult { delta: "x".into() }));
+        }
+        assert!(writer.finish().is_empty());
+        assert_eq!(store.events("j", "r").len(), 50, "deltas are not stored");
+        writer.event(&ids.event(99, EventKind::StartStreamingRunResult));
+        assert!(writer.finish().is_empty());
+        assert_eq!(
+            store.events("j", "r").len(),
+            50,
+            "nothing is written after finish"
+        );
+    }
+}
