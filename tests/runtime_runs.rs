@@ -505,3 +505,130 @@ async fn the_offline_example_runs_end_to_end() {
         std::fs::read_to_string(workspace.path().join("RELEASE_NOTES.md")).expect("notes written");
     assert!(notes.starts_with("# perstack 0.1.0"));
 }
+
+#[tokio::test]
+async fn ctrl_c_cancels_the_generation_and_keeps_a_checkpoint() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::tool_reply("c1", "healthCheck", &json!({})));
+    mock.push(Reply::sse().stall());
+    let project = Project::new(&mock, &solo());
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
+        .args(["run", "solo", "Take your time"])
+        .current_dir(project.path())
+        .env("OPENAI_API_KEY", "sk-test-key")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    for _ in 0..200 {
+        if mock.request_count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        mock.request_count(),
+        2,
+        "the second generation is in flight"
+    );
+    let pid = child.id().expect("pid") as i32;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exits promptly")
+        .expect("output");
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("\"type\":\"stopRunByCancel\"")),
+        "{stdout}"
+    );
+    let statuses: Vec<Value> = project
+        .checkpoints()
+        .iter()
+        .map(|c| c["status"].clone())
+        .collect();
+    assert!(statuses.contains(&json!("stoppedByCancel")), "{statuses:?}");
+    for _ in 0..100 {
+        if mock.hangups() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(mock.hangups(), 1, "the HTTP stream was dropped");
+}
+
+#[tokio::test]
+async fn log_reads_the_stored_events_with_filters() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::tool_reply(
+        "c1",
+        "readTextFile",
+        &json!({"path": "missing.txt"}),
+    ));
+    mock.push(openai::text_reply("Could not read it."));
+    let project = Project::new(&mock, &solo());
+    assert_eq!(
+        project.run(&["solo", "Read a missing file"]).await.code,
+        Some(0)
+    );
+    let log = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
+            .arg("log")
+            .args(args)
+            .current_dir(project.path())
+            .output()
+            .expect("log runs");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let all = log(&[]);
+    assert!(
+        all.contains("startRun") && all.contains("completeRun"),
+        "{all}"
+    );
+    assert!(!all.contains("streamRunResult "), "deltas are not stored");
+    let tools = log(&["--tools"]);
+    assert!(
+        tools.contains("callTools") && tools.contains("readTextFile"),
+        "{tools}"
+    );
+    assert!(!tools.contains("startRun"));
+    let errors = log(&["--errors"]);
+    assert!(
+        errors.contains("toolCallTiming") && errors.contains("(error)"),
+        "{errors}"
+    );
+    let json_lines = log(&["--type", "completeRun", "--json"]);
+    let events: Vec<Value> = json_lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["text"], "Could not read it.");
+    let step_two = log(&["--step", "2", "--json"]);
+    assert!(step_two.lines().all(|l| l.contains("\"stepNumber\":2")));
+
+    let empty = tempfile::tempdir().expect("temp dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
+        .args(["log", "--workspace"])
+        .arg(empty.path())
+        .output()
+        .expect("log runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no jobs under"));
+}
