@@ -5,4 +5,5 @@ pub mod definition;
 pub mod llm;
 pub mod runtime;
 pub mod skills;
+pub mod time;
 pub mod tool;

@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::runtime::checkpoint::Store;
-use crate::runtime::id::clock_time;
+use crate::time::clock_time;
 
 #[derive(Debug, Args)]
 pub struct LogArgs {

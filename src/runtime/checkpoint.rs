@@ -129,6 +129,31 @@ pub struct Checkpoint {
     pub forked_from: Option<String>,
 }
 
+impl Checkpoint {
+    /// The first checkpoint of a run: step 1, nothing used yet.
+    pub fn new(job_id: &str, run_id: &str, expert: ExpertRef, messages: Vec<Message>) -> Self {
+        Checkpoint {
+            id: super::id::new_id(),
+            job_id: job_id.to_string(),
+            run_id: run_id.to_string(),
+            status: CheckpointStatus::Init,
+            step_number: 1,
+            messages,
+            expert,
+            delegate_to: None,
+            delegated_by: None,
+            usage: Usage::default(),
+            context_window: None,
+            pending_tool_calls: None,
+            partial_tool_results: None,
+            error: None,
+            retry_count: None,
+            todos: Vec::new(),
+            forked_from: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum JobStatus {
@@ -421,28 +446,17 @@ mod tests {
     use super::*;
 
     pub fn sample(job: &str, id: &str, step: u64) -> Checkpoint {
+        let expert = ExpertRef {
+            key: "a".into(),
+            name: "a".into(),
+            version: "1.0.0".into(),
+        };
+        let messages = vec![Message::instruction("be brief"), Message::user("hi")];
         Checkpoint {
             id: id.into(),
-            job_id: job.into(),
-            run_id: "run1".into(),
             status: CheckpointStatus::Proceeding,
             step_number: step,
-            messages: vec![Message::instruction("be brief"), Message::user("hi")],
-            expert: ExpertRef {
-                key: "a".into(),
-                name: "a".into(),
-                version: "1.0.0".into(),
-            },
-            delegate_to: None,
-            delegated_by: None,
-            usage: Usage::default(),
-            context_window: None,
-            pending_tool_calls: None,
-            partial_tool_results: None,
-            error: None,
-            retry_count: None,
-            todos: Vec::new(),
-            forked_from: None,
+            ..Checkpoint::new(job, "run1", expert, messages)
         }
     }
 

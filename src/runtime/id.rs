@@ -43,57 +43,10 @@ fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-/// Milliseconds since the Unix epoch, the timestamp of every event.
-pub fn now_millis() -> u64 {
-    (now_nanos() / 1_000_000) as u64
-}
-
-/// `2026-11-25T15:46:55Z` for a millisecond timestamp (UTC).
-pub fn rfc3339(millis: u64) -> String {
-    let secs = millis / 1000;
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    format!("{year:04}-{month:02}-{day:02}T{}Z", clock(secs % 86_400))
-}
-
-/// `15:46:55.259` (UTC) for a millisecond timestamp: the time of day, for logs.
-pub fn clock_time(millis: u64) -> String {
-    format!("{}.{:03}", clock(millis / 1000 % 86_400), millis % 1000)
-}
-
-fn clock(seconds_of_day: u64) -> String {
-    format!(
-        "{:02}:{:02}:{:02}",
-        seconds_of_day / 3600,
-        seconds_of_day % 3600 / 60,
-        seconds_of_day % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+pub use crate::time::now_millis;
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn dates_and_times() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
-        assert_eq!(rfc3339(1_795_621_615_259), "2026-11-25T15:46:55Z");
-        assert_eq!(clock_time(1_795_621_615_259), "15:46:55.259");
-    }
-
     use super::*;
 
     #[test]

@@ -5,28 +5,19 @@ use crate::runtime::checkpoint::ExpertRef;
 use crate::tool::ToolOutput;
 
 fn fresh_checkpoint() -> Checkpoint {
+    let expert = ExpertRef {
+        key: "lead".into(),
+        name: "lead".into(),
+        version: "1.0.0".into(),
+    };
     Checkpoint {
         id: "cp0".into(),
-        job_id: "job".into(),
-        run_id: "run".into(),
-        status: CheckpointStatus::Init,
-        step_number: 1,
-        messages: vec![Message::instruction("system prompt")],
-        expert: ExpertRef {
-            key: "lead".into(),
-            name: "lead".into(),
-            version: "1.0.0".into(),
-        },
-        delegate_to: None,
-        delegated_by: None,
-        usage: Usage::default(),
-        context_window: None,
-        pending_tool_calls: None,
-        partial_tool_results: None,
-        error: None,
-        retry_count: None,
-        todos: Vec::new(),
-        forked_from: None,
+        ..Checkpoint::new(
+            "job",
+            "run",
+            expert,
+            vec![Message::instruction("system prompt")],
+        )
     }
 }
 

@@ -17,7 +17,7 @@ use super::checkpoint::{
     Usage,
 };
 use super::event::{EventKind, RunEvent, RunIds, WireRequest};
-use super::id::{new_id, now_millis, rfc3339};
+use super::id::{new_id, now_millis};
 use super::machine::{Effect, GeneratedCall, Generation, Input, Machine, ToolKind};
 use super::message::{Message, ToolCall, ToolResult};
 use super::prompt;
@@ -26,6 +26,7 @@ use crate::definition::{Config, Expert, ReasoningBudget, Skill};
 use crate::llm::retry::{RetryHook, RetryPolicy, send_with_retry};
 use crate::llm::{self, LanguageModel, ResponseBuilder, StreamChunk};
 use crate::skills::base::{ATTEMPT_COMPLETION, BaseSkill};
+use crate::time::rfc3339;
 use crate::tool::{ToolDefinition, ToolOutput};
 
 /// Delegation deeper than this is refused: it is almost always a cycle.
@@ -316,29 +317,18 @@ impl Driver {
                     &self.job.workspace,
                     &rfc3339(now_millis()),
                 );
-                let checkpoint = Checkpoint {
-                    id: new_id(),
-                    job_id: self.job.job_id.clone(),
-                    run_id: self.ids.run_id.clone(),
-                    status: CheckpointStatus::Init,
-                    step_number: 1,
-                    messages: vec![Message::instruction(system)],
-                    expert: ExpertRef {
-                        key: self.spec.expert_key.clone(),
-                        name: self.spec.expert_key.clone(),
-                        version: self.expert.version().to_string(),
-                    },
-                    delegate_to: None,
-                    delegated_by: self.spec.parent.as_ref().map(|p| p.delegated_by.clone()),
-                    usage: Usage::default(),
-                    context_window: None,
-                    pending_tool_calls: None,
-                    partial_tool_results: None,
-                    error: None,
-                    retry_count: None,
-                    todos: Vec::new(),
-                    forked_from: None,
+                let expert = ExpertRef {
+                    key: self.spec.expert_key.clone(),
+                    name: self.spec.expert_key.clone(),
+                    version: self.expert.version().to_string(),
                 };
+                let mut checkpoint = Checkpoint::new(
+                    &self.job.job_id,
+                    &self.ids.run_id,
+                    expert,
+                    vec![Message::instruction(system)],
+                );
+                checkpoint.delegated_by = self.spec.parent.as_ref().map(|p| p.delegated_by.clone());
                 (checkpoint, vec![Message::user(query.clone())], Vec::new())
             }
             RunStart::Resume {

@@ -2,7 +2,6 @@
 
 use std::io;
 use std::path::Path;
-use std::time::SystemTime;
 
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -315,9 +314,9 @@ pub async fn get_file_info(ws: &Workspace, args: &Args) -> Result<ToolOutput> {
         "extension": extension,
         "type": kind_of(meta.file_type()),
         "size": meta.len(),
-        "modified": meta.modified().ok().map(iso8601),
-        "created": meta.created().ok().map(iso8601),
-        "accessed": meta.accessed().ok().map(iso8601),
+        "modified": meta.modified().ok().map(crate::time::rfc3339_of),
+        "created": meta.created().ok().map(crate::time::rfc3339_of),
+        "accessed": meta.accessed().ok().map(crate::time::rfc3339_of),
         "permissions": format!("{mode:o}"),
         "readonly": meta.permissions().readonly(),
         "isSymlink": link.file_type().is_symlink(),
@@ -362,43 +361,4 @@ fn kind_of(file_type: std::fs::FileType) -> &'static str {
 
 pub(super) fn to_pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-}
-
-/// `2026-01-31T12:34:56Z`, in UTC, without a date crate.
-fn iso8601(time: SystemTime) -> String {
-    let secs = match time.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    };
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn iso8601_formats_known_instants() {
-        let at = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
-        assert_eq!(iso8601(at(0)), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(at(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(iso8601(at(1_764_077_696)), "2025-11-25T13:34:56Z");
-    }
 }
