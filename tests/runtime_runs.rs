@@ -632,3 +632,33 @@ async fn log_reads_the_stored_events_with_filters() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no jobs under"));
 }
+
+#[tokio::test]
+async fn a_recorded_run_replays_offline() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::tool_reply(
+        "c1",
+        "writeTextFile",
+        &json!({"path": "out.txt", "text": "hi"}),
+    ));
+    mock.push(openai::text_reply("Wrote out.txt."));
+    let project = Project::new(&mock, &solo());
+    let recorded = project
+        .run(&["solo", "Write a file", "--record", "run.replay.toml"])
+        .await;
+    assert_eq!(recorded.code, Some(0), "{}", recorded.stderr);
+    assert!(project.path().join("run.replay.toml").is_file());
+    std::fs::remove_file(project.path().join("out.txt")).expect("remove");
+    drop(mock);
+    let replayed = project
+        .run(&["solo", "Write a file", "--replay", "run.replay.toml"])
+        .await;
+    assert_eq!(replayed.code, Some(0), "{}", replayed.stderr);
+    assert_eq!(replayed.last("completeRun")["text"], "Wrote out.txt.");
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("out.txt"))
+            .ok()
+            .as_deref(),
+        Some("hi")
+    );
+}

@@ -85,6 +85,9 @@ pub struct Overrides {
     /// Answer from this replay script or recording instead of a model: no key, no network
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
+    /// Record every model answer to this file (the replay format), to replay the run offline later
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
     /// The directory the Experts' file and exec tools work in (default: the current directory)
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
@@ -127,8 +130,13 @@ pub fn prepare(config_args: &ConfigArgs, overrides: &Overrides) -> Result<Prepar
         .clone()
         .or_else(|| config.model.clone())
         .unwrap_or_else(|| default_model(name).to_string());
-    let model = llm::build_provider(name, setting.as_ref(), &model_name, &env, &loaded.dir)
+    let mut model = llm::build_provider(name, setting.as_ref(), &model_name, &env, &loaded.dir)
         .map_err(|err| format!("error: {err}"))?;
+    if let Some(path) = &overrides.record {
+        let recorder = llm::replay::Recorder::new(model, path)
+            .map_err(|err| format!("error: --record: {err}"))?;
+        model = Arc::new(recorder);
+    }
     let workspace = match &overrides.workspace {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().map_err(|e| format!("error: no current directory: {e}"))?,
