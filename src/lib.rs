@@ -2,5 +2,6 @@
 
 pub mod cli;
 pub mod definition;
+pub mod http;
 pub mod skills;
 pub mod tool;

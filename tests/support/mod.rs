@@ -1,0 +1,132 @@
+//! Helpers shared by the MCP integration tests.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use perstack::definition::{Expert, parse_str};
+use perstack::skills::mcp::McpOptions;
+use perstack::skills::workspace::Workspace;
+use perstack::skills::{SkillEvent, SkillEventKind, SkillManager, SkillManagerOptions};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+/// The test server binary, built by `cargo test` (or `cargo build --example mcp_test_server`).
+pub fn test_server() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let debug_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let server = debug_dir.join("examples").join("mcp_test_server");
+    assert!(
+        server.is_file(),
+        "{} is missing: run `cargo build --example mcp_test_server` (plain `cargo test` builds it)",
+        server.display()
+    );
+    server
+}
+
+/// The directory tests/support/install-mcp-servers.sh installs into.
+pub fn third_party_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/mcp-servers")
+}
+
+/// An Expert `t` with the base skill and the given skill tables (TOML under
+/// `[experts.t.skills]`, e.g. `[experts.t.skills.s]\ntype = ...`).
+pub fn expert(skills: &str) -> Expert {
+    let source = format!(
+        "[experts.t]\ninstruction = \"test\"\n\
+         [experts.t.skills.\"@perstack/base\"]\ntype = \"mcpStdioSkill\"\n\
+         command = \"npx\"\npackageName = \"@perstack/base\"\n{skills}"
+    );
+    let (config, _) = parse_str(&source, Path::new("perstack.toml"))
+        .unwrap_or_else(|d| panic!("bad test config: {d:?}\n{source}"));
+    config.experts["t"].clone()
+}
+
+/// A stdio skill table running the test server with extra TOML lines.
+pub fn server_skill(name: &str, args: &[&str], extra: &str) -> String {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        "[experts.t.skills.{name}]\ntype = \"mcpStdioSkill\"\ncommand = {:?}\nargs = [{}]\n{extra}\n",
+        test_server().display().to_string(),
+        args.join(", ")
+    )
+}
+
+/// PATH and HOME from the test process, plus whatever the test adds.
+pub fn env_with(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = ["PATH", "HOME"]
+        .iter()
+        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
+        .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+pub struct Started {
+    pub manager: SkillManager,
+    pub events: UnboundedReceiver<SkillEvent>,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start(expert: &Expert, env: &HashMap<String, String>) -> Started {
+    start_with(expert, env, SkillManagerOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("skills failed to start: {e}"))
+}
+
+pub async fn start_with(
+    expert: &Expert,
+    env: &HashMap<String, String>,
+    options: SkillManagerOptions,
+) -> Result<Started, perstack::skills::SkillError> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let workspace = Workspace::new(dir.path()).expect("workspace");
+    let (sender, events) = unbounded_channel();
+    let manager = SkillManager::start(expert, workspace, env, sender, options).await?;
+    Ok(Started {
+        manager,
+        events,
+        dir,
+    })
+}
+
+pub fn short_timeouts(call_ms: u64) -> SkillManagerOptions {
+    SkillManagerOptions {
+        mcp: McpOptions {
+            init_timeout: Duration::from_secs(20),
+            call_timeout: Duration::from_millis(call_ms),
+            cwd: None,
+        },
+        lock: None,
+    }
+}
+
+/// Every event received so far.
+pub fn drain(events: &mut UnboundedReceiver<SkillEvent>) -> Vec<SkillEvent> {
+    let mut out = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        out.push(event);
+    }
+    out
+}
+
+pub fn count(events: &[SkillEvent], pred: impl Fn(&SkillEventKind) -> bool) -> usize {
+    events.iter().filter(|e| pred(&e.kind)).count()
+}
+
+/// Waits until `pid` no longer exists (zombies count as existing), up to `limit`.
+pub async fn wait_gone(pid: u32, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
