@@ -4,14 +4,27 @@
 //! `--http` it serves Streamable HTTP at `http://127.0.0.1:PORT/mcp` and prints the bound
 //! address (`listening on 127.0.0.1:PORT`) on stdout, so port 0 works.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
+use rmcp::{
+    ErrorData, Peer, RoleServer, ServerHandler, ServiceExt, schemars, tool, tool_handler,
+    tool_router,
+};
+
+/// Tools are listed in pages of this size, so clients must follow cursors.
+const PAGE_SIZE: usize = 3;
+/// `late` is listed only after `reveal` was called (which sends `tools/list_changed`).
+static REVEALED: AtomicBool = AtomicBool::new(false);
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 struct EchoArgs {
@@ -95,6 +108,20 @@ impl TestServer {
         ])
     }
 
+    #[tool(description = "Lists the tool `late` from now on and tells the client")]
+    async fn reveal(&self, peer: Peer<RoleServer>) -> String {
+        REVEALED.store(true, Ordering::SeqCst);
+        match peer.notify_tool_list_changed().await {
+            Ok(()) => "revealed".into(),
+            Err(e) => format!("notify failed: {e}"),
+        }
+    }
+
+    #[tool(description = "Only listed after reveal")]
+    fn late(&self) -> String {
+        "late tool".into()
+    }
+
     #[tool(description = "Answers with a tool-level error")]
     fn fail(&self) -> CallToolResult {
         CallToolResult::error(vec![ContentBlock::text("this tool always fails")])
@@ -103,9 +130,37 @@ impl TestServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for TestServer {
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut tools = self.tool_router.list_all();
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        if !REVEALED.load(Ordering::SeqCst) {
+            tools.retain(|t| t.name != "late");
+        }
+        let start: usize = match request.and_then(|r| r.cursor) {
+            Some(cursor) => cursor
+                .parse()
+                .map_err(|_| ErrorData::invalid_params("bad cursor", None))?,
+            None => 0,
+        };
+        let end = (start + PAGE_SIZE).min(tools.len());
+        let page = tools.get(start..end).unwrap_or_default().to_vec();
+        let mut result = ListToolsResult::with_all_items(page);
+        result.next_cursor = (end < tools.len()).then(|| end.to_string());
+        Ok(result)
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(rmcp::model::Implementation::new("mcp-test-server", "0.1.0"))
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(rmcp::model::Implementation::new("mcp-test-server", "0.1.0"))
     }
 }
 

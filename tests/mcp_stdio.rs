@@ -402,3 +402,35 @@ async fn interactive_tools_are_listed_but_not_called() {
     assert!(!out.is_error && out.joined_text().contains("ok"));
     assert!(s.manager.base().todos().is_empty());
 }
+
+#[tokio::test]
+async fn paginated_lists_are_followed_and_list_changed_refreshes_them() {
+    let expert = expert(&server_skill("test", &[], ""));
+    let s = start(&expert, &env_with(&[])).await;
+    // The server pages by three; all its tools must be there.
+    let tools = names(&s.manager);
+    for name in [
+        "add", "big", "crash", "echo", "env", "fail", "image", "reveal", "sleep",
+    ] {
+        assert!(
+            tools.contains(&name.to_string()),
+            "{name} missing: {tools:?}"
+        );
+    }
+    assert!(!tools.contains(&"late".to_string()));
+    let out = s.manager.call("reveal", json!({})).await;
+    assert_eq!(out.joined_text(), "revealed");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !names(&s.manager).contains(&"late".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "list_changed did not refresh the tools"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        s.manager.call("late", json!({})).await.joined_text(),
+        "late tool"
+    );
+    s.manager.shutdown().await;
+}

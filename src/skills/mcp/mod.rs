@@ -59,9 +59,12 @@ pub enum McpError {
         #[source]
         source: std::io::Error,
     },
-    #[error("MCP handshake with `{target}` failed: {message}")]
+    #[error("MCP handshake with `{target}` failed: {}", tidy(message))]
     Handshake { target: String, message: String },
-    #[error("cannot connect to MCP endpoint {endpoint} over Streamable HTTP: {message}")]
+    #[error(
+        "cannot connect to MCP endpoint {endpoint} over Streamable HTTP: {}",
+        tidy(message)
+    )]
     Http { endpoint: String, message: String },
     #[error(
         "{endpoint} speaks only the old HTTP+SSE transport (protocol 2024-11-05), which is not \
@@ -70,7 +73,7 @@ pub enum McpError {
     LegacySse { endpoint: String },
     #[error("{phase} timed out after {after_ms} ms")]
     Timeout { phase: &'static str, after_ms: u64 },
-    #[error("listing tools failed: {0}")]
+    #[error("listing tools failed: {}", tidy(.0))]
     ListTools(String),
 }
 
@@ -249,7 +252,10 @@ impl McpSkill {
                 ToolOutput::error(format!("{tool_name} failed: {}", e.message))
             }
             Ok(Err(e)) => {
-                let reason = format!("the connection failed during {tool_name}: {e}");
+                let reason = format!(
+                    "the connection failed during {tool_name}: {}",
+                    tidy(&e.to_string())
+                );
                 self.disconnect(&connection, &reason).await;
                 ToolOutput::error(format!(
                     "{tool_name} failed: {reason}; skill {} will be restarted on its next use",
@@ -332,11 +338,36 @@ impl McpSkill {
     }
 }
 
+/// Drops the transport's Rust type name that rmcp puts in its error text; it tells a user
+/// nothing.
+pub(crate) fn tidy(message: &str) -> String {
+    let mut out = message.to_string();
+    while let Some(start) = out.find("Transport [") {
+        let Some(end) = out[start..].find("] error: ") else {
+            break;
+        };
+        out.replace_range(start..start + end + "] error: ".len(), "");
+    }
+    out
+}
+
 impl std::fmt::Debug for McpSkill {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("McpSkill")
             .field("name", &self.name)
             .field("target", &self.target.describe())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tidy_drops_transport_type_names() {
+        assert_eq!(
+            super::tidy("Transport send error: Transport [a::B<c::D>] error: Client error: x"),
+            "Transport send error: Client error: x"
+        );
+        assert_eq!(super::tidy("plain"), "plain");
     }
 }
