@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::definition::{self, ConfigError, Diagnostic, LoadedConfig};
 
 mod experts;
+mod install;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +29,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show every Expert's delegation tree, skills and model
     Experts(ConfigArgs),
+    /// Start every Expert's skills and write perstack.lock with their resolved tools
+    Install(ConfigArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Experts(args) => experts_command(&args),
+        Command::Install(args) => install::run(&args),
     }
 }
 
