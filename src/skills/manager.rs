@@ -86,13 +86,24 @@ impl Entry {
     fn tools(&self) -> Vec<ToolDefinition> {
         match self {
             Entry::Base { tools, .. } | Entry::Interactive { tools, .. } => tools.clone(),
-            Entry::Mcp { skill, locked } => {
-                let live = skill.tools();
-                match locked {
-                    Some(locked) if live.is_empty() => locked.clone(),
-                    _ => live,
-                }
+            Entry::Mcp { skill, locked } => match locked {
+                Some(locked) if !skill.has_tool_list() => locked.clone(),
+                _ => skill.tools(),
+            },
+        }
+    }
+
+    fn offers(&self, tool_name: &str) -> bool {
+        match self {
+            Entry::Base { tools, .. } | Entry::Interactive { tools, .. } => {
+                tools.iter().any(|t| t.name == tool_name)
             }
+            Entry::Mcp { skill, locked } => match locked {
+                Some(locked) if !skill.has_tool_list() => {
+                    locked.iter().any(|t| t.name == tool_name)
+                }
+                _ => skill.offers(tool_name),
+            },
         }
     }
 
@@ -109,6 +120,8 @@ pub struct SkillManager {
     base: BaseSkill,
     entries: Vec<Entry>,
     events: UnboundedSender<SkillEvent>,
+    /// Hidden duplicate tools already warned about, so each is reported once.
+    hidden: std::sync::Mutex<HashSet<(String, String)>>,
 }
 
 impl SkillManager {
@@ -186,6 +199,7 @@ impl SkillManager {
             base: BaseSkill::with_workspace(workspace),
             entries,
             events,
+            hidden: Default::default(),
         };
         let results = join_all(to_start.iter().map(|s| s.start())).await;
         let failure = to_start
@@ -231,7 +245,12 @@ impl SkillManager {
             for tool in entry.tools() {
                 if seen.insert(tool.name.clone()) {
                     out.push(tool);
-                } else {
+                } else if self
+                    .hidden
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((entry.name().to_string(), tool.name.clone()))
+                {
                     EventSink::new(entry.name(), Some(self.events.clone())).warn(format!(
                         "tool {} is already offered by another skill; this skill's one is hidden",
                         tool.name
@@ -243,9 +262,7 @@ impl SkillManager {
     }
 
     fn entry_of(&self, tool_name: &str) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .find(|e| e.tools().iter().any(|t| t.name == tool_name))
+        self.entries.iter().find(|e| e.offers(tool_name))
     }
 
     /// Whether a tool is answered in-process, by an MCP server or by a human; `None` for a

@@ -64,6 +64,14 @@ impl ToolCache {
         self.lock().1.clone()
     }
 
+    pub(crate) fn contains(&self, tool_name: &str) -> bool {
+        self.lock().1.iter().any(|t| t.name == tool_name)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().1.is_empty()
+    }
+
     pub(crate) fn set_initial(&self, tools: Vec<ToolDefinition>) {
         let ticket = self.next_ticket.fetch_add(1, Ordering::SeqCst) + 1;
         *self.lock() = (ticket, tools);

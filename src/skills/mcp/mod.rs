@@ -210,9 +210,23 @@ impl McpSkill {
         convert::filter_tools(self.tools.get(), self.pick.as_deref(), self.omit.as_deref()).0
     }
 
-    /// True when `tool_name` is one of [`Self::tools`].
+    /// True when `tool_name` is one of [`Self::tools`] (without copying the list: this is on
+    /// every call's path).
     pub fn offers(&self, tool_name: &str) -> bool {
-        self.tools().iter().any(|t| t.name == tool_name)
+        let omitted = self
+            .omit
+            .as_deref()
+            .is_some_and(|omit| omit.iter().any(|n| n == tool_name));
+        let picked = self
+            .pick
+            .as_deref()
+            .is_none_or(|pick| pick.iter().any(|n| n == tool_name));
+        !omitted && picked && self.tools.contains(tool_name)
+    }
+
+    /// True once a tool list has been received from the server.
+    pub fn has_tool_list(&self) -> bool {
+        !self.tools.is_empty()
     }
 
     /// The pid of the running server process (stdio only), for diagnostics and tests.

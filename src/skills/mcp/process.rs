@@ -1,8 +1,14 @@
 //! Keeping server processes from outliving us.
 //!
 //! Each server runs as the leader of its own process group, so the group can be killed as a
-//! whole (an `npx` launcher and the node process under it go together). On Linux the direct
-//! child also gets SIGKILL if our process dies without running destructors.
+//! whole (an `npx` launcher and the node process under it go together) when its connection is
+//! closed or dropped.
+//!
+//! Being in its own group, a server does not get the terminal's Ctrl-C: whoever handles SIGINT
+//! shuts the skills down (or drops them). If our process dies without running destructors, the
+//! direct child gets SIGKILL from the kernel (Linux `PR_SET_PDEATHSIG`), and anything below it
+//! sees its stdin close. The death signal follows the thread that spawned the child, so spawn
+//! servers from runtime worker threads (as `McpSkill` does), not from short-lived threads.
 
 use std::time::{Duration, Instant};
 
