@@ -117,11 +117,18 @@ pub fn count(events: &[SkillEvent], pred: impl Fn(&SkillEventKind) -> bool) -> u
     events.iter().filter(|e| pred(&e.kind)).count()
 }
 
-/// Waits until `pid` no longer exists (zombies count as existing), up to `limit`.
+/// Waits until `pid` no longer runs, up to `limit`. A zombie is dead (its parent has not
+/// reaped it yet, as an init process in a container may never do) and counts as gone.
 pub async fn wait_gone(pid: u32, limit: Duration) -> bool {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let (_, rest) = stat.rsplit_once(')')?;
+                rest.split_whitespace().next().map(str::to_string)
+            });
+        if state.is_none_or(|s| s == "Z" || s == "X") {
             return true;
         }
         if std::time::Instant::now() > deadline {
