@@ -1,5 +1,6 @@
-//! MCP skill overhead: a stdio round trip to the test server's `echo` tool, and the cost of
-//! starting three servers concurrently compared with starting one.
+//! MCP skill overhead: a stdio round trip to the test server's `echo` tool (through the
+//! SkillManager, and through a bare rmcp client for comparison), and the cost of starting three
+//! servers concurrently compared with starting one.
 //!
 //! Uses examples/mcp_test_server.rs, preferring a release build of it
 //! (`cargo build --release --example mcp_test_server`) and falling back to the debug one.
@@ -12,6 +13,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use perstack::definition::{Expert, parse_str};
 use perstack::skills::workspace::Workspace;
 use perstack::skills::{SkillManager, SkillManagerOptions};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::TokioChildProcess;
 use serde_json::json;
 use tokio::runtime::Runtime;
 
@@ -79,8 +83,27 @@ fn round_trip(c: &mut Criterion) {
             assert_eq!(out.joined_text(), "ping");
         })
     });
-    group.finish();
     runtime.block_on(manager.shutdown());
+
+    // The same call through a bare rmcp client: the difference is the skill layer's cost.
+    let client = runtime.block_on(async {
+        let command = tokio::process::Command::new(test_server());
+        let (transport, _stderr) = TokioChildProcess::builder(command)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the test server");
+        ().serve(transport).await.expect("handshake")
+    });
+    group.bench_function("stdio echo round trip, bare rmcp client", |b| {
+        b.iter(|| {
+            let mut params = CallToolRequestParams::new("echo");
+            params.arguments = json!({"text": "ping"}).as_object().cloned();
+            let result = runtime.block_on(client.call_tool(params));
+            assert!(result.is_ok());
+        })
+    });
+    group.finish();
+    let _ = runtime.block_on(client.cancel());
 }
 
 fn concurrent_start(c: &mut Criterion) {

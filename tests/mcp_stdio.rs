@@ -434,3 +434,31 @@ async fn paginated_lists_are_followed_and_list_changed_refreshes_them() {
     );
     s.manager.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_initialize_timeout_fails_start_and_kills_the_server() {
+    // A start-up delay no other test uses, to find this server's process.
+    let marker = "4321";
+    let skill = server_skill("slow", &["--startup-delay-ms", marker], "");
+    let mut options = short_timeouts(1000);
+    options.mcp.init_timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let err = start_with(&expert(&skill), &env_with(&[]), options)
+        .await
+        .err()
+        .expect("must time out");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let text = err.to_string();
+    assert!(
+        text.contains("slow") && text.contains("timed out after 300 ms"),
+        "{text}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !live_processes_with(&format!("--startup-delay-ms {marker}")).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the timed-out server is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -341,3 +341,37 @@ impl std::fmt::Debug for SkillManager {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+
+    #[test]
+    fn the_manager_can_live_in_a_task() {
+        send_sync::<SkillManager>();
+        send_sync::<McpSkill>();
+    }
+
+    // Compiled, not run: the futures the runtime awaits must be Send.
+    #[allow(dead_code)]
+    fn futures_are_send(
+        manager: &SkillManager,
+        expert: &Expert,
+        workspace: Workspace,
+        events: UnboundedSender<SkillEvent>,
+    ) {
+        send(&manager.call("x", Value::Null));
+        send(&manager.shutdown());
+        let env = HashMap::new();
+        send(&SkillManager::start(
+            expert,
+            workspace,
+            &env,
+            events,
+            SkillManagerOptions::default(),
+        ));
+    }
+}

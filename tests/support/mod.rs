@@ -137,3 +137,25 @@ pub async fn wait_gone(pid: u32, limit: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Live (non-zombie) processes whose command line contains `marker`.
+pub fn live_processes_with(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()? == "Z"))
+            .unwrap_or(true);
+        if cmdline.contains(marker) && !zombie && pid != std::process::id() {
+            out.push(pid);
+        }
+    }
+    out
+}
