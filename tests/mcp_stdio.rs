@@ -462,3 +462,18 @@ async fn an_initialize_timeout_fails_start_and_kills_the_server() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_server_that_dies_at_start_is_quoted_in_the_error() {
+    let skill = "[experts.t.skills.broken]\ntype = \"mcpStdioSkill\"\ncommand = \"sh\"\n\
+                 args = [\"-c\", \"echo 'config file missing' >&2; exit 1\"]\n";
+    let err = start_with(&expert(skill), &env_with(&[]), Default::default())
+        .await
+        .err()
+        .expect("must fail");
+    let text = err.to_string();
+    assert!(
+        text.contains("broken") && text.contains("config file missing"),
+        "{text}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Starting one connection to an MCP server: spawn (stdio) or HTTP set-up, handshake, tool
 //! discovery.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,8 @@ use crate::tool::ToolDefinition;
 
 /// A stderr line longer than this is cut, so one runaway line cannot flood the event channel.
 const MAX_STDERR_LINE: usize = 8 * 1024;
+/// How long a failed start waits for the server's last stderr lines.
+const STDERR_GRACE: Duration = Duration::from_millis(200);
 
 /// How to reach a server.
 #[derive(Debug, Clone)]
@@ -188,17 +191,30 @@ pub(crate) async fn connect(
             cwd,
         } => {
             let (transport, group, stderr) = spawn(program, args, env, cwd.as_ref(), target)?;
-            if let Some(stderr) = stderr {
-                tokio::spawn(forward_stderr(stderr, sink.clone()));
-            }
+            let tail = StderrTail::default();
+            let reader = stderr
+                .map(|stderr| tokio::spawn(forward_stderr(stderr, sink.clone(), tail.clone())));
             let spawned = started.elapsed();
-            let service = handler
-                .serve(transport)
-                .await
-                .map_err(|e| McpError::Handshake {
-                    target: target.describe(),
-                    message: e.to_string(),
-                })?;
+            let service = match handler.serve(transport).await {
+                Ok(service) => service,
+                Err(e) => {
+                    // A server that dies at start usually says why on stderr: let the reader
+                    // catch up, then quote the end of it.
+                    if let Some(reader) = reader {
+                        let _ = tokio::time::timeout(STDERR_GRACE, reader).await;
+                    }
+                    let mut message = e.to_string();
+                    let lines = tail.lines();
+                    if !lines.is_empty() {
+                        message.push_str("; the server's last stderr lines: ");
+                        message.push_str(&lines.join(" | "));
+                    }
+                    return Err(McpError::Handshake {
+                        target: target.describe(),
+                        message,
+                    });
+                }
+            };
             (service, Some(group), spawned)
         }
         Target::Http { endpoint } => {
@@ -270,7 +286,28 @@ fn spawn(
     Ok((transport, ProcessGroup::new(pid), stderr))
 }
 
-async fn forward_stderr(stderr: ChildStderr, sink: EventSink) {
+/// The last few stderr lines of a server, quoted when its start fails.
+#[derive(Debug, Clone, Default)]
+struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+
+impl StderrTail {
+    const LINES: usize = 5;
+
+    fn push(&self, line: &str) {
+        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() == Self::LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line.to_string());
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines.iter().cloned().collect()
+    }
+}
+
+async fn forward_stderr(stderr: ChildStderr, sink: EventSink, tail: StderrTail) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(mut line)) = lines.next_line().await {
         if line.len() > MAX_STDERR_LINE {
@@ -281,6 +318,7 @@ async fn forward_stderr(stderr: ChildStderr, sink: EventSink) {
             line.truncate(cut);
             line.push_str(" [cut]");
         }
+        tail.push(&line);
         sink.send(SkillEventKind::Stderr { line });
     }
 }
