@@ -51,10 +51,13 @@ async fn lists_tools_and_calls_echo_and_add() {
 
     let events = drain(&mut s.events);
     let connected = events.iter().find_map(|e| match &e.kind {
-        SkillEventKind::Connected(info) => Some(info.clone()),
+        SkillEventKind::Connected(info) if e.skill_name == "test" => Some(info.clone()),
         _ => None,
     });
     let connected = connected.expect("a Connected event");
+    assert!(events.iter().any(|e| e.skill_name == "@perstack/base"
+        && matches!(&e.kind, SkillEventKind::Connected(info)
+            if info.server_name.as_deref() == Some("@perstack/base"))));
     assert_eq!(connected.server_name.as_deref(), Some("mcp-test-server"));
     assert_eq!(connected.server_version.as_deref(), Some("0.1.0"));
     assert!(connected.total_duration_ms >= connected.handshake_duration_ms);
@@ -64,7 +67,16 @@ async fn lists_tools_and_calls_echo_and_add() {
             SkillEventKind::Stderr { line } if line.contains("mcp-test-server starting"))),
         "server stderr should surface as events: {events:?}"
     );
+
     s.manager.shutdown().await;
+    let events = drain(&mut s.events);
+    let disconnected: Vec<&str> = events
+        .iter()
+        .filter(|e| matches!(e.kind, SkillEventKind::Disconnected { .. }))
+        .map(|e| e.skill_name.as_str())
+        .collect();
+    assert_eq!(disconnected.len(), 2, "{events:?}");
+    assert!(disconnected.contains(&"test") && disconnected.contains(&"@perstack/base"));
 }
 
 #[tokio::test]

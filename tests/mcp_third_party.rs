@@ -67,7 +67,7 @@ async fn server_everything_over_stdio() {
     assert!(!out.is_error && out.joined_text().contains("42"), "{out:?}");
     let events = drain(&mut s.events);
     let connected = events.iter().find_map(|e| match &e.kind {
-        SkillEventKind::Connected(info) => Some(info.clone()),
+        SkillEventKind::Connected(info) if e.skill_name == "everything" => Some(info.clone()),
         _ => None,
     });
     assert!(connected.and_then(|c| c.server_name).is_some());

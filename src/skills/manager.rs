@@ -12,9 +12,9 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::definition::{Expert, Skill};
+use crate::definition::{BASE_SKILL_NAME, Expert, Skill};
 use crate::skills::base::BaseSkill;
-use crate::skills::event::{EventSink, SkillEvent};
+use crate::skills::event::{ConnectedInfo, EventSink, SkillEvent, SkillEventKind};
 use crate::skills::lock::{LockedExpert, LockedSkill};
 use crate::skills::mcp::{McpError, McpOptions, McpSkill};
 use crate::skills::workspace::Workspace;
@@ -156,6 +156,13 @@ impl SkillManager {
                     );
                     let sink = EventSink::new(&name, events);
                     warnings.into_iter().for_each(|w| sink.warn(w));
+                    // In-process, so connected at once; reported like any skill so the run's
+                    // events read as they do with a spawned base skill.
+                    sink.send(SkillEventKind::Connected(ConnectedInfo {
+                        server_name: Some(BASE_SKILL_NAME.to_string()),
+                        server_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+                        ..ConnectedInfo::default()
+                    }));
                     entries.push(Entry::Base { name, tools });
                 }
                 Skill::McpStdio(def) => {
@@ -325,9 +332,19 @@ impl SkillManager {
         locked
     }
 
-    /// Stops every MCP server (concurrently) and kills their process groups.
+    /// Stops every MCP server (concurrently) and kills their process groups. Every skill that
+    /// reported `Connected` reports `Disconnected`.
     pub async fn shutdown(&self) {
         join_all(self.mcp_skills().map(McpSkill::shutdown)).await;
+        for entry in &self.entries {
+            if let Entry::Base { name, .. } = entry {
+                EventSink::new(name, Some(self.events.clone())).send(
+                    SkillEventKind::Disconnected {
+                        reason: "shut down".into(),
+                    },
+                );
+            }
+        }
     }
 }
 

@@ -9,7 +9,6 @@
 
 mod connect;
 mod convert;
-pub(crate) use convert::filter_tools;
 mod legacy;
 mod process;
 
@@ -25,7 +24,7 @@ use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
 use self::connect::{Connection, Target, ToolCache, connect, millis};
-pub use self::process::pid_exists;
+pub(crate) use self::convert::filter_tools;
 use crate::definition::{McpSseSkill, McpStdioSkill};
 use crate::skills::event::{EventSink, SkillEvent, SkillEventKind};
 use crate::tool::{ToolDefinition, ToolOutput};

@@ -72,7 +72,7 @@ impl Drop for ProcessGroup {
 }
 
 /// True while `pid` names a process, zombies included.
-pub fn pid_exists(pid: libc::pid_t) -> bool {
+fn pid_exists(pid: libc::pid_t) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.
     let result = unsafe { libc::kill(pid, 0) };
     result == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
