@@ -73,3 +73,32 @@ impl EventSink {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_a_type_tag() {
+        let event = SkillEvent {
+            skill_name: "s".into(),
+            kind: SkillEventKind::Connected(ConnectedInfo {
+                server_name: Some("n".into()),
+                total_duration_ms: 7,
+                ..ConnectedInfo::default()
+            }),
+        };
+        let value = serde_json::to_value(&event).unwrap();
+        assert_eq!(value["skillName"], "s");
+        assert_eq!(value["kind"]["type"], "connected");
+        assert_eq!(value["kind"]["serverName"], "n");
+        assert_eq!(value["kind"]["totalDurationMs"], 7);
+        let stderr = SkillEventKind::Stderr { line: "x".into() };
+        assert_eq!(
+            serde_json::to_value(&stderr).unwrap(),
+            json!({"type": "stderr", "line": "x"})
+        );
+    }
+}
