@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::definition::{self, ConfigError, Diagnostic, LoadedConfig};
 
 mod experts;
+mod install;
 mod log;
 pub mod run;
 
@@ -37,6 +38,8 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Read the stored events of a job (the latest by default), filtered
     Log(log::LogArgs),
+    /// Start every Expert's skills and write perstack.lock with their resolved tools
+    Install(ConfigArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Experts(args) => experts_command(&args),
         Command::Run(args) => run::run(&args),
         Command::Log(args) => log::log(&args),
+        Command::Install(args) => install::run(&args),
     }
 }
 

@@ -662,3 +662,49 @@ async fn a_recorded_run_replays_offline() {
         Some("hi")
     );
 }
+
+#[tokio::test]
+async fn a_run_calls_a_real_mcp_server_that_sees_only_its_declared_env() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::tools_reply(&[
+        ("c1", "echo", json!({"text": "over stdio"})),
+        ("c2", "env", json!({})),
+    ]));
+    mock.push(openai::text_reply("Checked."));
+    let server = support::test_server();
+    let experts = format!(
+        r#"{}
+[experts."solo".skills."tester"]
+type = "mcpStdioSkill"
+command = "{}"
+args = []
+requiredEnv = ["OPENAI_API_KEY"]
+"#,
+        solo(),
+        server.display()
+    );
+    let project = Project::new(&mock, &experts);
+    let run = project.run(&["solo", "Use the test server"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let connected: Vec<&str> = run
+        .events
+        .iter()
+        .filter(|e| e["type"] == "skillConnected")
+        .filter_map(|e| e["skillName"].as_str())
+        .collect();
+    assert!(connected.contains(&"tester"), "{connected:?}");
+    run.last("skillDisconnected");
+    let second = mock.requests()[1].json().to_string();
+    assert!(
+        second.contains("over stdio"),
+        "echo result reaches the model: {second}"
+    );
+    assert!(
+        second.contains("OPENAI_API_KEY"),
+        "a declared variable is visible"
+    );
+    assert!(
+        !second.contains("PERSTACK_TEST_SECRET"),
+        "an undeclared one is not: {second}"
+    );
+}

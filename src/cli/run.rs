@@ -96,6 +96,9 @@ pub struct Overrides {
 /// Everything a job needs, resolved from the file, the flags and the environment.
 pub struct Prepared {
     pub loaded: LoadedConfig,
+    /// The process environment over the dotenv files: skills take their `requiredEnv` from it.
+    pub env: std::collections::HashMap<String, String>,
+    pub lock: Option<crate::skills::lock::Lock>,
     pub config: Arc<Config>,
     pub model: Arc<dyn LanguageModel>,
     pub workspace: PathBuf,
@@ -146,7 +149,14 @@ pub fn prepare(config_args: &ConfigArgs, overrides: &Overrides) -> Result<Prepar
         .map_err(|e| format!("error: workspace {}: {e}", workspace.display()))?;
     // Like the original, jobs live under the workspace: `perstack/jobs` next to the work they did.
     let store = Store::new(&workspace);
+    let lock_path = crate::skills::lock::lock_path(&loaded.path);
+    let lock = crate::skills::lock::read_lock(&lock_path).unwrap_or_else(|err| {
+        eprintln!("perstack: {err}; starting every skill at run start instead");
+        None
+    });
     Ok(Prepared {
+        env,
+        lock,
         config: Arc::new(config),
         loaded,
         model,
@@ -321,16 +331,19 @@ async fn run_job(args: &RunArgs, prepared: Prepared) -> Result<CheckpointStatus,
     };
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<RunEvent>();
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let job = Arc::new(JobContext::new(
-        job_id,
-        prepared.config.clone(),
-        prepared.workspace.clone(),
-        prepared.model.clone(),
-        store,
-        events_tx,
-        cancel_rx,
-        steps_used,
-    ));
+    let job = Arc::new(
+        JobContext::new(
+            job_id,
+            prepared.config.clone(),
+            prepared.workspace.clone(),
+            prepared.model.clone(),
+            store,
+            events_tx,
+            cancel_rx,
+            steps_used,
+        )
+        .with_environment(prepared.env.clone(), prepared.lock.clone()),
+    );
     write_job_record(
         &job,
         &args.expert_key,

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Once;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -51,12 +50,7 @@ pub fn decode_all<D: ChunkDecoder>(
 
 /// Builds the shared client. rustls needs its crypto provider installed once per process.
 pub fn client() -> Result<reqwest::Client, LlmError> {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // Err means another part of the process installed one first: that one is used.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-    reqwest::Client::builder()
+    crate::http::client_builder()
         .connect_timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| LlmError::Request {

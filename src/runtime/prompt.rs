@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::definition::{Expert, Skill, delegate_tool_name};
+use crate::definition::{Expert, delegate_tool_name};
 use crate::llm;
 use crate::tool::{ToolContent, ToolDefinition};
 
@@ -71,22 +71,6 @@ pub fn delegate_tool(key: &str, description: Option<&str>) -> ToolDefinition {
             "required": ["query"]
         }),
     }
-}
-
-/// Tool definitions of an interactive skill.
-pub fn interactive_tools(skill: &Skill) -> Vec<ToolDefinition> {
-    let Skill::Interactive(interactive) = skill else {
-        return Vec::new();
-    };
-    interactive
-        .tools
-        .iter()
-        .map(|(name, tool)| ToolDefinition {
-            name: name.clone(),
-            description: tool.description.clone().unwrap_or_default(),
-            input_schema: tool.input_schema(),
-        })
-        .collect()
 }
 
 /// Checkpoint messages → the neutral request. Instruction messages become the system prompt;

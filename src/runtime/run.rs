@@ -22,10 +22,15 @@ use super::machine::{Effect, GeneratedCall, Generation, Input, Machine, ToolKind
 use super::message::{Message, ToolCall, ToolResult};
 use super::prompt;
 use super::writer::StoreWriter;
-use crate::definition::{Config, Expert, ReasoningBudget, Skill};
+use crate::definition::{Config, Expert, ReasoningBudget};
 use crate::llm::retry::{RetryHook, RetryPolicy, send_with_retry};
 use crate::llm::{self, LanguageModel, ResponseBuilder, StreamChunk};
-use crate::skills::base::{ATTEMPT_COMPLETION, BaseSkill};
+use crate::skills::base::ATTEMPT_COMPLETION;
+use crate::skills::lock::Lock;
+use crate::skills::workspace::Workspace;
+use crate::skills::{
+    SkillEvent, SkillEventKind, SkillManager, SkillManagerOptions, ToolKind as SkillToolKind,
+};
 use crate::time::rfc3339;
 use crate::tool::{ToolDefinition, ToolOutput};
 
@@ -46,6 +51,10 @@ pub struct JobContext {
     pub reasoning: ReasoningBudget,
     pub max_steps: u64,
     pub max_retries: u64,
+    /// What skill processes may see of the environment (each only its `requiredEnv`).
+    pub env: HashMap<String, String>,
+    /// perstack.lock, when there is one: lazy skills start on their first call.
+    pub lock: Option<Lock>,
     steps_used: AtomicU64,
     cancel: watch::Receiver<bool>,
 }
@@ -74,9 +83,18 @@ impl JobContext {
             writer: StoreWriter::start(store.clone()),
             store,
             events,
+            env: HashMap::new(),
+            lock: None,
             steps_used: AtomicU64::new(steps_already_used),
             cancel,
         }
+    }
+
+    /// The environment skills draw their `requiredEnv` from, and perstack.lock.
+    pub fn with_environment(mut self, env: HashMap<String, String>, lock: Option<Lock>) -> Self {
+        self.env = env;
+        self.lock = lock;
+        self
     }
 
     pub fn steps_used(&self) -> u64 {
@@ -158,12 +176,57 @@ struct Origin {
     checkpoint_id: String,
 }
 
+/// Sends a run's events to the UI or JSONL and to the store.
+#[derive(Clone)]
+struct Emitter {
+    job: Arc<JobContext>,
+    ids: RunIds,
+}
+
+impl Emitter {
+    fn emit(&self, step: u64, kind: EventKind) {
+        let event = self.ids.event(step, kind);
+        self.job.writer.event(&event);
+        let _ = self.job.events.send(event);
+    }
+}
+
+fn skill_event(report: SkillEvent) -> EventKind {
+    let skill_name = report.skill_name;
+    match report.kind {
+        SkillEventKind::Starting => EventKind::SkillStarting { skill_name },
+        SkillEventKind::Connected(info) => EventKind::SkillConnected {
+            skill_name,
+            server_info: Some(json!({"name": info.server_name, "version": info.server_version})),
+            spawn_duration_ms: info.spawn_duration_ms,
+            handshake_duration_ms: info.handshake_duration_ms,
+            connect_duration_ms: info.spawn_duration_ms + info.handshake_duration_ms,
+            tool_discovery_duration_ms: info.tool_discovery_duration_ms,
+            total_duration_ms: info.total_duration_ms,
+        },
+        SkillEventKind::Stderr { line } => EventKind::SkillStderr {
+            skill_name,
+            message: line,
+        },
+        SkillEventKind::Disconnected { reason } => EventKind::SkillDisconnected {
+            skill_name,
+            reason: Some(reason),
+        },
+        SkillEventKind::Warning { message } => EventKind::SkillWarning {
+            skill_name,
+            message,
+        },
+    }
+}
+
 struct Driver {
     job: Arc<JobContext>,
     spec: RunSpec,
     expert: Expert,
     ids: RunIds,
-    base: Option<BaseSkill>,
+    skills: Option<SkillManager>,
+    /// Forwards skill reports as events until the skills shut down.
+    forward: Option<tokio::task::JoinHandle<()>>,
     tools: Vec<ToolDefinition>,
     kinds: HashMap<String, ToolKind>,
 }
@@ -189,92 +252,58 @@ impl Driver {
             spec,
             expert,
             ids,
-            base: None,
+            skills: None,
+            forward: None,
             tools: Vec::new(),
             kinds: HashMap::new(),
         }
     }
 
     fn emit(&self, step: u64, kind: EventKind) {
-        let event = self.ids.event(step, kind);
-        self.job.writer.event(&event);
-        let _ = self.job.events.send(event);
+        self.emitter().emit(step, kind);
     }
 
-    /// The Expert's tools: its skills (base and interactive here), then its delegates.
-    fn prepare_tools(&mut self) {
-        let is_delegate = self.spec.parent.is_some();
-        for (name, skill) in self.expert.effective_skills() {
-            self.emit(
-                0,
-                EventKind::SkillStarting {
-                    skill_name: name.clone(),
-                },
-            );
-            let started = Instant::now();
-            let offered: Vec<ToolDefinition> = match &skill {
-                Skill::McpStdio(stdio) if stdio.is_base() => {
-                    match BaseSkill::new(&self.job.workspace) {
-                        Ok(base) => self.base = Some(base),
-                        Err(err) => {
-                            self.emit(
-                                0,
-                                EventKind::SkillWarning {
-                                    skill_name: name.clone(),
-                                    message: format!(
-                                        "the base skill cannot use the workspace: {err}"
-                                    ),
-                                },
-                            );
-                            continue;
-                        }
-                    }
-                    filter_tools(
-                        BaseSkill::tools(),
-                        stdio.pick.as_deref(),
-                        stdio.omit.as_deref(),
-                    )
-                }
-                // A delegate answers its parent, never a person.
-                Skill::Interactive(_) if is_delegate => continue,
-                Skill::Interactive(_) => prompt::interactive_tools(&skill),
-                Skill::McpStdio(_) | Skill::McpSse(_) => {
-                    self.emit(
-                        0,
-                        EventKind::SkillWarning {
-                            skill_name: name.clone(),
-                            message: "MCP servers are not connected by this build yet; its tools are not offered".into(),
-                        },
-                    );
-                    continue;
-                }
-            };
-            for tool in offered {
-                let kind = match &skill {
-                    Skill::Interactive(_) => ToolKind::Interactive {
-                        skill_name: name.clone(),
-                    },
-                    _ => ToolKind::Skill {
-                        skill_name: name.clone(),
-                    },
-                };
-                self.kinds.insert(tool.name.clone(), kind);
-                self.tools.push(tool);
-            }
-            let elapsed = started.elapsed().as_millis() as u64;
-            self.emit(
-                0,
-                EventKind::SkillConnected {
-                    skill_name: name.clone(),
-                    server_info: Some(json!({"name": name, "builtIn": true})),
-                    spawn_duration_ms: 0,
-                    handshake_duration_ms: 0,
-                    connect_duration_ms: 0,
-                    tool_discovery_duration_ms: elapsed,
-                    total_duration_ms: elapsed,
-                },
-            );
+    /// Start the Expert's skills (concurrently, through the skill manager), then offer its
+    /// delegates as tools. Skill reports become `skill*` events.
+    async fn prepare_tools(&mut self) -> Result<(), String> {
+        let workspace = Workspace::new(&self.job.workspace)
+            .map_err(|err| format!("the workspace cannot be used: {err}"))?;
+        let (sender, mut reports) = mpsc::unbounded_channel::<SkillEvent>();
+        let options = SkillManagerOptions {
+            lock: self
+                .job
+                .lock
+                .as_ref()
+                .and_then(|lock| lock.experts.get(&self.spec.expert_key).cloned()),
+            ..SkillManagerOptions::default()
+        };
+        let started =
+            SkillManager::start(&self.expert, workspace, &self.job.env, sender, options).await;
+        // Start-up reports go out before the run starts, in order; later ones (stderr, a
+        // crash) are forwarded as they come.
+        let emitter = self.emitter();
+        while let Ok(report) = reports.try_recv() {
+            emitter.emit(0, skill_event(report));
         }
+        let manager = started.map_err(|err| err.to_string())?;
+        self.forward = Some(tokio::spawn(async move {
+            while let Some(report) = reports.recv().await {
+                emitter.emit(0, skill_event(report));
+            }
+        }));
+        // A delegate answers its parent, never a person.
+        let is_delegate = self.spec.parent.is_some();
+        for tool in manager.tools() {
+            let skill_name = manager.skill_of(&tool.name).unwrap_or_default().to_string();
+            let kind = match manager.kind_of(&tool.name) {
+                Some(SkillToolKind::Interactive) if is_delegate => continue,
+                Some(SkillToolKind::Interactive) => ToolKind::Interactive { skill_name },
+                _ => ToolKind::Skill { skill_name },
+            };
+            self.kinds.insert(tool.name.clone(), kind);
+            self.tools.push(tool);
+        }
+        self.skills = Some(manager);
         for key in self.expert.delegates() {
             let description = self
                 .job
@@ -290,6 +319,14 @@ impl Driver {
                 },
             );
             self.tools.push(tool);
+        }
+        Ok(())
+    }
+
+    fn emitter(&self) -> Emitter {
+        Emitter {
+            job: self.job.clone(),
+            ids: self.ids.clone(),
         }
     }
 
@@ -364,6 +401,22 @@ impl Driver {
     }
 
     async fn run(&mut self) -> RunOutcome {
+        let outcome = self.run_to_end().await;
+        self.shutdown().await;
+        outcome
+    }
+
+    /// Every skill process is gone when a run ends, however it ends.
+    async fn shutdown(&mut self) {
+        if let Some(skills) = self.skills.take() {
+            skills.shutdown().await;
+        }
+        if let Some(forward) = self.forward.take() {
+            let _ = forward.await;
+        }
+    }
+
+    async fn run_to_end(&mut self) -> RunOutcome {
         let (checkpoint, input_messages, answers) = self.initial_checkpoint();
         if self.spec.parent.is_none() {
             self.emit(
@@ -389,9 +442,18 @@ impl Driver {
                 },
             );
         }
-        self.prepare_tools();
-        if let Some(base) = &self.base {
-            base.restore_todos(checkpoint.todos.clone());
+        if let Err(message) = self.prepare_tools().await {
+            self.shutdown().await;
+            return RunOutcome {
+                run_id: self.ids.run_id.clone(),
+                status: CheckpointStatus::StoppedByError,
+                text: None,
+                checkpoint: None,
+                error: Some(message),
+            };
+        }
+        if let Some(skills) = &self.skills {
+            skills.base().restore_todos(checkpoint.todos.clone());
         }
         let _ = self.job.store.write_run_setting(
             &self.job.job_id,
@@ -478,8 +540,8 @@ impl Driver {
                     self.cancellable(self.call_tools(step, calls, at)).await
                 }
             };
-            if let Some(base) = &self.base {
-                machine.set_todos(base.todos());
+            if let Some(skills) = &self.skills {
+                machine.set_todos(skills.base().todos());
             }
             let step = machine.checkpoint().step_number;
             queue.extend(machine.handle(input).into_iter().map(|e| (step, e)));
@@ -703,20 +765,20 @@ impl Driver {
     ) -> ToolOutput {
         match self.kinds.get(&call.tool_name) {
             Some(ToolKind::Skill { .. }) => {
-                let Some(base) = &self.base else {
+                let Some(skills) = &self.skills else {
                     return ToolOutput::error(format!(
                         "the skill of tool `{}` is not available",
                         call.tool_name
                     ));
                 };
                 if call.tool_name == ATTEMPT_COMPLETION {
-                    let completion = base.attempt_completion();
+                    let completion = skills.base().attempt_completion();
                     if let Ok(mut accepted) = completion_accepted.lock() {
                         *accepted = Some(completion.is_accepted());
                     }
                     return completion.into_output();
                 }
-                base.call(&call.tool_name, call.args.clone()).await
+                skills.call(&call.tool_name, call.args.clone()).await
             }
             Some(ToolKind::Delegate { expert_key }) => {
                 self.delegate(step, call, expert_key, origin).await
@@ -807,18 +869,6 @@ fn drop_unanswered_calls(messages: &mut Vec<Message>) {
     }
 }
 
-fn filter_tools(
-    tools: Vec<ToolDefinition>,
-    pick: Option<&[String]>,
-    omit: Option<&[String]>,
-) -> Vec<ToolDefinition> {
-    tools
-        .into_iter()
-        .filter(|t| !omit.is_some_and(|o| o.contains(&t.name)))
-        .filter(|t| pick.is_none_or(|p| p.contains(&t.name)))
-        .collect()
-}
-
 fn llm_error(err: &llm::LlmError) -> CheckpointError {
     CheckpointError {
         name: "ModelError".into(),
@@ -852,24 +902,5 @@ pub fn write_job_record(
     };
     if let Err(err) = job.store.write_job(&record) {
         tracing_warn(&format!("job record not saved: {err}"));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pick_and_omit_filter_tools() {
-        let names =
-            |tools: Vec<ToolDefinition>| tools.into_iter().map(|t| t.name).collect::<Vec<_>>();
-        let all = BaseSkill::tools();
-        let picked = filter_tools(
-            all.clone(),
-            Some(&["readTextFile".into(), "exec".into()]),
-            Some(&["exec".into()]),
-        );
-        assert_eq!(names(picked), ["readTextFile"]);
-        assert_eq!(filter_tools(all.clone(), None, None).len(), all.len());
     }
 }

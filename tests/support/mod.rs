@@ -2,4 +2,8 @@
 #![allow(dead_code)]
 
 pub mod llm_cases;
+pub mod mcp;
 pub mod mock_llm;
+
+#[allow(unused_imports)]
+pub use mcp::*;

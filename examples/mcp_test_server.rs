@@ -1,0 +1,218 @@
+//! A small MCP server for the skill tests and benchmarks.
+//!
+//! Usage: `mcp_test_server [--startup-delay-ms N] [--http PORT]`. Over stdio by default; with
+//! `--http` it serves Streamable HTTP at `http://127.0.0.1:PORT/mcp` and prints the bound
+//! address (`listening on 127.0.0.1:PORT`) on stdout, so port 0 works.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{
+    ErrorData, Peer, RoleServer, ServerHandler, ServiceExt, schemars, tool, tool_handler,
+    tool_router,
+};
+
+/// Tools are listed in pages of this size, so clients must follow cursors.
+const PAGE_SIZE: usize = 3;
+/// `late` is listed only after `reveal` was called (which sends `tools/list_changed`).
+static REVEALED: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct EchoArgs {
+    /// Text to send back.
+    text: String,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct AddArgs {
+    a: i64,
+    b: i64,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct SleepArgs {
+    /// Milliseconds to sleep before answering.
+    ms: u64,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct BigArgs {
+    /// Bytes of text to return (default 1 MiB).
+    bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct TestServer {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl TestServer {
+    fn new() -> Self {
+        TestServer {
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(description = "Returns the text it is given")]
+    fn echo(&self, Parameters(EchoArgs { text }): Parameters<EchoArgs>) -> String {
+        text
+    }
+
+    #[tool(description = "Adds two integers")]
+    fn add(&self, Parameters(AddArgs { a, b }): Parameters<AddArgs>) -> String {
+        a.saturating_add(b).to_string()
+    }
+
+    #[tool(description = "Sleeps, then answers")]
+    async fn sleep(&self, Parameters(SleepArgs { ms }): Parameters<SleepArgs>) -> String {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        format!("slept {ms} ms")
+    }
+
+    #[tool(description = "Exits the process without answering")]
+    fn crash(&self) -> String {
+        eprintln!("crashing on request");
+        std::process::exit(3)
+    }
+
+    #[tool(description = "Returns a large text")]
+    fn big(&self, Parameters(BigArgs { bytes }): Parameters<BigArgs>) -> String {
+        "x".repeat(bytes.unwrap_or(1024 * 1024))
+    }
+
+    #[tool(description = "Returns the names of the environment variables it sees, one a line")]
+    fn env(&self) -> String {
+        let mut names: Vec<String> = std::env::vars_os()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.join("\n")
+    }
+
+    #[tool(description = "Returns a one-pixel PNG and a text")]
+    fn image(&self) -> CallToolResult {
+        const PIXEL: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+        CallToolResult::success(vec![
+            ContentBlock::image(PIXEL, "image/png"),
+            ContentBlock::text("a pixel"),
+        ])
+    }
+
+    #[tool(description = "Lists the tool `late` from now on and tells the client")]
+    async fn reveal(&self, peer: Peer<RoleServer>) -> String {
+        REVEALED.store(true, Ordering::SeqCst);
+        match peer.notify_tool_list_changed().await {
+            Ok(()) => "revealed".into(),
+            Err(e) => format!("notify failed: {e}"),
+        }
+    }
+
+    #[tool(description = "Only listed after reveal")]
+    fn late(&self) -> String {
+        "late tool".into()
+    }
+
+    #[tool(description = "Answers with a tool-level error")]
+    fn fail(&self) -> CallToolResult {
+        CallToolResult::error(vec![ContentBlock::text("this tool always fails")])
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for TestServer {
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut tools = self.tool_router.list_all();
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        if !REVEALED.load(Ordering::SeqCst) {
+            tools.retain(|t| t.name != "late");
+        }
+        let start: usize = match request.and_then(|r| r.cursor) {
+            Some(cursor) => cursor
+                .parse()
+                .map_err(|_| ErrorData::invalid_params("bad cursor", None))?,
+            None => 0,
+        };
+        let end = (start + PAGE_SIZE).min(tools.len());
+        let page = tools.get(start..end).unwrap_or_default().to_vec();
+        let mut result = ListToolsResult::with_all_items(page);
+        result.next_cursor = (end < tools.len()).then(|| end.to_string());
+        Ok(result)
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(rmcp::model::Implementation::new("mcp-test-server", "0.1.0"))
+    }
+}
+
+struct Flags {
+    http: Option<u16>,
+    startup_delay: Duration,
+}
+
+fn flags() -> Result<Flags, String> {
+    let mut flags = Flags {
+        http: None,
+        startup_delay: Duration::ZERO,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--http" => flags.http = Some(value()?.parse().map_err(|e| format!("--http: {e}"))?),
+            "--startup-delay-ms" => {
+                let ms = value()?
+                    .parse()
+                    .map_err(|e| format!("--startup-delay-ms: {e}"))?;
+                flags.startup_delay = Duration::from_millis(ms);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(flags)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let flags = flags()?;
+    tokio::time::sleep(flags.startup_delay).await;
+    eprintln!("mcp-test-server starting");
+    match flags.http {
+        None => {
+            let service = TestServer::new().serve(rmcp::transport::stdio()).await?;
+            service.waiting().await?;
+        }
+        Some(port) => {
+            let service: StreamableHttpService<TestServer, LocalSessionManager> =
+                StreamableHttpService::new(
+                    || Ok(TestServer::new()),
+                    Default::default(),
+                    StreamableHttpServerConfig::default(),
+                );
+            let router = axum::Router::new().nest_service("/mcp", service);
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+            println!("listening on {}", listener.local_addr()?);
+            axum::serve(listener, router).await?;
+        }
+    }
+    Ok(())
+}
