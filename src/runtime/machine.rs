@@ -69,6 +69,8 @@ pub enum Input {
     ToolsDone {
         results: Vec<ToolResult>,
         completion_accepted: Option<bool>,
+        /// What the delegates among the calls spent: usage is summed up the tree.
+        delegated_usage: Usage,
     },
     /// A person answered the pending interactive tool calls.
     InteractiveAnswered(Vec<ToolResult>),
@@ -184,8 +186,13 @@ impl Machine {
                 Input::ToolsDone {
                     results,
                     completion_accepted,
+                    delegated_usage,
                 },
-            ) => self.on_tools_done(results, completion_accepted),
+            ) => {
+                self.checkpoint.usage.add(&delegated_usage);
+                self.step.usage.add(&delegated_usage);
+                self.on_tools_done(results, completion_accepted)
+            }
             (State::CallingInteractiveTool, Input::InteractiveAnswered(answers)) => {
                 let mut results = self
                     .checkpoint

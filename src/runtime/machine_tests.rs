@@ -143,6 +143,7 @@ fn a_tool_step_saves_a_checkpoint_and_moves_to_the_next_step() {
     let effects = m.handle(Input::ToolsDone {
         results: vec![result("c1", "readTextFile", "contents")],
         completion_accepted: None,
+        delegated_usage: Usage::default(),
     });
     assert_eq!(
         names(&effects),
@@ -173,6 +174,7 @@ fn accepted_completion_generates_the_run_result() {
     let effects = m.handle(Input::ToolsDone {
         results: vec![result("c1", ATTEMPT_COMPLETION, "{}")],
         completion_accepted: Some(true),
+        delegated_usage: Usage::default(),
     });
     assert_eq!(names(&effects), ["attemptCompletion", "generate:true"]);
     assert_eq!(m.state(), State::GeneratingRunResult);
@@ -191,6 +193,7 @@ fn completion_with_open_todos_goes_on() {
     let effects = m.handle(Input::ToolsDone {
         results: vec![result("c1", ATTEMPT_COMPLETION, "{\"remainingTodos\":[]}")],
         completion_accepted: Some(false),
+        delegated_usage: Usage::default(),
     });
     assert_eq!(names(&effects).last().map(String::as_str), Some("reserve"));
     assert_eq!(m.state(), State::PreparingForStep);
@@ -299,6 +302,7 @@ fn interactive_calls_stop_the_run_and_resume_with_the_answer() {
     let effects = m.handle(Input::ToolsDone {
         results: vec![result("r1", "readTextFile", "x")],
         completion_accepted: None,
+        delegated_usage: Usage::default(),
     });
     assert_eq!(
         names(&effects),
@@ -365,4 +369,22 @@ fn an_unexpected_input_is_an_error_not_a_panic() {
             "finish:StoppedByError"
         ]
     );
+}
+
+#[test]
+fn delegated_usage_is_added_to_the_parent() {
+    let mut m = machine();
+    begin(&mut m);
+    m.handle(calls(&[("d1", "writer")]));
+    m.handle(Input::ToolsDone {
+        results: vec![result("d1", "writer", "written")],
+        completion_accepted: None,
+        delegated_usage: Usage {
+            input_tokens: 100,
+            output_tokens: 20,
+            total_tokens: 120,
+            ..Usage::default()
+        },
+    });
+    assert_eq!(m.checkpoint().usage.total_tokens, 120);
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::definition::{Expert, delegate_tool_name};
 use crate::llm;
-use crate::tool::{ToolContent, ToolDefinition};
+use crate::tool::ToolContent;
 
 use super::message::{Message, Part};
 
@@ -54,23 +54,6 @@ pub fn system_prompt(
         }
     }
     out
-}
-
-/// The tool a delegate is offered as.
-pub fn delegate_tool(key: &str, description: Option<&str>) -> ToolDefinition {
-    ToolDefinition {
-        name: delegate_tool_name(key).to_string(),
-        description: description
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("Delegate a task to the Expert \"{key}\"")),
-        input_schema: serde_json::json!({
-            "type": "object",
-            "properties": {
-                "query": { "type": "string", "description": "The task for this Expert, with everything it needs to know" }
-            },
-            "required": ["query"]
-        }),
-    }
 }
 
 /// Checkpoint messages → the neutral request. Instruction messages become the system prompt;

@@ -170,6 +170,13 @@ pub fn run_expert(job: Arc<JobContext>, spec: RunSpec) -> BoxFuture<'static, Run
     })
 }
 
+/// What the concurrent calls of one step report besides their results.
+#[derive(Default)]
+struct CallsState {
+    completion_accepted: Option<bool>,
+    delegated_usage: Usage,
+}
+
 /// Where delegate calls come from, for the child's `delegatedBy`.
 struct Origin {
     expert: ExpertRef,
@@ -311,7 +318,7 @@ impl Driver {
                 .experts
                 .get(key)
                 .and_then(|e| e.description.clone());
-            let tool = prompt::delegate_tool(key, description.as_deref());
+            let tool = crate::skills::delegate::delegate_tool(key, description.as_deref());
             self.kinds.insert(
                 tool.name.clone(),
                 ToolKind::Delegate {
@@ -717,16 +724,14 @@ impl Driver {
     }
 
     async fn call_tools(&self, step: u64, calls: Vec<ToolCall>, origin: Origin) -> Input {
-        let completion_accepted = std::sync::Mutex::new(None);
+        let shared = std::sync::Mutex::new(CallsState::default());
         let futures = calls.into_iter().map(|call| {
             let origin = &origin;
-            let completion_accepted = &completion_accepted;
+            let shared = &shared;
             async move {
                 let started_at = now_millis();
                 let clock = Instant::now();
-                let output = self
-                    .call_one(step, &call, origin, completion_accepted)
-                    .await;
+                let output = self.call_one(step, &call, origin, shared).await;
                 self.emit(
                     step,
                     EventKind::ToolCallTiming {
@@ -747,12 +752,11 @@ impl Driver {
             }
         });
         let results = join_all(futures).await;
-        let completion_accepted = completion_accepted
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner());
+        let state = shared.into_inner().unwrap_or_else(|e| e.into_inner());
         Input::ToolsDone {
             results,
-            completion_accepted,
+            completion_accepted: state.completion_accepted,
+            delegated_usage: state.delegated_usage,
         }
     }
 
@@ -761,7 +765,7 @@ impl Driver {
         step: u64,
         call: &ToolCall,
         origin: &Origin,
-        completion_accepted: &std::sync::Mutex<Option<bool>>,
+        shared: &std::sync::Mutex<CallsState>,
     ) -> ToolOutput {
         match self.kinds.get(&call.tool_name) {
             Some(ToolKind::Skill { .. }) => {
@@ -773,15 +777,19 @@ impl Driver {
                 };
                 if call.tool_name == ATTEMPT_COMPLETION {
                     let completion = skills.base().attempt_completion();
-                    if let Ok(mut accepted) = completion_accepted.lock() {
-                        *accepted = Some(completion.is_accepted());
+                    if let Ok(mut state) = shared.lock() {
+                        state.completion_accepted = Some(completion.is_accepted());
                     }
                     return completion.into_output();
                 }
                 skills.call(&call.tool_name, call.args.clone()).await
             }
             Some(ToolKind::Delegate { expert_key }) => {
-                self.delegate(step, call, expert_key, origin).await
+                let (output, usage) = self.delegate(step, call, expert_key, origin).await;
+                if let Ok(mut state) = shared.lock() {
+                    state.delegated_usage.add(&usage);
+                }
+                output
             }
             Some(ToolKind::Interactive { .. }) => ToolOutput::error(format!(
                 "`{}` is answered by a person, not called",
@@ -805,18 +813,20 @@ impl Driver {
         call: &ToolCall,
         expert_key: &str,
         origin: &Origin,
-    ) -> ToolOutput {
+    ) -> (ToolOutput, Usage) {
         let depth = self.spec.parent.as_ref().map_or(0, |p| p.depth) + 1;
         if depth > MAX_DELEGATION_DEPTH {
-            return ToolOutput::error(format!(
+            let message = format!(
                 "delegation is nested more than {MAX_DELEGATION_DEPTH} levels deep; answer without delegating further"
-            ));
+            );
+            return (ToolOutput::error(message), Usage::default());
         }
         let Some(query) = call.args.get("query").and_then(Value::as_str) else {
-            return ToolOutput::error(format!(
+            let message = format!(
                 "`{}` takes {{\"query\": \"...\"}}: a string saying what to do",
                 call.tool_name
-            ));
+            );
+            return (ToolOutput::error(message), Usage::default());
         };
         let child_run_id = new_id();
         let spec = RunSpec {
@@ -846,13 +856,19 @@ impl Driver {
             },
         );
         let outcome = child.await;
-        match (outcome.status, outcome.text) {
+        let usage = outcome
+            .checkpoint
+            .as_ref()
+            .map(|c| c.usage)
+            .unwrap_or_default();
+        let output = match (outcome.status, outcome.text) {
             (CheckpointStatus::Completed, Some(text)) => ToolOutput::text(text),
             (status, _) => ToolOutput::error(format!(
                 "the Expert \"{expert_key}\" did not complete ({status:?}){}",
                 outcome.error.map(|e| format!(": {e}")).unwrap_or_default()
             )),
-        }
+        };
+        (output, usage)
     }
 }
 

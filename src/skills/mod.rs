@@ -1,6 +1,7 @@
 //! Tools the model can call, grouped into skills.
 
 pub mod base;
+pub mod delegate;
 pub mod event;
 pub mod lock;
 pub mod manager;
