@@ -1,8 +1,11 @@
 //! Executes Experts. Knows nothing of any UI: it emits [`event::RunEvent`]s and obeys controls.
 
+mod calls;
 pub mod checkpoint;
 pub mod event;
+mod generate;
 pub mod id;
+pub mod job;
 pub mod machine;
 pub mod message;
 pub mod prompt;

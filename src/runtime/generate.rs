@@ -1,0 +1,179 @@
+//! One generation: the exact request is built, shown, sent with retries, and streamed back
+//! as events; the answer goes back to the machine.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+
+use super::checkpoint::{CheckpointError, Usage};
+use super::event::{EventKind, WireRequest};
+use super::machine::{GeneratedCall, Generation, Input};
+use super::message::Message;
+use super::prompt;
+use super::run::Driver;
+use crate::llm::retry::{RetryHook, send_with_retry};
+use crate::llm::{self, ResponseBuilder, StreamChunk};
+
+impl Driver {
+    pub(super) async fn generate(
+        &self,
+        step: u64,
+        messages: &[Message],
+        run_result: bool,
+    ) -> Input {
+        let (system, llm_messages) = prompt::to_llm_messages(messages);
+        let request = llm::Request {
+            system,
+            messages: llm_messages,
+            tools: if run_result {
+                Vec::new()
+            } else {
+                self.tools.clone()
+            },
+            max_tokens: None,
+            reasoning: Some(self.job.reasoning),
+            expert_key: self.spec.expert_key.clone(),
+        };
+        let model = &self.job.model;
+        let prepared = match model.prepare(&request) {
+            Ok(prepared) => prepared,
+            Err(err) => return Input::GenerationFailed(llm_error(&err)),
+        };
+        self.emit(
+            step,
+            EventKind::LlmRequest {
+                request: WireRequest {
+                    provider: model.provider().to_string(),
+                    model: model.model().to_string(),
+                    method: prepared.method.clone(),
+                    url: prepared.url.clone(),
+                    headers: prepared.redacted_headers(),
+                    body: prepared.body_text(),
+                    edited: false,
+                },
+                attempt: 1,
+            },
+        );
+        let ids = self.ids.clone();
+        let events = self.job.events.clone();
+        let hook: RetryHook = Arc::new(move |info| {
+            let _ = events.send(ids.event(
+                step,
+                EventKind::Retry {
+                    reason: info.error.to_string(),
+                    attempt: u64::from(info.attempt),
+                    delay_ms: Some(info.delay.as_millis() as u64),
+                },
+            ));
+        });
+        let mut stream =
+            match send_with_retry(model.as_ref(), prepared, &self.job.retry, Some(&hook)).await {
+                Ok(stream) => stream,
+                Err(err) => return Input::GenerationFailed(llm_error(&err)),
+            };
+        let mut builder = ResponseBuilder::new();
+        let (mut text_started, mut reasoning_started) = (false, false);
+        let (mut streamed_text, mut streamed_reasoning) = (String::new(), String::new());
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(err) => return Input::GenerationFailed(llm_error(&err)),
+            };
+            match &chunk {
+                StreamChunk::TextDelta { text } if !text.is_empty() => {
+                    if !text_started {
+                        text_started = true;
+                        self.emit(step, EventKind::StartStreamingRunResult);
+                    }
+                    streamed_text.push_str(text);
+                    self.emit(
+                        step,
+                        EventKind::StreamRunResult {
+                            delta: text.clone(),
+                        },
+                    );
+                }
+                StreamChunk::ReasoningDelta { text, .. } if !text.is_empty() => {
+                    if !reasoning_started {
+                        reasoning_started = true;
+                        self.emit(step, EventKind::StartStreamingReasoning);
+                    }
+                    streamed_reasoning.push_str(text);
+                    self.emit(
+                        step,
+                        EventKind::StreamReasoning {
+                            delta: text.clone(),
+                        },
+                    );
+                }
+                _ => {}
+            }
+            builder.push(&chunk);
+        }
+        if reasoning_started {
+            self.emit(
+                step,
+                EventKind::CompleteStreamingReasoning {
+                    text: streamed_reasoning,
+                },
+            );
+        }
+        if text_started {
+            self.emit(
+                step,
+                EventKind::CompleteStreamingRunResult {
+                    text: streamed_text,
+                },
+            );
+        }
+        if !builder.is_finished() {
+            return Input::GenerationFailed(CheckpointError {
+                name: "StreamCut".into(),
+                message: format!(
+                    "{}: the answer stream ended before its finish",
+                    model.provider()
+                ),
+                status_code: None,
+                is_retryable: true,
+            });
+        }
+        let response = builder.finish();
+        Input::Generated(Generation {
+            text: response.text.clone(),
+            thinking: if response.thinking.is_empty() {
+                Vec::new()
+            } else {
+                vec![(
+                    response.thinking.clone(),
+                    response.thinking_signature.clone(),
+                )]
+            },
+            tool_calls: response
+                .tool_calls
+                .iter()
+                .map(|call| GeneratedCall {
+                    id: call.id.clone(),
+                    name: call.name.clone(),
+                    args: call.args.clone(),
+                })
+                .collect(),
+            usage: Usage {
+                input_tokens: response.usage.input,
+                output_tokens: response.usage.output,
+                reasoning_tokens: response.usage.reasoning,
+                total_tokens: response.usage.input + response.usage.output,
+                cached_input_tokens: response.usage.cached_input,
+            },
+            truncated: response.finish_reason == llm::FinishReason::Length,
+        })
+    }
+}
+
+fn llm_error(err: &llm::LlmError) -> CheckpointError {
+    CheckpointError {
+        name: "ModelError".into(),
+        message: err.to_string(),
+        status_code: err.status(),
+        is_retryable: err.is_retryable(),
+    }
+}

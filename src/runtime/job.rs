@@ -1,0 +1,154 @@
+//! What the runs of one job share, how a run is asked for, and how it ended.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, watch};
+
+use super::checkpoint::{Checkpoint, CheckpointStatus, DelegatedBy, Job, JobStatus, Store, Usage};
+use super::event::RunEvent;
+use super::id::now_millis;
+use super::message::ToolResult;
+use super::writer::StoreWriter;
+use crate::definition::{Config, ReasoningBudget};
+use crate::llm::LanguageModel;
+use crate::llm::retry::RetryPolicy;
+use crate::skills::lock::Lock;
+
+/// Delegation deeper than this is refused: it is almost always a cycle.
+pub const MAX_DELEGATION_DEPTH: usize = 16;
+
+/// What every run of one job shares.
+pub struct JobContext {
+    pub job_id: String,
+    pub config: Arc<Config>,
+    pub workspace: PathBuf,
+    pub model: Arc<dyn LanguageModel>,
+    pub store: Store,
+    /// Checkpoints and events go to disk through this, off the step's path.
+    pub writer: StoreWriter,
+    pub events: mpsc::UnboundedSender<RunEvent>,
+    pub retry: RetryPolicy,
+    pub reasoning: ReasoningBudget,
+    pub max_steps: u64,
+    pub max_retries: u64,
+    /// What skill processes may see of the environment (each only its `requiredEnv`).
+    pub env: HashMap<String, String>,
+    /// perstack.lock, when there is one: lazy skills start on their first call.
+    pub lock: Option<Lock>,
+    pub(super) steps_used: AtomicU64,
+    pub(super) cancel: watch::Receiver<bool>,
+}
+
+impl JobContext {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        job_id: String,
+        config: Arc<Config>,
+        workspace: PathBuf,
+        model: Arc<dyn LanguageModel>,
+        store: Store,
+        events: mpsc::UnboundedSender<RunEvent>,
+        cancel: watch::Receiver<bool>,
+        steps_already_used: u64,
+    ) -> Self {
+        JobContext {
+            job_id,
+            retry: RetryPolicy::from_config(config.max_retries(), config.timeout_ms()),
+            reasoning: config.reasoning_budget(),
+            max_steps: config.max_steps(),
+            max_retries: config.max_retries(),
+            config,
+            workspace,
+            model,
+            writer: StoreWriter::start(store.clone()),
+            store,
+            events,
+            env: HashMap::new(),
+            lock: None,
+            steps_used: AtomicU64::new(steps_already_used),
+            cancel,
+        }
+    }
+
+    /// The environment skills draw their `requiredEnv` from, and perstack.lock.
+    pub fn with_environment(mut self, env: HashMap<String, String>, lock: Option<Lock>) -> Self {
+        self.env = env;
+        self.lock = lock;
+        self
+    }
+
+    pub fn steps_used(&self) -> u64 {
+        self.steps_used.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+}
+
+/// Where a run starts from.
+#[derive(Debug, Clone)]
+pub enum RunStart {
+    /// A new run answering this query.
+    Query(String),
+    /// Continue a stored checkpoint. `query` adds a new user message (continuing a completed
+    /// job); `answers` answer pending interactive tool calls.
+    Resume {
+        checkpoint: Box<Checkpoint>,
+        query: Option<String>,
+        answers: Vec<ToolResult>,
+        /// A fork gets a new run id, and its checkpoints never overwrite the original's.
+        fork: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub expert_key: String,
+    /// The new run's id; one is made when absent.
+    pub run_id: Option<String>,
+    pub start: RunStart,
+    pub parent: Option<Parent>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Parent {
+    pub run_id: String,
+    pub delegated_by: DelegatedBy,
+    pub depth: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub status: CheckpointStatus,
+    pub text: Option<String>,
+    pub checkpoint: Option<Box<Checkpoint>>,
+    pub error: Option<String>,
+}
+
+/// Records the job's state in job.json.
+pub fn write_job_record(
+    job: &JobContext,
+    coordinator: &str,
+    status: JobStatus,
+    usage: Usage,
+    started_at: u64,
+) {
+    let record = Job {
+        id: job.job_id.clone(),
+        status,
+        coordinator_expert_key: coordinator.to_string(),
+        total_steps: job.steps_used(),
+        max_steps: job.max_steps,
+        usage,
+        started_at,
+        finished_at: (status != JobStatus::Running).then(now_millis),
+    };
+    if let Err(err) = job.store.write_job(&record) {
+        eprintln!("perstack: job record not saved: {err}");
+    }
+}
