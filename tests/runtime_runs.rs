@@ -708,3 +708,157 @@ requiredEnv = ["OPENAI_API_KEY"]
         "an undeclared one is not: {second}"
     );
 }
+
+#[tokio::test]
+async fn headless_breakpoints_pause_and_obey_controls_on_stdin() {
+    use tokio::io::AsyncWriteExt;
+    let mock = MockLlm::start().await;
+    mock.push(openai::tool_reply("c1", "healthCheck", &json!({})));
+    mock.push(openai::tool_reply("c2", "healthCheck", &json!({})));
+    mock.push(openai::tool_reply("c3", "healthCheck", &json!({})));
+    mock.push(openai::text_reply("never reached"));
+    let project = Project::new(&mock, &solo());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
+        .args(["run", "solo", "Check", "--break", "before-tool"])
+        .current_dir(project.path())
+        .env("OPENAI_API_KEY", "sk-test-key")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // First tool call: continue. Second: `step`, so the run pauses again at the next point
+    // (the end of that step) though no breakpoint is there. Then abort.
+    for control in ["continue\n", "step\n", "abort\n"] {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stdin
+            .write_all(control.as_bytes())
+            .await
+            .expect("write control");
+    }
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exits")
+        .expect("output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let pauses: Vec<String> = events
+        .iter()
+        .filter(|e| e["type"] == "paused")
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["point"].as_str().unwrap_or(""),
+                e["toolName"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(
+        pauses,
+        [
+            "beforeTool:healthCheck",
+            "beforeTool:healthCheck",
+            "afterStep:"
+        ],
+        "{kinds:?}"
+    );
+    let resumed: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "resumed")
+        .filter_map(|e| e["control"].as_str())
+        .collect();
+    assert_eq!(resumed, ["continue", "step", "abort"]);
+    assert_eq!(output.status.code(), Some(130), "abort stops like a cancel");
+    assert!(events.iter().any(|e| e["type"] == "stopRunByCancel"));
+    assert_eq!(mock.request_count(), 2, "nothing was sent after the abort");
+}
+
+fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_fork_runs_from_a_checkpoint_under_new_definitions_and_leaves_the_original() {
+    let mock = MockLlm::start().await;
+    mock.push(openai::tool_reply("c1", "healthCheck", &json!({})));
+    mock.push(openai::text_reply("Original answer."));
+    let project = Project::new(&mock, &solo());
+    let first = project.run(&["solo", "Check health"]).await;
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let job_id = first.events[0]["jobId"]
+        .as_str()
+        .expect("job id")
+        .to_string();
+    let step_one = first.last("continueToNextStep")["checkpoint"].clone();
+    let checkpoint_id = step_one["id"].as_str().expect("checkpoint id").to_string();
+    let before = files_under(&project.path().join("perstack/jobs").join(&job_id));
+
+    let config = std::fs::read_to_string(project.path().join("perstack.toml")).expect("read");
+    std::fs::write(
+        project.path().join("perstack.toml"),
+        config.replace("Do the task.", "Do the task, in French."),
+    )
+    .expect("edit definitions");
+    mock.push(openai::text_reply("Réponse."));
+    let fork = project
+        .run(&[
+            "solo",
+            "--continue-job",
+            &job_id,
+            "--resume-from",
+            &checkpoint_id,
+            "--fork",
+        ])
+        .await;
+    assert_eq!(fork.code, Some(0), "{}", fork.stderr);
+    assert_ne!(
+        fork.events[0]["runId"], first.events[0]["runId"],
+        "a fork is a new run"
+    );
+
+    let sent = mock.requests()[2].json();
+    let messages = sent["messages"].as_array().expect("messages");
+    assert!(
+        messages[0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Do the task, in French.")
+    );
+    let original = mock.requests()[1].json();
+    assert_eq!(
+        &messages[1..],
+        &original["messages"].as_array().expect("messages")[1..],
+        "the fork continues from the checkpoint's conversation"
+    );
+    let after = files_under(&project.path().join("perstack/jobs").join(&job_id));
+    for (path, bytes) in &before {
+        assert_eq!(after.get(path), Some(bytes), "{} changed", path.display());
+    }
+    let forked: Vec<&Value> = fork
+        .events
+        .iter()
+        .filter(|e| e["type"] == "completeRun")
+        .collect();
+    assert_eq!(
+        forked[0]["checkpoint"]["forkedFrom"],
+        checkpoint_id.as_str()
+    );
+}

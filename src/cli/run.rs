@@ -14,6 +14,7 @@ use crate::definition::{
 };
 use crate::llm::{self, LanguageModel};
 use crate::runtime::checkpoint::{Checkpoint, CheckpointStatus, JobStatus, Store};
+use crate::runtime::control::{Breakpoint, Control, Debugger};
 use crate::runtime::event::RunEvent;
 use crate::runtime::id::{new_id, now_millis};
 use crate::runtime::message::ToolResult;
@@ -55,6 +56,14 @@ pub struct RunArgs {
         value_name = "ANSWER"
     )]
     pub interactive_answer: Option<String>,
+    /// Pause at: before-llm, before-tool[=SKILL/TOOL or =TOOL], after-step, on-error; add
+    /// @EXPERT for one Expert (repeatable). A paused run emits `paused` and reads `step`,
+    /// `continue` or `abort` as lines on stdin.
+    #[arg(long = "break", value_name = "POINT")]
+    pub breakpoints: Vec<Breakpoint>,
+    /// Start a new run from the checkpoint given by --resume-from, leaving the original as it is
+    #[arg(long, requires = "resume_from")]
+    pub fork: bool,
 }
 
 /// Settings shared by `run` and `start` that override perstack.toml.
@@ -252,6 +261,26 @@ fn answers_for(checkpoint: &Checkpoint, answer: Option<&str>) -> Result<Vec<Tool
         .collect())
 }
 
+/// Controls for paused runs, one a line. Stdin closing lets paused runs continue.
+fn read_controls_from_stdin(controls: mpsc::UnboundedSender<Control>) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            match line.parse::<Control>() {
+                Ok(control) => {
+                    if controls.send(control).is_err() {
+                        break;
+                    }
+                }
+                Err(message) => eprintln!("perstack: {message}"),
+            }
+        }
+    });
+}
+
 pub fn exit_code(status: CheckpointStatus) -> u8 {
     match status {
         CheckpointStatus::Completed => code::COMPLETED,
@@ -319,7 +348,7 @@ async fn run_job(args: &RunArgs, prepared: Prepared) -> Result<CheckpointStatus,
             checkpoint: Box::new(checkpoint),
             query,
             answers,
-            fork: false,
+            fork: args.fork,
         };
         (job_id, start, job.total_steps, job.started_at)
     } else {
@@ -329,6 +358,10 @@ async fn run_job(args: &RunArgs, prepared: Prepared) -> Result<CheckpointStatus,
         let job_id = args.overrides.job_id.clone().unwrap_or_else(new_id);
         (job_id, RunStart::Query(query), 0, now_millis())
     };
+    let (debugger, controls) = Debugger::new(args.breakpoints.clone());
+    if !args.breakpoints.is_empty() {
+        read_controls_from_stdin(controls);
+    }
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<RunEvent>();
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let job = Arc::new(
@@ -342,15 +375,20 @@ async fn run_job(args: &RunArgs, prepared: Prepared) -> Result<CheckpointStatus,
             cancel_rx,
             steps_used,
         )
-        .with_environment(prepared.env.clone(), prepared.lock.clone()),
+        .with_environment(prepared.env.clone(), prepared.lock.clone())
+        .with_debugger(debugger),
     );
-    write_job_record(
-        &job,
-        &args.expert_key,
-        JobStatus::Running,
-        Default::default(),
-        started_at,
-    );
+    // A fork adds a run to the job and leaves every file of the original as it was.
+    let record_job = !args.fork;
+    if record_job {
+        write_job_record(
+            &job,
+            &args.expert_key,
+            JobStatus::Running,
+            Default::default(),
+            started_at,
+        );
+    }
     let printer = tokio::spawn(async move {
         while let Some(event) = events_rx.recv().await {
             match serde_json::to_string(&event) {
@@ -389,7 +427,9 @@ async fn run_job(args: &RunArgs, prepared: Prepared) -> Result<CheckpointStatus,
     for error in job.writer.finish() {
         eprintln!("perstack: {error}");
     }
-    write_job_record(&job, &args.expert_key, job_status, usage, started_at);
+    if record_job {
+        write_job_record(&job, &args.expert_key, job_status, usage, started_at);
+    }
     if let Some(error) = &outcome.error {
         eprintln!("perstack: the run stopped: {error}");
     }

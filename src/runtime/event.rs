@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::checkpoint::{Checkpoint, CheckpointError, Usage};
+use super::control::{Control, PausePoint};
 use super::id::{new_id, now_millis};
 use super::message::{Message, ToolCall, ToolResult};
 
@@ -217,6 +218,14 @@ pub enum EventKind {
     StopRunByCancel {
         checkpoint: Arc<Checkpoint>,
     },
+    /// A breakpoint (or a `step`) stopped the run here until a control comes.
+    Paused {
+        #[serde(flatten)]
+        point: PausePoint,
+    },
+    Resumed {
+        control: Control,
+    },
 }
 
 impl EventKind {
@@ -253,6 +262,8 @@ impl EventKind {
             EventKind::StopRunByDelegate { .. } => "stopRunByDelegate",
             EventKind::StopRunByInteractiveTool { .. } => "stopRunByInteractiveTool",
             EventKind::StopRunByCancel { .. } => "stopRunByCancel",
+            EventKind::Paused { .. } => "paused",
+            EventKind::Resumed { .. } => "resumed",
         }
     }
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, watch};
 
 use super::checkpoint::{Checkpoint, CheckpointStatus, DelegatedBy, Job, JobStatus, Store, Usage};
+use super::control::Debugger;
 use super::event::RunEvent;
 use super::id::now_millis;
 use super::message::ToolResult;
@@ -38,6 +39,8 @@ pub struct JobContext {
     pub env: HashMap<String, String>,
     /// perstack.lock, when there is one: lazy skills start on their first call.
     pub lock: Option<Lock>,
+    /// Breakpoints and the controls that answer pauses.
+    pub debugger: Debugger,
     pub(super) steps_used: AtomicU64,
     pub(super) cancel: watch::Receiver<bool>,
 }
@@ -68,6 +71,7 @@ impl JobContext {
             events,
             env: HashMap::new(),
             lock: None,
+            debugger: Debugger::default(),
             steps_used: AtomicU64::new(steps_already_used),
             cancel,
         }
@@ -77,6 +81,12 @@ impl JobContext {
     pub fn with_environment(mut self, env: HashMap<String, String>, lock: Option<Lock>) -> Self {
         self.env = env;
         self.lock = lock;
+        self
+    }
+
+    /// Breakpoints for every run of this job (see [`Debugger::new`] for the control sender).
+    pub fn with_debugger(mut self, debugger: Debugger) -> Self {
+        self.debugger = debugger;
         self
     }
 

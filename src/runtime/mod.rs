@@ -2,6 +2,7 @@
 
 mod calls;
 pub mod checkpoint;
+pub mod control;
 pub mod event;
 mod generate;
 pub mod id;

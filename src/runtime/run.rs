@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::calls::Origin;
 use super::checkpoint::{Checkpoint, CheckpointStatus, ExpertRef};
+use super::control::{Control, PausePoint};
 use super::event::{EventKind, RunIds};
 use super::id::{new_id, now_millis};
 use super::machine::{Effect, Input, Machine, ToolKind};
@@ -205,30 +206,34 @@ impl Driver {
         }
     }
 
+    fn system_prompt(&self) -> String {
+        let delegates: Vec<(String, Option<String>)> = self
+            .expert
+            .delegates()
+            .iter()
+            .map(|key| {
+                let description = self
+                    .job
+                    .config
+                    .experts
+                    .get(key)
+                    .and_then(|e| e.description.clone());
+                (key.clone(), description)
+            })
+            .collect();
+        prompt::system_prompt(
+            &self.spec.expert_key,
+            &self.expert,
+            &delegates,
+            &self.job.workspace,
+            &rfc3339(now_millis()),
+        )
+    }
+
     fn initial_checkpoint(&self) -> (Checkpoint, Vec<Message>, Vec<ToolResult>) {
         match &self.spec.start {
             RunStart::Query(query) => {
-                let delegates: Vec<(String, Option<String>)> = self
-                    .expert
-                    .delegates()
-                    .iter()
-                    .map(|key| {
-                        let description = self
-                            .job
-                            .config
-                            .experts
-                            .get(key)
-                            .and_then(|e| e.description.clone());
-                        (key.clone(), description)
-                    })
-                    .collect();
-                let system = prompt::system_prompt(
-                    &self.spec.expert_key,
-                    &self.expert,
-                    &delegates,
-                    &self.job.workspace,
-                    &rfc3339(now_millis()),
-                );
+                let system = self.system_prompt();
                 let expert = ExpertRef {
                     key: self.spec.expert_key.clone(),
                     name: self.spec.expert_key.clone(),
@@ -253,6 +258,13 @@ impl Driver {
                 if *fork {
                     checkpoint.forked_from = Some(checkpoint.id.clone());
                     checkpoint.run_id = self.ids.run_id.clone();
+                    // A fork runs under the definitions as they are now: its system prompt is
+                    // made anew from them; the conversation is the checkpoint's.
+                    if let Some(first @ Message::InstructionMessage { .. }) =
+                        checkpoint.messages.first_mut()
+                    {
+                        *first = Message::instruction(self.system_prompt());
+                    }
                 }
                 checkpoint.job_id = self.job.job_id.clone();
                 // Continue on a new checkpoint: the stored one stays as it was.
@@ -372,8 +384,16 @@ impl Driver {
                     if let EventKind::CompleteRun { text: t, .. } = &kind {
                         text = Some(t.clone());
                     }
+                    let step_done = matches!(kind, EventKind::ContinueToNextStep { .. });
                     self.emit(step, kind);
-                    continue;
+                    if step_done
+                        && self.pause(step, PausePoint::AfterStep).await == Some(Control::Abort)
+                    {
+                        queue.clear();
+                        Input::Cancelled
+                    } else {
+                        continue;
+                    }
                 }
                 Effect::SaveCheckpoint(checkpoint) => {
                     self.job.writer.checkpoint(checkpoint);
@@ -404,15 +424,47 @@ impl Driver {
                     messages,
                     run_result,
                 } => {
-                    self.cancellable(self.generate(step, &messages, run_result))
-                        .await
+                    if self.pause(step, PausePoint::BeforeLlm).await == Some(Control::Abort) {
+                        Input::Cancelled
+                    } else {
+                        match self
+                            .cancellable(self.generate(step, &messages, run_result))
+                            .await
+                        {
+                            Input::GenerationFailed(error) => {
+                                let point = PausePoint::OnError {
+                                    message: error.message.clone(),
+                                };
+                                match self.pause(step, point).await {
+                                    Some(Control::Abort) => Input::Cancelled,
+                                    _ => Input::GenerationFailed(error),
+                                }
+                            }
+                            input => input,
+                        }
+                    }
                 }
                 Effect::CallTools(calls) => {
-                    let at = Origin {
-                        expert: machine.checkpoint().expert.clone(),
-                        checkpoint_id: machine.checkpoint().id.clone(),
-                    };
-                    self.cancellable(self.call_tools(step, calls, at)).await
+                    let mut aborted = false;
+                    for call in &calls {
+                        let point = PausePoint::BeforeTool {
+                            skill_name: call.skill_name.clone(),
+                            tool_name: call.tool_name.clone(),
+                        };
+                        if self.pause(step, point).await == Some(Control::Abort) {
+                            aborted = true;
+                            break;
+                        }
+                    }
+                    if aborted {
+                        Input::Cancelled
+                    } else {
+                        let at = Origin {
+                            expert: machine.checkpoint().expert.clone(),
+                            checkpoint_id: machine.checkpoint().id.clone(),
+                        };
+                        self.cancellable(self.call_tools(step, calls, at)).await
+                    }
                 }
             };
             if let Some(skills) = &self.skills {
@@ -428,6 +480,28 @@ impl Driver {
             checkpoint: Some(Box::new(machine.checkpoint().clone())),
             error: None,
         }
+    }
+
+    /// Pauses when a breakpoint (or a `step`) says so: emits `paused`, waits for a control,
+    /// emits `resumed`. A cancel while paused is an abort.
+    async fn pause(&self, step: u64, point: PausePoint) -> Option<Control> {
+        let debugger = &self.job.debugger;
+        if !debugger.should_pause(&self.spec.expert_key, &point) {
+            return None;
+        }
+        self.emit(step, EventKind::Paused { point });
+        let mut cancel = self.job.cancel.clone();
+        let control = tokio::select! {
+            control = debugger.wait() => control,
+            _ = cancel.wait_for(|c| *c) => Control::Abort,
+        };
+        self.emit(
+            step,
+            EventKind::Resumed {
+                control: control.clone(),
+            },
+        );
+        Some(control)
     }
 
     /// Runs `work` unless the job is cancelled first; cancelling drops it (and so the HTTP
