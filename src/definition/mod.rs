@@ -6,6 +6,7 @@ pub mod model;
 mod parse;
 mod validate;
 mod walk;
+pub mod watch;
 
 pub use diagnostic::{Diagnostic, Location, Severity};
 pub use load::{
