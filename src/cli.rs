@@ -34,6 +34,25 @@ pub enum Command {
     /// Exit codes: 0 completed, 1 error, 3 maxSteps exceeded, 4 waiting for an interactive
     /// answer (continue with --continue -i '<answer>'), 130 cancelled.
     Run(Box<run::RunArgs>),
+    /// Open the workbench: a full-screen view of Experts, prompts, tool calls and checkpoints
+    ///
+    /// With an Expert and a query, the run starts at once; otherwise type it in (i).
+    Start(Box<StartArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The Expert to select (a key of [experts] in perstack.toml)
+    pub expert_key: Option<String>,
+    /// A task to start at once
+    pub query: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub overrides: run::Overrides,
+    /// Colours: dark (default), light, high-contrast, or the path of a theme file
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -65,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate(&args),
         Command::Experts(args) => experts_command(&args),
         Command::Run(args) => run::run(&args),
+        Command::Start(args) => crate::tui::start(&args),
     }
 }
 

@@ -6,3 +6,4 @@ pub mod llm;
 pub mod runtime;
 pub mod skills;
 pub mod tool;
+pub mod tui;
