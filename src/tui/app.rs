@@ -604,7 +604,10 @@ impl AppState {
                 Vec::new()
             }
             Mode::ConfirmQuit => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('q') | KeyCode::Enter => vec![Effect::Quit],
+                KeyCode::Char('y') | KeyCode::Char('q') | KeyCode::Enter => {
+                    self.mode = Mode::Normal;
+                    vec![Effect::Quit]
+                }
                 _ => {
                     self.mode = Mode::Normal;
                     Vec::new()

@@ -39,7 +39,8 @@ pub mod theme;
 mod app_tests;
 #[cfg(test)]
 mod snapshot_tests;
-#[cfg(test)]
+/// Scripted event streams, shared by the tests and the benchmark.
+#[doc(hidden)]
 pub mod test_support;
 
 use app::{AppState, Msg};
