@@ -1304,6 +1304,15 @@ impl AppState {
                 checkpoint_id: c.id.clone(),
             });
             if is_root && c.status.is_final() {
+                // The job is over: a delegate still marked running was stopped with it.
+                if c.status != CheckpointStatus::StoppedByInteractiveTool {
+                    for run in self.runs.values_mut() {
+                        if run.status == RunStatus::Running {
+                            run.status = RunStatus::Stopped;
+                            run.finished_at.get_or_insert(timestamp);
+                        }
+                    }
+                }
                 self.resume_from = Some(c);
                 if self.job_state == JobState::WaitingForAnswer {
                     self.open_answer_dialog();
