@@ -40,7 +40,8 @@ impl Pty {
             )
         };
         assert_eq!(rc, 0, "openpty failed");
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
         let mut command = Command::new(env!("CARGO_BIN_EXE_perstack"));
         command
             .args(args)
@@ -110,7 +111,11 @@ impl Pty {
 #[test]
 fn start_runs_the_example_offline_and_restores_the_terminal() {
     let workspace = tempfile::tempdir().unwrap();
-    std::fs::copy(format!("{REPO}/CHANGELOG.md"), workspace.path().join("CHANGELOG.md")).unwrap();
+    std::fs::copy(
+        format!("{REPO}/CHANGELOG.md"),
+        workspace.path().join("CHANGELOG.md"),
+    )
+    .unwrap();
     let replay = format!("{REPO}/assets/demo.replay.toml");
     let config = format!("{REPO}/perstack.toml");
     let ws = workspace.path().to_str().unwrap();
@@ -131,7 +136,11 @@ fn start_runs_the_example_offline_and_restores_the_terminal() {
     let seen = pty.wait_for("Experts", 0, Duration::from_secs(20));
     eprintln!("first frame {:?} after spawn", pty.spawned.elapsed());
     // Only an Expert was given: the query box is open.
-    let seen = pty.wait_for("Query for release-notes", seen.saturating_sub(4000), Duration::from_secs(10));
+    let seen = pty.wait_for(
+        "Query for release-notes",
+        seen.saturating_sub(4000),
+        Duration::from_secs(10),
+    );
     pty.send("Write release notes for developers");
     pty.send("\r");
     pty.wait_for("completed", seen, Duration::from_secs(30));
@@ -141,15 +150,24 @@ fn start_runs_the_example_offline_and_restores_the_terminal() {
         if let Some(status) = pty.child.try_wait().unwrap() {
             break status;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "the workbench did not quit");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the workbench did not quit"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit status {status:?}");
     // Give the reader thread the last bytes.
     std::thread::sleep(Duration::from_millis(100));
     let text = pty.text();
-    assert!(text.contains("\x1b[?1049h"), "the alternate screen was entered");
-    assert!(text.contains("\x1b[?1049l"), "the alternate screen was left");
+    assert!(
+        text.contains("\x1b[?1049h"),
+        "the alternate screen was entered"
+    );
+    assert!(
+        text.contains("\x1b[?1049l"),
+        "the alternate screen was left"
+    );
     assert!(workspace.path().join("RELEASE_NOTES.md").exists());
     assert!(workspace.path().join("perstack/workbench.log").exists());
 }
@@ -171,11 +189,17 @@ fn sigterm_restores_the_terminal() {
         if let Some(status) = pty.child.try_wait().unwrap() {
             break status;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "SIGTERM did not stop the workbench");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "SIGTERM did not stop the workbench"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     std::thread::sleep(Duration::from_millis(100));
     assert!(status.success(), "exit status {status:?}");
-    assert!(pty.text().contains("\x1b[?1049l"), "the alternate screen was left");
+    assert!(
+        pty.text().contains("\x1b[?1049l"),
+        "the alternate screen was left"
+    );
     pty.send("");
 }

@@ -25,17 +25,34 @@ pub const FOLD_LINES: usize = 12;
 pub enum Msg {
     Key(KeyEvent),
     Paste(String),
-    Click { col: u16, row: u16 },
-    Wheel { col: u16, row: u16, down: bool },
-    Resize { width: u16, height: u16 },
+    Click {
+        col: u16,
+        row: u16,
+    },
+    Wheel {
+        col: u16,
+        row: u16,
+        down: bool,
+    },
+    Resize {
+        width: u16,
+        height: u16,
+    },
     Run(Box<RunEvent>),
     /// A job's top-level run returned (also when it failed before emitting anything).
-    JobEnded { error: Option<String> },
+    JobEnded {
+        error: Option<String>,
+    },
     /// A line for the status bar (a file written, a provider switched).
     Status(String),
-    ProviderReady { model: String, note: String },
+    ProviderReady {
+        model: String,
+        note: String,
+    },
     ProviderFailed(String),
-    Tick { now_ms: u64 },
+    Tick {
+        now_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -374,11 +391,7 @@ impl AppState {
         let run = self.current_run()?;
         let wanted = self.pinned_step().or(self.prompt_step);
         match wanted {
-            Some(n) => run
-                .steps
-                .range(..=n)
-                .next_back()
-                .map(|(k, v)| (*k, v)),
+            Some(n) => run.steps.range(..=n).next_back().map(|(k, v)| (*k, v)),
             None => run.steps.iter().next_back().map(|(k, v)| (*k, v)),
         }
     }
@@ -414,10 +427,11 @@ impl AppState {
     pub fn run_label(&self, run: &RunView) -> &'static str {
         match run.status {
             RunStatus::Running
-                if run
-                    .children
-                    .iter()
-                    .any(|c| self.runs.get(c).is_some_and(|c| c.status == RunStatus::Running)) =>
+                if run.children.iter().any(|c| {
+                    self.runs
+                        .get(c)
+                        .is_some_and(|c| c.status == RunStatus::Running)
+                }) =>
             {
                 "waiting"
             }
@@ -437,7 +451,10 @@ impl AppState {
                 continue;
             }
             for skill in &expert.skills {
-                rows.push(ExpertRow::Detail(format!("  ◆ {} ({})", skill.name, skill.kind)));
+                rows.push(ExpertRow::Detail(format!(
+                    "  ◆ {} ({})",
+                    skill.name, skill.kind
+                )));
                 match &skill.tools {
                     Some(tools) => {
                         for tool in tools {
@@ -853,7 +870,11 @@ impl AppState {
                     return Vec::new();
                 };
                 return vec![Effect::WriteBody {
-                    name: format!("request-{}-{}-step{step}.json", run.expert_key, short(&run.run_id)),
+                    name: format!(
+                        "request-{}-{}-step{step}.json",
+                        run.expert_key,
+                        short(&run.run_id)
+                    ),
                     body: request.body.clone(),
                 }];
             }
@@ -885,6 +906,9 @@ impl AppState {
             return;
         };
         let steps: Vec<u64> = run.steps.keys().copied().collect();
+        if steps.is_empty() {
+            return;
+        }
         let current = self.current_step().map(|(n, _)| n);
         let pos = current
             .and_then(|c| steps.iter().position(|&s| s == c))
@@ -1223,9 +1247,7 @@ impl AppState {
                 }
             }
             EventKind::AttemptCompletion { tool_result } => set_result(run, &tool_result),
-            EventKind::ContinueToNextStep {
-                checkpoint: c, ..
-            } => {
+            EventKind::ContinueToNextStep { checkpoint: c, .. } => {
                 run.usage = c.usage;
                 checkpoint = Some(c);
             }
@@ -1244,7 +1266,10 @@ impl AppState {
                     self.job_state = JobState::Completed;
                 }
             }
-            EventKind::StopRunByError { checkpoint: c, error } => {
+            EventKind::StopRunByError {
+                checkpoint: c,
+                error,
+            } => {
                 run.status = RunStatus::Error;
                 run.error = Some(format!("{}: {}", error.name, error.message));
                 run.finished_at = Some(timestamp);
@@ -1278,7 +1303,9 @@ impl AppState {
                     self.job_state = JobState::Stopped;
                 }
             }
-            EventKind::Retry { reason, attempt, .. } => {
+            EventKind::Retry {
+                reason, attempt, ..
+            } => {
                 self.status = Some(format!("retry {attempt}: {reason}"));
             }
             EventKind::SkillWarning {
@@ -1406,9 +1433,13 @@ fn push_conv(run: &mut RunView, message: &Message) {
     for part in contents {
         match part {
             Part::TextPart { text, .. } => push_lines(run, role, text, &mut first, false),
-            Part::ImageInlinePart { mime_type, .. } => {
-                push_lines(run, role, &format!("[image {mime_type}]"), &mut first, false)
-            }
+            Part::ImageInlinePart { mime_type, .. } => push_lines(
+                run,
+                role,
+                &format!("[image {mime_type}]"),
+                &mut first,
+                false,
+            ),
             Part::ToolCallPart {
                 tool_name, args, ..
             } => push_lines(
@@ -1431,7 +1462,13 @@ fn push_conv(run: &mut RunView, message: &Message) {
                     }
                 }
                 let mark = if *is_error { " (error)" } else { "" };
-                push_lines(run, role, &format!("{tool_name}{mark} → {text}"), &mut first, false)
+                push_lines(
+                    run,
+                    role,
+                    &format!("{tool_name}{mark} → {text}"),
+                    &mut first,
+                    false,
+                )
             }
             Part::ThinkingPart { thinking, .. } => {
                 let lines = thinking.lines().count();
@@ -1450,7 +1487,13 @@ fn push_conv(run: &mut RunView, message: &Message) {
     }
 }
 
-fn push_lines(run: &mut RunView, role: Role, text: &str, first: &mut bool, hidden_when_folded: bool) {
+fn push_lines(
+    run: &mut RunView,
+    role: Role,
+    text: &str,
+    first: &mut bool,
+    hidden_when_folded: bool,
+) {
     let mut any = false;
     for line in text.lines() {
         any = true;

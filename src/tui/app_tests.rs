@@ -18,7 +18,9 @@ fn feed(moment: Moment) -> AppState {
     for event in script.events {
         state.update(Msg::Run(Box::new(event)));
     }
-    state.update(Msg::Tick { now_ms: script_now(moment) });
+    state.update(Msg::Tick {
+        now_ms: script_now(moment),
+    });
     state
 }
 
@@ -69,7 +71,11 @@ fn parallel_delegates_run_side_by_side_under_a_waiting_coordinator() {
     assert_eq!(reader.calls.len(), 1);
     assert_eq!(reader.calls[0].status, CallStatus::Running);
     // The coordinator's two delegate calls lead to the two runs.
-    let links: Vec<_> = root.calls.iter().map(|c| c.delegate_run.as_deref()).collect();
+    let links: Vec<_> = root
+        .calls
+        .iter()
+        .map(|c| c.delegate_run.as_deref())
+        .collect();
     assert_eq!(links, [Some(READER), Some(WRITER)]);
 }
 
@@ -81,9 +87,18 @@ fn streaming_text_accumulates_in_the_step() {
     assert!(step.streaming);
     assert_eq!(step.text, "I'll ask both delegates at once.");
     assert_eq!(step.reasoning, "The audience is given. ");
-    let lines: Vec<String> = (0..state.prompt_len()).filter_map(|i| state.prompt_line(i)).collect();
+    let lines: Vec<String> = (0..state.prompt_len())
+        .filter_map(|i| state.prompt_line(i))
+        .collect();
     assert!(lines.iter().any(|l| l.contains("at once.")), "{lines:?}");
-    assert!(step.request.as_ref().unwrap().headers.iter().any(|(_, v)| v == "[redacted]"));
+    assert!(
+        step.request
+            .as_ref()
+            .unwrap()
+            .headers
+            .iter()
+            .any(|(_, v)| v == "[redacted]")
+    );
 }
 
 #[test]
@@ -95,11 +110,17 @@ fn a_completed_run_has_totals_timeline_and_results() {
     assert_eq!(root.step, 2);
     assert_eq!(root.usage.input_tokens, 3170);
     assert_eq!(state.total_usage().input_tokens, 3170 + 2300 + 900);
-    assert_eq!(root.result.as_deref(), Some("Release notes written to RELEASE_NOTES.md."));
+    assert_eq!(
+        root.result.as_deref(),
+        Some("Release notes written to RELEASE_NOTES.md.")
+    );
     let durations: Vec<_> = root.calls.iter().map(|c| c.duration_ms).collect();
     assert_eq!(durations, [Some(420), Some(380), None]);
     assert!(root.calls.iter().all(|c| c.status == CallStatus::Done));
-    assert_eq!(root.calls[2].result.as_deref(), Some("{\"remainingTodos\": []}"));
+    assert_eq!(
+        root.calls[2].result.as_deref(),
+        Some("{\"remainingTodos\": []}")
+    );
     let timeline: Vec<(&str, u64, CheckpointStatus)> = state
         .timeline
         .iter()
@@ -125,7 +146,13 @@ fn an_error_stops_the_job_and_says_why() {
     let state = feed(Moment::Error);
     assert_eq!(state.job_state, JobState::Failed);
     assert_eq!(state.runs[COORD].status, RunStatus::Error);
-    assert!(state.status.as_deref().unwrap().contains("401 Unauthorized"));
+    assert!(
+        state
+            .status
+            .as_deref()
+            .unwrap()
+            .contains("401 Unauthorized")
+    );
 }
 
 #[test]
@@ -153,7 +180,11 @@ fn a_pinned_checkpoint_shows_the_state_at_that_step() {
     key(&mut state, KeyCode::Enter);
     assert_eq!(state.pinned, Some(3));
     assert_eq!(state.current_step().unwrap().0, 1);
-    assert_eq!(state.visible_calls().len(), 2, "only the calls up to step 1");
+    assert_eq!(
+        state.visible_calls().len(),
+        2,
+        "only the calls up to step 1"
+    );
     key(&mut state, KeyCode::Esc);
     assert_eq!(state.pinned, None);
     assert_eq!(state.current_step().unwrap().0, 2);
@@ -185,7 +216,10 @@ fn the_query_box_starts_a_run_of_the_selected_expert() {
     let mut state = AppState::new(&example_config(), "m".into());
     key(&mut state, KeyCode::Down);
     // The cursor skips the detail rows of the open Expert to the next Expert.
-    assert_eq!(state.expert_rows()[state.expert_cursor], super::app::ExpertRow::Expert(1));
+    assert_eq!(
+        state.expert_rows()[state.expert_cursor],
+        super::app::ExpertRow::Expert(1)
+    );
     key(&mut state, KeyCode::Enter);
     assert_eq!(state.selected_expert_key(), Some("changelog-reader"));
     key(&mut state, KeyCode::Char('i'));
@@ -208,7 +242,12 @@ fn without_a_provider_the_query_waits_for_replay() {
     state.provider_error = Some("ANTHROPIC_API_KEY is not set".into());
     let effects = state.start_query("release-notes", "hello".into());
     assert!(effects.is_empty());
-    assert_eq!(state.mode, Mode::Query { input: "hello".into() });
+    assert_eq!(
+        state.mode,
+        Mode::Query {
+            input: "hello".into()
+        }
+    );
     key(&mut state, KeyCode::Esc);
     assert_eq!(key(&mut state, KeyCode::Char('r')), [Effect::UseReplay]);
     state.update(Msg::ProviderReady {
@@ -221,20 +260,55 @@ fn without_a_provider_the_query_waits_for_replay() {
 #[test]
 fn an_interactive_call_opens_a_dialog_whose_answer_resumes_the_run() {
     let mut script = Script::new();
-    let ask = call("tc-ask", "ask-user", "askUser", serde_json::json!({"question": "Who reads the notes?"}));
-    script.push(COORD, "release-notes", 1, EventKind::CallInteractiveTool { tool_call: ask.clone() });
-    let mut stopped = checkpoint(COORD, "release-notes", 1, CheckpointStatus::StoppedByInteractiveTool, usage(10, 2));
+    let ask = call(
+        "tc-ask",
+        "ask-user",
+        "askUser",
+        serde_json::json!({"question": "Who reads the notes?"}),
+    );
+    script.push(
+        COORD,
+        "release-notes",
+        1,
+        EventKind::CallInteractiveTool {
+            tool_call: ask.clone(),
+        },
+    );
+    let mut stopped = checkpoint(
+        COORD,
+        "release-notes",
+        1,
+        CheckpointStatus::StoppedByInteractiveTool,
+        usage(10, 2),
+    );
     stopped.pending_tool_calls = Some(vec![ask.clone()]);
-    script.push(COORD, "release-notes", 1, EventKind::StopRunByInteractiveTool { checkpoint: stopped.clone() });
+    script.push(
+        COORD,
+        "release-notes",
+        1,
+        EventKind::StopRunByInteractiveTool {
+            checkpoint: stopped.clone(),
+        },
+    );
     let mut state = AppState::new(&example_config(), "m".into());
     for event in script.events {
         state.update(Msg::Run(Box::new(event)));
     }
     assert_eq!(state.job_state, JobState::WaitingForAnswer);
-    assert!(matches!(&state.mode, Mode::Answer { question, .. } if question == "Who reads the notes?"));
+    assert!(
+        matches!(&state.mode, Mode::Answer { question, .. } if question == "Who reads the notes?")
+    );
     type_text(&mut state, "developers");
     let effects = key(&mut state, KeyCode::Enter);
-    let [Effect::Resume { expert_key, checkpoint, query, answers }] = effects.as_slice() else {
+    let [
+        Effect::Resume {
+            expert_key,
+            checkpoint,
+            query,
+            answers,
+        },
+    ] = effects.as_slice()
+    else {
         panic!("{effects:?}");
     };
     assert_eq!(expert_key, "release-notes");
@@ -263,11 +337,20 @@ fn prompt_views_search_and_write() {
     key(&mut state, KeyCode::Char('2'));
     key(&mut state, KeyCode::Char('v'));
     assert_eq!(state.prompt_view, PromptView::Raw);
-    assert_eq!(state.prompt_line(0), None, "the first lines are the url and headers");
+    assert_eq!(
+        state.prompt_line(0),
+        None,
+        "the first lines are the url and headers"
+    );
     key(&mut state, KeyCode::Char('/'));
     type_text(&mut state, "max_tokens");
     key(&mut state, KeyCode::Enter);
-    assert!(state.prompt_line(state.prompt_scroll).unwrap().contains("max_tokens"));
+    assert!(
+        state
+            .prompt_line(state.prompt_scroll)
+            .unwrap()
+            .contains("max_tokens")
+    );
     let effects = key(&mut state, KeyCode::Char('w'));
     let [Effect::WriteBody { name, body }] = effects.as_slice() else {
         panic!("{effects:?}");
@@ -282,16 +365,29 @@ fn prompt_views_search_and_write() {
 #[test]
 fn clicks_focus_panes_and_select_rows() {
     let mut state = feed(Moment::Completed);
-    state.update(Msg::Resize { width: 200, height: 50 });
+    state.update(Msg::Resize {
+        width: 200,
+        height: 50,
+    });
     // The Timeline is the rightmost column; its first row is at y = 1.
     state.update(Msg::Click { col: 195, row: 1 });
     assert_eq!(state.focus, PaneId::Timeline);
     assert_eq!(state.pinned, Some(0));
-    state.update(Msg::Wheel { col: 50, row: 10, down: true });
+    state.update(Msg::Wheel {
+        col: 50,
+        row: 10,
+        down: true,
+    });
     assert_eq!(state.focus, PaneId::Prompt);
-    assert_eq!(state.prompt_scroll, 2, "three lines down, clamped to the last line");
+    assert_eq!(
+        state.prompt_scroll, 2,
+        "three lines down, clamped to the last line"
+    );
     // Tabs at 80 columns.
-    state.update(Msg::Resize { width: 80, height: 24 });
+    state.update(Msg::Resize {
+        width: 80,
+        height: 24,
+    });
     state.update(Msg::Click { col: 15, row: 0 });
     assert_eq!(state.focus, PaneId::Prompt);
 }
@@ -341,12 +437,24 @@ async fn the_example_run_builds_the_expected_tree() {
     }
     assert_eq!(state.job_state, JobState::Completed);
     let root = state.runs[state.root_run.as_deref().unwrap()].clone();
-    let children: Vec<&str> = root.children.iter().map(|c| state.runs[c].expert_key.as_str()).collect();
+    let children: Vec<&str> = root
+        .children
+        .iter()
+        .map(|c| state.runs[c].expert_key.as_str())
+        .collect();
     assert_eq!(children, ["changelog-reader", "writer"]);
     assert_eq!(state.timeline.len(), 8);
     assert_eq!(root.step, 4);
     let tools: Vec<&str> = root.calls.iter().map(|c| c.tool.as_str()).collect();
-    assert_eq!(tools, ["changelog-reader", "writer", "getFileInfo", "attemptCompletion"]);
+    assert_eq!(
+        tools,
+        [
+            "changelog-reader",
+            "writer",
+            "getFileInfo",
+            "attemptCompletion"
+        ]
+    );
     assert!(root.calls.iter().all(|c| c.status == CallStatus::Done));
     assert_eq!(root.usage.input_tokens, 1450 + 1720 + 1905 + 2010 + 2050);
     let last = root.steps.values().last().unwrap();

@@ -12,7 +12,9 @@ use std::sync::OnceLock;
 
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use syntect::highlighting::{FontStyle, HighlightState, Highlighter as SynHighlighter, Theme, ThemeSet};
+use syntect::highlighting::{
+    FontStyle, HighlightState, Highlighter as SynHighlighter, Theme, ThemeSet,
+};
 use syntect::parsing::{ParseState, ScopeStack, SyntaxReference, SyntaxSet};
 
 /// Above this many cached lines the cache starts over: memory stays bounded.
@@ -96,10 +98,13 @@ impl Highlighter {
         let _ = parse.parse_line("{\n", &assets.syntaxes).ok()?;
         let line = format!("{text}\n");
         let ops = parse.parse_line(&line, &assets.syntaxes).ok()?;
-        let _ = &mut state;
-        let ranges: Vec<_> =
-            syntect::highlighting::RangedHighlightIterator::new(&mut state, &ops, &line, &highlighter)
-                .collect();
+        let ranges: Vec<_> = syntect::highlighting::RangedHighlightIterator::new(
+            &mut state,
+            &ops,
+            &line,
+            &highlighter,
+        )
+        .collect();
         let spans = ranges
             .into_iter()
             .filter_map(|(style, piece, _)| {

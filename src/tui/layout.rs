@@ -37,7 +37,11 @@ pub fn areas(state: &AppState) -> Areas {
             Constraint::Percentage(18),
         ])
         .split(body);
-        let panes = PaneId::ALL.iter().copied().zip(columns.iter().copied()).collect();
+        let panes = PaneId::ALL
+            .iter()
+            .copied()
+            .zip(columns.iter().copied())
+            .collect();
         Areas {
             tabs: None,
             panes,
@@ -45,7 +49,8 @@ pub fn areas(state: &AppState) -> Areas {
             status,
         }
     } else {
-        let [tabs, pane] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(body);
+        let [tabs, pane] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(body);
         Areas {
             tabs: Some(tabs),
             panes: vec![(state.focus, pane)],

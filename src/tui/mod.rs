@@ -105,7 +105,9 @@ pub fn start(args: &StartArgs) -> ExitCode {
             return ExitCode::from(cli::exit::INVALID);
         }
     };
-    let result = runtime.block_on(run_loop(terminal, state, theme, args, loaded, ready, workspace, started));
+    let result = runtime.block_on(run_loop(
+        terminal, state, theme, args, loaded, ready, workspace, started,
+    ));
     // The guard inside run_loop restored the terminal; say why we stopped, if it was an error.
     drop(_stderr);
     // Background tasks (a cancelled run writing its checkpoint) get a moment, then stop.
@@ -150,14 +152,23 @@ async fn run_loop(
 ) -> io::Result<()> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<RunEvent>();
     let (msgs_tx, mut msgs_rx) = mpsc::unbounded_channel::<Msg>();
-    let mut runner = Runner::new(loaded, args.overrides.clone(), ready, workspace, events_tx, msgs_tx);
+    let mut runner = Runner::new(
+        loaded,
+        args.overrides.clone(),
+        ready,
+        workspace,
+        events_tx,
+        msgs_tx,
+    );
     let highlighter = Highlighter::new(&theme.syntax);
     let size = terminal.terminal.size()?;
     state.update(Msg::Resize {
         width: size.width,
         height: size.height,
     });
-    state.update(Msg::Tick { now_ms: now_millis() });
+    state.update(Msg::Tick {
+        now_ms: now_millis(),
+    });
     if let Some(key) = &args.expert_key {
         let effects = match &args.query {
             Some(query) => state.start_query(key, query.clone()),

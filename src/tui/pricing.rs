@@ -23,7 +23,9 @@ const PRICES: &[(&str, f64, f64)] = &[
 
 /// The estimated cost in dollars, or None for a model not in the table.
 pub fn estimate(model: &str, usage: &Usage) -> Option<f64> {
-    let (_, input, output) = PRICES.iter().find(|(prefix, _, _)| model.starts_with(prefix))?;
+    let (_, input, output) = PRICES
+        .iter()
+        .find(|(prefix, _, _)| model.starts_with(prefix))?;
     Some((usage.input_tokens as f64 * input + usage.output_tokens as f64 * output) / 1_000_000.0)
 }
 

@@ -146,7 +146,13 @@ impl Runner {
         ));
         let msgs = self.msgs.clone();
         tokio::spawn(async move {
-            write_job_record(&job, &expert_key, JobStatus::Running, Default::default(), started_at);
+            write_job_record(
+                &job,
+                &expert_key,
+                JobStatus::Running,
+                Default::default(),
+                started_at,
+            );
             let spec = RunSpec {
                 expert_key: expert_key.clone(),
                 run_id: None,
@@ -154,7 +160,11 @@ impl Runner {
                 parent: None,
             };
             let outcome = run_expert(job.clone(), spec).await;
-            let usage = outcome.checkpoint.as_ref().map(|c| c.usage).unwrap_or_default();
+            let usage = outcome
+                .checkpoint
+                .as_ref()
+                .map(|c| c.usage)
+                .unwrap_or_default();
             let status = match outcome.status {
                 CheckpointStatus::Completed => JobStatus::Completed,
                 CheckpointStatus::StoppedByError => JobStatus::Failed,

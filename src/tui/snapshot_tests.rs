@@ -62,7 +62,10 @@ fn state_for(scene: Scene, width: u16, height: u16) -> AppState {
         _ => PaneId::Experts,
     };
     if let Scene::Help = scene {
-        state.update(Msg::Key(KeyEvent::new(KeyCode::Char('?'), KeyModifiers::NONE)));
+        state.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char('?'),
+            KeyModifiers::NONE,
+        )));
     }
     state
 }
@@ -166,6 +169,9 @@ fn colours_of_the_completed_screen() {
     settings().bind(|| {
         let state = state_for(Scene::Run(Moment::Completed), 80, 24);
         let terminal = render(&state, 80, 24);
-        insta::assert_debug_snapshot!("screen_completed_80x24_colours", terminal.backend().buffer());
+        insta::assert_debug_snapshot!(
+            "screen_completed_80x24_colours",
+            terminal.backend().buffer()
+        );
     });
 }

@@ -30,7 +30,13 @@ pub fn usage(input: u64, output: u64) -> Usage {
     }
 }
 
-pub fn checkpoint(run: &str, expert: &str, step: u64, status: CheckpointStatus, used: Usage) -> Box<Checkpoint> {
+pub fn checkpoint(
+    run: &str,
+    expert: &str,
+    step: u64,
+    status: CheckpointStatus,
+    used: Usage,
+) -> Box<Checkpoint> {
     Box::new(Checkpoint {
         id: format!("cp-{run}-{step}"),
         job_id: "job-0001".into(),
@@ -143,22 +149,30 @@ impl Script {
 
     fn start(&mut self, run: &str, expert: &str, query: &str) {
         if run == COORD {
-            self.push(run, expert, 0, EventKind::InitializeRuntime {
-                runtime_version: "0.1.0".into(),
-                runtime: "local".into(),
-                expert_name: expert.into(),
-                experts: vec![expert.into()],
-                model: "claude-sonnet-4-5".into(),
-                max_steps: 40,
-                max_retries: 3,
-                timeout: 120_000,
-                query: query.into(),
-            });
+            self.push(
+                run,
+                expert,
+                0,
+                EventKind::InitializeRuntime {
+                    runtime_version: "0.1.0".into(),
+                    runtime: "local".into(),
+                    expert_name: expert.into(),
+                    experts: vec![expert.into()],
+                    model: "claude-sonnet-4-5".into(),
+                    max_steps: 40,
+                    max_retries: 3,
+                    timeout: 120_000,
+                    query: query.into(),
+                },
+            );
         }
         let messages = vec![
             Message::InstructionMessage {
                 id: "m-sys".into(),
-                contents: vec![text("p-sys", &format!("You are \"{expert}\".\nWork in steps."))],
+                contents: vec![text(
+                    "p-sys",
+                    &format!("You are \"{expert}\".\nWork in steps."),
+                )],
                 cache: true,
             },
             Message::UserMessage {
@@ -166,79 +180,141 @@ impl Script {
                 contents: vec![text("p-user", query)],
             },
         ];
-        self.push(run, expert, 1, EventKind::StartRun {
-            initial_checkpoint: checkpoint(run, expert, 0, CheckpointStatus::Init, Usage::default()),
-            input_messages: messages.clone(),
-        });
+        self.push(
+            run,
+            expert,
+            1,
+            EventKind::StartRun {
+                initial_checkpoint: checkpoint(
+                    run,
+                    expert,
+                    0,
+                    CheckpointStatus::Init,
+                    Usage::default(),
+                ),
+                input_messages: messages.clone(),
+            },
+        );
         self.generation(run, expert, 1, messages);
     }
 
     fn generation(&mut self, run: &str, expert: &str, step: u64, messages: Vec<Message>) {
         let req = request(&messages);
         self.push(run, expert, step, EventKind::StartGeneration { messages });
-        self.push(run, expert, step, EventKind::LlmRequest {
-            request: req,
-            attempt: 1,
-        });
-    }
-
-    fn call_tools(&mut self, run: &str, expert: &str, step: u64, calls: Vec<ToolCall>, used: Usage) {
-        let parts = calls.iter().map(Part::tool_call).collect();
-        self.push(run, expert, step, EventKind::CallTools {
-            new_message: Message::ExpertMessage {
-                id: format!("m-{run}-{step}"),
-                contents: parts,
+        self.push(
+            run,
+            expert,
+            step,
+            EventKind::LlmRequest {
+                request: req,
+                attempt: 1,
             },
-            tool_calls: calls,
-            usage: used,
-        });
+        );
     }
 
-    fn finish_call(&mut self, run: &str, expert: &str, step: u64, call: &ToolCall, out: &str, ms: u64) {
-        self.push(run, expert, step, EventKind::ToolCallTiming {
-            tool_call_id: call.id.clone(),
-            skill_name: call.skill_name.clone(),
-            tool_name: call.tool_name.clone(),
-            started_at: self.clock,
-            duration_ms: ms,
-            is_error: false,
-        });
-        self.push(run, expert, step, EventKind::ResolveToolResults {
-            tool_results: vec![result(call, out)],
-        });
+    fn call_tools(
+        &mut self,
+        run: &str,
+        expert: &str,
+        step: u64,
+        calls: Vec<ToolCall>,
+        used: Usage,
+    ) {
+        let parts = calls.iter().map(Part::tool_call).collect();
+        self.push(
+            run,
+            expert,
+            step,
+            EventKind::CallTools {
+                new_message: Message::ExpertMessage {
+                    id: format!("m-{run}-{step}"),
+                    contents: parts,
+                },
+                tool_calls: calls,
+                usage: used,
+            },
+        );
+    }
+
+    fn finish_call(
+        &mut self,
+        run: &str,
+        expert: &str,
+        step: u64,
+        call: &ToolCall,
+        out: &str,
+        ms: u64,
+    ) {
+        self.push(
+            run,
+            expert,
+            step,
+            EventKind::ToolCallTiming {
+                tool_call_id: call.id.clone(),
+                skill_name: call.skill_name.clone(),
+                tool_name: call.tool_name.clone(),
+                started_at: self.clock,
+                duration_ms: ms,
+                is_error: false,
+            },
+        );
+        self.push(
+            run,
+            expert,
+            step,
+            EventKind::ResolveToolResults {
+                tool_results: vec![result(call, out)],
+            },
+        );
     }
 
     fn next_step(&mut self, run: &str, expert: &str, step: u64, used: Usage) {
-        self.push(run, expert, step, EventKind::ContinueToNextStep {
-            checkpoint: checkpoint(run, expert, step, CheckpointStatus::Proceeding, used),
-            next_checkpoint: checkpoint(run, expert, step + 1, CheckpointStatus::Proceeding, used),
-            step: Box::new(Step {
-                step_number: step,
-                new_messages: Vec::new(),
-                tool_calls: Vec::new(),
-                tool_results: Vec::new(),
-                usage: used,
-                started_at: self.clock,
-                finished_at: Some(self.clock),
-            }),
-        });
+        self.push(
+            run,
+            expert,
+            step,
+            EventKind::ContinueToNextStep {
+                checkpoint: checkpoint(run, expert, step, CheckpointStatus::Proceeding, used),
+                next_checkpoint: checkpoint(
+                    run,
+                    expert,
+                    step + 1,
+                    CheckpointStatus::Proceeding,
+                    used,
+                ),
+                step: Box::new(Step {
+                    step_number: step,
+                    new_messages: Vec::new(),
+                    tool_calls: Vec::new(),
+                    tool_results: Vec::new(),
+                    usage: used,
+                    started_at: self.clock,
+                    finished_at: Some(self.clock),
+                }),
+            },
+        );
     }
 
     fn complete(&mut self, run: &str, expert: &str, step: u64, answer: &str, used: Usage) {
-        self.push(run, expert, step, EventKind::CompleteRun {
-            checkpoint: checkpoint(run, expert, step, CheckpointStatus::Completed, used),
-            step: Box::new(Step {
-                step_number: step,
-                new_messages: Vec::new(),
-                tool_calls: Vec::new(),
-                tool_results: Vec::new(),
+        self.push(
+            run,
+            expert,
+            step,
+            EventKind::CompleteRun {
+                checkpoint: checkpoint(run, expert, step, CheckpointStatus::Completed, used),
+                step: Box::new(Step {
+                    step_number: step,
+                    new_messages: Vec::new(),
+                    tool_calls: Vec::new(),
+                    tool_results: Vec::new(),
+                    usage: used,
+                    started_at: self.clock,
+                    finished_at: Some(self.clock),
+                }),
+                text: answer.into(),
                 usage: used,
-                started_at: self.clock,
-                finished_at: Some(self.clock),
-            }),
-            text: answer.into(),
-            usage: used,
-        });
+            },
+        );
     }
 }
 
@@ -258,56 +334,138 @@ pub fn scripted_run(moment: Moment) -> Script {
     let coord = "release-notes";
     s.start(COORD, coord, "Write release notes for developers");
     s.push(COORD, coord, 1, EventKind::StartStreamingReasoning);
-    s.push(COORD, coord, 1, EventKind::StreamReasoning {
-        delta: "The audience is given. ".into(),
-    });
+    s.push(
+        COORD,
+        coord,
+        1,
+        EventKind::StreamReasoning {
+            delta: "The audience is given. ".into(),
+        },
+    );
     s.push(COORD, coord, 1, EventKind::StartStreamingRunResult);
-    s.push(COORD, coord, 1, EventKind::StreamRunResult {
-        delta: "I'll ask both delegates ".into(),
-    });
-    s.push(COORD, coord, 1, EventKind::StreamRunResult {
-        delta: "at once.".into(),
-    });
+    s.push(
+        COORD,
+        coord,
+        1,
+        EventKind::StreamRunResult {
+            delta: "I'll ask both delegates ".into(),
+        },
+    );
+    s.push(
+        COORD,
+        coord,
+        1,
+        EventKind::StreamRunResult {
+            delta: "at once.".into(),
+        },
+    );
     if moment == Moment::Streaming {
         return s;
     }
-    s.push(COORD, coord, 1, EventKind::CompleteStreamingRunResult {
-        text: "I'll ask both delegates at once.".into(),
-    });
-    let to_reader = call("tc-1", "changelog-reader", "changelog-reader", json!({"query": "Summarise CHANGELOG.md"}));
-    let to_writer = call("tc-2", "writer", "writer", json!({"query": "Draft an outline for developers"}));
-    s.call_tools(COORD, coord, 1, vec![to_reader.clone(), to_writer.clone()], usage(1450, 62));
-    for (c, run, expert) in [(&to_reader, READER, "changelog-reader"), (&to_writer, WRITER, "writer")] {
-        s.push(COORD, coord, 1, EventKind::CallDelegate {
-            tool_call: c.clone(),
-            delegate_run_id: run.into(),
-            delegate_expert_key: expert.into(),
-            query: c.args["query"].as_str().unwrap_or_default().into(),
-        });
+    s.push(
+        COORD,
+        coord,
+        1,
+        EventKind::CompleteStreamingRunResult {
+            text: "I'll ask both delegates at once.".into(),
+        },
+    );
+    let to_reader = call(
+        "tc-1",
+        "changelog-reader",
+        "changelog-reader",
+        json!({"query": "Summarise CHANGELOG.md"}),
+    );
+    let to_writer = call(
+        "tc-2",
+        "writer",
+        "writer",
+        json!({"query": "Draft an outline for developers"}),
+    );
+    s.call_tools(
+        COORD,
+        coord,
+        1,
+        vec![to_reader.clone(), to_writer.clone()],
+        usage(1450, 62),
+    );
+    for (c, run, expert) in [
+        (&to_reader, READER, "changelog-reader"),
+        (&to_writer, WRITER, "writer"),
+    ] {
+        s.push(
+            COORD,
+            coord,
+            1,
+            EventKind::CallDelegate {
+                tool_call: c.clone(),
+                delegate_run_id: run.into(),
+                delegate_expert_key: expert.into(),
+                query: c.args["query"].as_str().unwrap_or_default().into(),
+            },
+        );
     }
     s.start(READER, "changelog-reader", "Summarise CHANGELOG.md");
     s.start(WRITER, "writer", "Draft an outline for developers");
-    let read = call("tc-3", "@perstack/base", "readTextFile", json!({"path": "CHANGELOG.md"}));
-    s.call_tools(READER, "changelog-reader", 1, vec![read.clone()], usage(980, 20));
+    let read = call(
+        "tc-3",
+        "@perstack/base",
+        "readTextFile",
+        json!({"path": "CHANGELOG.md"}),
+    );
+    s.call_tools(
+        READER,
+        "changelog-reader",
+        1,
+        vec![read.clone()],
+        usage(980, 20),
+    );
     if moment == Moment::ToolCallInFlight || moment == Moment::ParallelDelegates {
         return s;
     }
-    let changelog = (1..=30).map(|i| format!("- change number {i}")).collect::<Vec<_>>().join("\n");
-    s.finish_call(READER, "changelog-reader", 1, &read, &format!("# Changelog\n{changelog}"), 3);
+    let changelog = (1..=30)
+        .map(|i| format!("- change number {i}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    s.finish_call(
+        READER,
+        "changelog-reader",
+        1,
+        &read,
+        &format!("# Changelog\n{changelog}"),
+        3,
+    );
     s.next_step(READER, "changelog-reader", 1, usage(980, 20));
     if moment == Moment::Error {
-        s.push(COORD, coord, 1, EventKind::StopRunByError {
-            checkpoint: checkpoint(COORD, coord, 1, CheckpointStatus::StoppedByError, usage(1450, 62)),
-            error: CheckpointError {
-                name: "ModelError".into(),
-                message: "401 Unauthorized: invalid x-api-key".into(),
-                status_code: Some(401),
-                is_retryable: false,
+        s.push(
+            COORD,
+            coord,
+            1,
+            EventKind::StopRunByError {
+                checkpoint: checkpoint(
+                    COORD,
+                    coord,
+                    1,
+                    CheckpointStatus::StoppedByError,
+                    usage(1450, 62),
+                ),
+                error: CheckpointError {
+                    name: "ModelError".into(),
+                    message: "401 Unauthorized: invalid x-api-key".into(),
+                    status_code: Some(401),
+                    is_retryable: false,
+                },
             },
-        });
+        );
         return s;
     }
-    s.complete(READER, "changelog-reader", 2, "Added: 30 changes", usage(2300, 110));
+    s.complete(
+        READER,
+        "changelog-reader",
+        2,
+        "Added: 30 changes",
+        usage(2300, 110),
+    );
     s.complete(WRITER, "writer", 1, "Outline ready", usage(900, 40));
     s.finish_call(COORD, coord, 1, &to_reader, "Added: 30 changes", 420);
     s.finish_call(COORD, coord, 1, &to_writer, "Outline ready", 380);
@@ -316,10 +474,21 @@ pub fn scripted_run(moment: Moment) -> Script {
     s.generation(COORD, coord, 2, messages);
     let done = call("tc-4", "@perstack/base", "attemptCompletion", json!({}));
     s.call_tools(COORD, coord, 2, vec![done.clone()], usage(1720, 12));
-    s.push(COORD, coord, 2, EventKind::AttemptCompletion {
-        tool_result: result(&done, "{\"remainingTodos\": []}"),
-    });
-    s.complete(COORD, coord, 2, "Release notes written to RELEASE_NOTES.md.", usage(3170, 74));
+    s.push(
+        COORD,
+        coord,
+        2,
+        EventKind::AttemptCompletion {
+            tool_result: result(&done, "{\"remainingTodos\": []}"),
+        },
+    );
+    s.complete(
+        COORD,
+        coord,
+        2,
+        "Release notes written to RELEASE_NOTES.md.",
+        usage(3170, 74),
+    );
     s
 }
 
@@ -345,7 +514,12 @@ pub fn big_run(messages: usize, bytes: usize) -> Script {
         .collect();
     s.generation(COORD, expert, 2, history);
     for i in 0..200 {
-        let c = call(&format!("big-{i}"), "@perstack/base", "readTextFile", json!({"path": format!("f{i}.txt")}));
+        let c = call(
+            &format!("big-{i}"),
+            "@perstack/base",
+            "readTextFile",
+            json!({"path": format!("f{i}.txt")}),
+        );
         s.call_tools(COORD, expert, 2, vec![c.clone()], usage(10, 1));
         s.finish_call(COORD, expert, 2, &c, &body_text, 2);
     }

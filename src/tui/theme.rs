@@ -124,7 +124,10 @@ impl Theme {
             })
         };
         Ok(Theme {
-            name: raw.name.clone().unwrap_or_else(|| file.display().to_string()),
+            name: raw
+                .name
+                .clone()
+                .unwrap_or_else(|| file.display().to_string()),
             fg: color(&raw.foreground, "foreground")?,
             bg: color(&raw.background, "background")?,
             accent: color(&raw.accent, "accent")?,
@@ -204,7 +207,11 @@ mod tests {
         let text = DARK.replace("accent = \"#5fafff\"", "accent = \"purplish\"");
         let err = Theme::parse(&text, Path::new("my.toml")).unwrap_err();
         let line = DARK.lines().position(|l| l.starts_with("accent")).unwrap() + 1;
-        assert!(err.to_string().starts_with(&format!("my.toml:{line}: accent")), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("my.toml:{line}: accent")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -56,7 +56,10 @@ fn row_line<'a>(row: &ExpertRow, state: &AppState, ctx: &Ctx, width: usize) -> L
             let mark = if open { "▾ " } else { "▸ " };
             let mut spans = vec![
                 Span::styled(mark, ctx.theme.accent()),
-                Span::styled(expert.key.clone(), Style::default().add_modifier(Modifier::BOLD)),
+                Span::styled(
+                    expert.key.clone(),
+                    Style::default().add_modifier(Modifier::BOLD),
+                ),
             ];
             let room = width.saturating_sub(expert.key.chars().count() + 3);
             if room > 8 && !expert.description.is_empty() {

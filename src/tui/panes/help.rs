@@ -31,7 +31,11 @@ impl Component for HelpOverlay {
         let room = area.height.saturating_sub(4) as usize;
         let columns = if rows.len() > room { 2 } else { 1 };
         let per_column = rows.len().div_ceil(columns);
-        let width = if columns == 2 { area.width } else { 74.min(area.width) };
+        let width = if columns == 2 {
+            area.width
+        } else {
+            74.min(area.width)
+        };
         let column_width = (width.saturating_sub(2) as usize) / columns;
         let cell = |row: Option<&(String, String, bool)>| -> Vec<Span<'static>> {
             match row {
@@ -40,7 +44,10 @@ impl Component for HelpOverlay {
                     ctx.theme.muted().add_modifier(Modifier::BOLD),
                 )],
                 Some((label, text, false)) => vec![
-                    Span::styled(format!("{label:>9}  "), ctx.theme.accent().add_modifier(Modifier::BOLD)),
+                    Span::styled(
+                        format!("{label:>9}  "),
+                        ctx.theme.accent().add_modifier(Modifier::BOLD),
+                    ),
                     Span::raw(format!(
                         "{:<w$}",
                         fit(text, column_width.saturating_sub(12)),

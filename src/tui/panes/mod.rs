@@ -67,14 +67,20 @@ pub fn draw_app(frame: &mut Frame, state: &AppState, ctx: &Ctx) {
                     Span::styled("▏", ctx.theme.accent()),
                 ]),
                 Line::default(),
-                Line::styled("Enter answers and resumes the run · Esc later (f reopens)", ctx.theme.muted()),
+                Line::styled(
+                    "Enter answers and resumes the run · Esc later (f reopens)",
+                    ctx.theme.muted(),
+                ),
             ];
             popup(frame, " The Expert asks ", body, 70, 9, ctx);
         }
         Mode::ConfirmQuit => {
             let body = vec![
                 Line::from("A run is active. Quit anyway?"),
-                Line::styled("Its last checkpoint is on disk; continue it later with perstack run --continue.", ctx.theme.muted()),
+                Line::styled(
+                    "Its last checkpoint is on disk; continue it later with perstack run --continue.",
+                    ctx.theme.muted(),
+                ),
                 Line::default(),
                 Line::from(vec![
                     Span::styled("y", ctx.theme.accent()),
@@ -112,7 +118,10 @@ fn draw_input(frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx) {
             ),
             input,
         ),
-        Mode::FollowUp { input } => (" Follow-up · Enter continues the job · Esc closes ".to_string(), input),
+        Mode::FollowUp { input } => (
+            " Follow-up · Enter continues the job · Esc closes ".to_string(),
+            input,
+        ),
         Mode::Search { input } => (" Search · Enter finds · Esc closes ".to_string(), input),
         _ => return,
     };
@@ -128,12 +137,22 @@ fn draw_input(frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(ctx.theme.accent())
-        .title(Span::styled(title, ctx.theme.accent().add_modifier(Modifier::BOLD)));
+        .title(Span::styled(
+            title,
+            ctx.theme.accent().add_modifier(Modifier::BOLD),
+        ));
     frame.render_widget(Paragraph::new(line).block(block), area);
 }
 
 /// A centred box over everything else.
-pub fn popup(frame: &mut Frame, title: &str, body: Vec<Line<'static>>, width: u16, height: u16, ctx: &Ctx) {
+pub fn popup(
+    frame: &mut Frame,
+    title: &str,
+    body: Vec<Line<'static>>,
+    width: u16,
+    height: u16,
+    ctx: &Ctx,
+) {
     let screen = frame.area();
     let width = width.min(screen.width);
     let height = height.min(screen.height);
@@ -148,8 +167,14 @@ pub fn popup(frame: &mut Frame, title: &str, body: Vec<Line<'static>>, width: u1
         .borders(Borders::ALL)
         .border_style(ctx.theme.accent())
         .style(ctx.theme.base())
-        .title(Span::styled(title.to_string(), ctx.theme.accent().add_modifier(Modifier::BOLD)));
-    frame.render_widget(Paragraph::new(body).block(block).wrap(Wrap { trim: false }), area);
+        .title(Span::styled(
+            title.to_string(),
+            ctx.theme.accent().add_modifier(Modifier::BOLD),
+        ));
+    frame.render_widget(
+        Paragraph::new(body).block(block).wrap(Wrap { trim: false }),
+        area,
+    );
 }
 
 /// The bordered block of a pane, its title in the accent colour when focused.
@@ -158,7 +183,11 @@ pub fn pane_block<'a>(pane: PaneId, extra: String, state: &AppState, ctx: &Ctx) 
     let title = format!(" {} {}{} ", pane.index() + 1, pane.title(), extra);
     Block::default()
         .borders(Borders::ALL)
-        .border_style(if focused { ctx.theme.accent() } else { ctx.theme.muted() })
+        .border_style(if focused {
+            ctx.theme.accent()
+        } else {
+            ctx.theme.muted()
+        })
         .title(Span::styled(title, ctx.theme.title(focused)))
 }
 

@@ -82,7 +82,10 @@ fn raw_line<'a>(step: &StepView, i: usize, width: usize, ctx: &Ctx) -> Option<Li
     let request = step.request.as_ref()?;
     match i {
         0 => Some(Line::from(vec![
-            Span::styled(format!("{} ", request.method), ctx.theme.accent().add_modifier(Modifier::BOLD)),
+            Span::styled(
+                format!("{} ", request.method),
+                ctx.theme.accent().add_modifier(Modifier::BOLD),
+            ),
             Span::raw(request.url.clone()),
         ])),
         1 => {
@@ -91,13 +94,19 @@ fn raw_line<'a>(step: &StepView, i: usize, width: usize, ctx: &Ctx) -> Option<Li
                 .iter()
                 .map(|(k, v)| format!("{k}: {v}"))
                 .collect();
-            Some(Line::styled(fit(&headers.join(" · "), width), ctx.theme.muted()))
+            Some(Line::styled(
+                fit(&headers.join(" · "), width),
+                ctx.theme.muted(),
+            ))
         }
         2 => Some(Line::default()),
         _ => {
             let pretty = step.pretty.as_ref()?;
             let n = i - 3;
-            (n < pretty.len()).then(|| ctx.highlighter.line(Lang::Json, cut(pretty.line(n), MAX_COLS)))
+            (n < pretty.len()).then(|| {
+                ctx.highlighter
+                    .line(Lang::Json, cut(pretty.line(n), MAX_COLS))
+            })
         }
     }
 }
@@ -114,13 +123,21 @@ fn role_style(role: Role, ctx: &Ctx) -> (&'static str, Style) {
     }
 }
 
-fn conv_line<'a>(state: &AppState, run: &RunView, step: &StepView, i: usize, ctx: &Ctx) -> Option<Line<'a>> {
+fn conv_line<'a>(
+    state: &AppState,
+    run: &RunView,
+    step: &StepView,
+    i: usize,
+    ctx: &Ctx,
+) -> Option<Line<'a>> {
     let (len, line): (usize, Option<&ConvLine>) = if state.show_thinking {
         (step.conv_len, run.conv.get(i))
     } else {
         (
             step.conv_folded_len,
-            run.conv_folded.get(i).and_then(|&j| run.conv.get(j as usize)),
+            run.conv_folded
+                .get(i)
+                .and_then(|&j| run.conv.get(j as usize)),
         )
     };
     if i < len {
@@ -130,7 +147,12 @@ fn conv_line<'a>(state: &AppState, run: &RunView, step: &StepView, i: usize, ctx
     // Below the history: the answer of this step, live while it streams.
     let live = streaming_lines(step, state.show_thinking);
     let (role, text) = live.get(i - len)?;
-    Some(labelled(*role, i == len || live.get(i - len - 1).is_some_and(|(r, _)| r != role), text, ctx))
+    Some(labelled(
+        *role,
+        i == len || live.get(i - len - 1).is_some_and(|(r, _)| r != role),
+        text,
+        ctx,
+    ))
 }
 
 fn labelled<'a>(role: Role, first: bool, text: &str, ctx: &Ctx) -> Line<'a> {
@@ -138,7 +160,11 @@ fn labelled<'a>(role: Role, first: bool, text: &str, ctx: &Ctx) -> Line<'a> {
     if role == Role::Response {
         return Line::styled(format!("── {name} ──"), style);
     }
-    let label = if first { format!("{name:>9} ") } else { " ".repeat(10) };
+    let label = if first {
+        format!("{name:>9} ")
+    } else {
+        " ".repeat(10)
+    };
     let body_style = match role {
         Role::Thinking => ctx.theme.muted().add_modifier(Modifier::ITALIC),
         Role::System => ctx.theme.muted(),

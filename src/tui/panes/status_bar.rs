@@ -30,18 +30,28 @@ impl Component for StatusBar {
             format!(" {} ", state.job_state.label()),
             state_style.add_modifier(Modifier::BOLD | Modifier::REVERSED),
         ));
-        if let Some(job) = &state.job_id {
+        // Narrow screens drop the job id and model name: tokens and time matter more.
+        let wide = width >= 120;
+        if let (Some(job), true) = (&state.job_id, wide) {
             spans.push(Span::raw(format!(" job {}", short(job))));
         }
         if let Some(run) = state.current_run() {
             spans.push(sep());
-            spans.push(Span::raw(format!("run {} ", short(&run.run_id))));
-            spans.push(Span::styled(run.expert_key.clone(), ctx.theme.accent().add_modifier(Modifier::BOLD)));
+            if wide {
+                spans.push(Span::raw(format!("run {} ", short(&run.run_id))));
+            }
+            spans.push(Span::styled(
+                run.expert_key.clone(),
+                ctx.theme.accent().add_modifier(Modifier::BOLD),
+            ));
             spans.push(sep());
             spans.push(Span::raw(format!("step {}/{}", run.step, run.max_steps)));
         } else if let Some(key) = state.selected_expert_key() {
             spans.push(sep());
-            spans.push(Span::styled(key.to_string(), ctx.theme.accent().add_modifier(Modifier::BOLD)));
+            spans.push(Span::styled(
+                key.to_string(),
+                ctx.theme.accent().add_modifier(Modifier::BOLD),
+            ));
         }
         let usage = state.total_usage();
         spans.push(sep());
@@ -53,9 +63,14 @@ impl Component for StatusBar {
         if let Some(cost) = pricing::estimate(&state.model, &usage) {
             spans.push(Span::styled(format!(" ~${cost:.3}"), ctx.theme.muted()));
         }
-        spans.push(sep());
-        spans.push(Span::styled(state.model.clone(), ctx.theme.muted()));
-        if let Some(start) = state.job_started_at.or_else(|| state.runs.values().next().map(|r| r.started_at)) {
+        if wide {
+            spans.push(sep());
+            spans.push(Span::styled(state.model.clone(), ctx.theme.muted()));
+        }
+        if let Some(start) = state
+            .job_started_at
+            .or_else(|| state.runs.values().next().map(|r| r.started_at))
+        {
             let end = match state.root_run.as_ref().and_then(|id| state.runs.get(id)) {
                 Some(root) if !state.job_state.active() => root.finished_at.unwrap_or(state.now_ms),
                 _ => state.now_ms,
@@ -66,13 +81,22 @@ impl Component for StatusBar {
         let first = Line::from(spans);
         let second = if let Some(error) = &state.provider_error {
             Line::from(vec![
-                Span::styled(fit(&format!(" {error}"), width.saturating_sub(30)), ctx.theme.error()),
-                Span::styled("  r: use the replay provider", ctx.theme.accent().add_modifier(Modifier::BOLD)),
+                Span::styled(
+                    fit(&format!(" {error}"), width.saturating_sub(30)),
+                    ctx.theme.error(),
+                ),
+                Span::styled(
+                    "  r: use the replay provider",
+                    ctx.theme.accent().add_modifier(Modifier::BOLD),
+                ),
             ])
         } else if let Some(status) = &state.status {
             Line::styled(fit(&format!(" {status}"), width), ctx.theme.warning())
         } else {
-            Line::styled(fit(&format!(" {}", keymap::hints(state.focus)), width), ctx.theme.muted())
+            Line::styled(
+                fit(&format!(" {}", keymap::hints(state.focus)), width),
+                ctx.theme.muted(),
+            )
         };
         frame.render_widget(Paragraph::new(vec![first, second]), area);
     }

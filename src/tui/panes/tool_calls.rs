@@ -52,7 +52,13 @@ impl Component for ToolCallsPane {
                 line
             });
             if i == state.call_cursor && state.call_expanded {
-                details(call, state.call_unfolded, height.saturating_sub(lines.len()), ctx, &mut lines);
+                details(
+                    call,
+                    state.call_unfolded,
+                    height.saturating_sub(lines.len()),
+                    ctx,
+                    &mut lines,
+                );
             }
         }
         frame.render_widget(Paragraph::new(lines), inner);
@@ -74,16 +80,28 @@ fn call_line<'a>(call: &ToolCallView, width: usize, ctx: &Ctx) -> Line<'a> {
     let mut spans = vec![
         Span::styled(format!("{icon} "), style),
         Span::styled(format!("#{} ", call.step), ctx.theme.muted()),
-        Span::styled(fit(&name, width.saturating_sub(16)), ctx.theme.base().add_modifier(Modifier::BOLD)),
+        Span::styled(
+            fit(&name, width.saturating_sub(16)),
+            ctx.theme.base().add_modifier(Modifier::BOLD),
+        ),
         Span::styled(format!(" {time}"), ctx.theme.muted()),
     ];
     if let Some(child) = &call.delegate_run {
-        spans.push(Span::styled(format!(" → run {}", short(child)), ctx.theme.accent()));
+        spans.push(Span::styled(
+            format!(" → run {}", short(child)),
+            ctx.theme.accent(),
+        ));
     }
     Line::from(spans)
 }
 
-fn details<'a>(call: &ToolCallView, unfolded: bool, room: usize, ctx: &Ctx, lines: &mut Vec<Line<'a>>) {
+fn details<'a>(
+    call: &ToolCallView,
+    unfolded: bool,
+    room: usize,
+    ctx: &Ctx,
+    lines: &mut Vec<Line<'a>>,
+) {
     // The caller stops at the pane's height; `room` bounds the work done here.
     let push = |line: Line<'a>, lines: &mut Vec<Line<'a>>| lines.push(line);
     push(Line::styled("  arguments", ctx.theme.accent()), lines);
@@ -94,7 +112,10 @@ fn details<'a>(call: &ToolCallView, unfolded: bool, room: usize, ctx: &Ctx, line
         push(line, lines);
     }
     if call.delegate_run.is_some() {
-        push(Line::styled("  Enter: show the delegate's run", ctx.theme.accent()), lines);
+        push(
+            Line::styled("  Enter: show the delegate's run", ctx.theme.accent()),
+            lines,
+        );
     }
     let Some(result) = &call.result else {
         push(Line::styled("  (no result yet)", ctx.theme.muted()), lines);
@@ -110,7 +131,11 @@ fn details<'a>(call: &ToolCallView, unfolded: bool, room: usize, ctx: &Ctx, line
         _ => (result.clone(), Lang::Plain),
     };
     let total = text.lines().count();
-    let shown = if unfolded { total } else { total.min(FOLD_LINES) };
+    let shown = if unfolded {
+        total
+    } else {
+        total.min(FOLD_LINES)
+    };
     for text in text.lines().take(shown.min(room)) {
         let mut line = ctx.highlighter.line(lang, text);
         line.spans.insert(0, Span::raw("    "));
@@ -118,7 +143,10 @@ fn details<'a>(call: &ToolCallView, unfolded: bool, room: usize, ctx: &Ctx, line
     }
     if shown < total {
         push(
-            Line::styled(format!("    … {} more line(s) · e unfolds", total - shown), ctx.theme.muted()),
+            Line::styled(
+                format!("    … {} more line(s) · e unfolds", total - shown),
+                ctx.theme.muted(),
+            ),
             lines,
         );
     }
