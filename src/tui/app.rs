@@ -1458,6 +1458,9 @@ fn push_conv(run: &mut RunView, message: &Message) {
                 let mut text = String::new();
                 for part in contents {
                     if let Part::TextPart { text: t, .. } = part {
+                        if !text.is_empty() {
+                            text.push('\n');
+                        }
                         text.push_str(t);
                     }
                 }

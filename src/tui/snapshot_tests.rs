@@ -175,3 +175,13 @@ fn colours_of_the_completed_screen() {
         );
     });
 }
+
+#[test]
+fn tiny_and_odd_sizes_do_not_panic() {
+    for (_, scene) in Scene::ALL {
+        for (w, h) in [(1, 1), (10, 3), (40, 8), (119, 30), (120, 12), (300, 80)] {
+            let state = state_for(scene, w, h);
+            render(&state, w, h);
+        }
+    }
+}
