@@ -173,33 +173,34 @@ fn start_runs_the_example_offline_and_restores_the_terminal() {
 }
 
 #[test]
-fn sigterm_restores_the_terminal() {
-    let workspace = tempfile::tempdir().unwrap();
-    let config = format!("{REPO}/perstack.toml");
-    let ws = workspace.path().to_str().unwrap();
-    let mut pty = Pty::spawn(&["start", "--config", &config, "--workspace", ws], 80, 24);
-    // No key and no --replay: the workbench opens anyway and offers the replay provider.
-    pty.wait_for("replay provider", 0, Duration::from_secs(20));
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(pty.child.id() as i32, libc::SIGTERM);
-    }
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = pty.child.try_wait().unwrap() {
-            break status;
+fn sigterm_and_sighup_restore_the_terminal() {
+    for signal in [libc::SIGTERM, libc::SIGHUP] {
+        let workspace = tempfile::tempdir().unwrap();
+        let config = format!("{REPO}/perstack.toml");
+        let ws = workspace.path().to_str().unwrap();
+        let mut pty = Pty::spawn(&["start", "--config", &config, "--workspace", ws], 80, 24);
+        // No key and no --replay: the workbench opens anyway and offers the replay provider.
+        pty.wait_for("replay provider", 0, Duration::from_secs(20));
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(pty.child.id() as i32, signal);
         }
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = pty.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "signal {signal} did not stop the workbench"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(status.success(), "signal {signal}: exit status {status:?}");
         assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "SIGTERM did not stop the workbench"
+            pty.text().contains("\x1b[?1049l"),
+            "signal {signal}: the alternate screen was left"
         );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(status.success(), "exit status {status:?}");
-    assert!(
-        pty.text().contains("\x1b[?1049l"),
-        "the alternate screen was left"
-    );
-    pty.send("");
+    }
 }
