@@ -892,11 +892,11 @@ impl AppState {
             }
             Action::Top => self.move_by(isize::MIN / 2),
             Action::Bottom => self.move_by(isize::MAX / 2),
-            Action::Left | Action::Right => {
-                if self.focus == PaneId::Prompt {
-                    self.step_by(if action == Action::Left { -1 } else { 1 });
-                }
-            }
+            Action::Left | Action::Right => match self.focus {
+                PaneId::Prompt => self.step_by(if action == Action::Left { -1 } else { 1 }),
+                PaneId::ToolCalls => self.call_expanded = action == Action::Right,
+                _ => {}
+            },
         }
         Vec::new()
     }
@@ -987,8 +987,8 @@ impl AppState {
             PaneId::ToolCalls => {
                 let call = self.visible_calls().get(self.call_cursor).cloned();
                 match call.and_then(|c| c.delegate_run) {
-                    Some(child) if self.call_expanded => self.select_run(child),
-                    _ => self.call_expanded = !self.call_expanded,
+                    Some(child) => self.select_run(child),
+                    None => self.call_expanded = !self.call_expanded,
                 }
             }
             PaneId::Timeline => {

@@ -160,8 +160,10 @@ fn enter_on_a_delegate_call_selects_the_child_run() {
     let mut state = feed(Moment::Completed);
     key(&mut state, KeyCode::Char('3'));
     assert_eq!(state.focus, PaneId::ToolCalls);
-    key(&mut state, KeyCode::Enter);
+    key(&mut state, KeyCode::Char('l'));
     assert!(state.call_expanded);
+    key(&mut state, KeyCode::Char('h'));
+    assert!(!state.call_expanded);
     key(&mut state, KeyCode::Enter);
     assert_eq!(state.current_run().unwrap().run_id, READER);
     assert_eq!(state.visible_calls().len(), 1);

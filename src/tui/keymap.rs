@@ -162,6 +162,13 @@ pub static KEYMAP: &[Binding] = &[
     ),
     bind!(
         Pane(P::ToolCalls),
+        "l/h →/←",
+        [K::Char('l'), K::Right, K::Char('h'), K::Left],
+        A::Left,
+        "expand / fold the selected call"
+    ),
+    bind!(
+        Pane(P::ToolCalls),
         "e",
         [K::Char('e')],
         A::ExpandResult,
@@ -276,7 +283,7 @@ pub fn lookup(focus: PaneId, key: KeyEvent) -> Option<Action> {
         .filter(|b| b.scope == Scope::Pane(focus))
         .find(matches);
     let binding = pane.or_else(|| KEYMAP.iter().filter(|b| b.scope == G).find(matches))?;
-    // One row covers both directions of the prompt pane's step keys.
+    // One row covers both directions of the step keys and of the expand keys.
     if binding.action == A::Left && matches!(key.code, K::Char('l') | K::Right) {
         return Some(A::Right);
     }

@@ -153,7 +153,6 @@ fn expanded_tool_call_and_raw_body() {
         key(&mut state, KeyCode::Char('3'));
         key(&mut state, KeyCode::Enter);
         key(&mut state, KeyCode::Enter);
-        key(&mut state, KeyCode::Enter);
         let terminal = render_pane(&state, PaneId::ToolCalls, 64, 30);
         insta::assert_snapshot!("pane_tool_calls_expanded_folded", terminal.backend());
         key(&mut state, KeyCode::Char('2'));

@@ -470,7 +470,34 @@ pub fn scripted_run(moment: Moment) -> Script {
     s.finish_call(COORD, coord, 1, &to_reader, "Added: 30 changes", 420);
     s.finish_call(COORD, coord, 1, &to_writer, "Outline ready", 380);
     s.next_step(COORD, coord, 1, usage(1450, 62));
-    let messages = vec![Message::user("Write release notes for developers")];
+    let messages = vec![
+        Message::InstructionMessage {
+            id: "m-sys".into(),
+            contents: vec![text("p-sys", "You are \"release-notes\".\nWork in steps.")],
+            cache: true,
+        },
+        Message::UserMessage {
+            id: "m-user".into(),
+            contents: vec![text("p-user", "Write release notes for developers")],
+        },
+        Message::ExpertMessage {
+            id: "m-a1".into(),
+            contents: vec![
+                Part::ThinkingPart {
+                    id: "p-think".into(),
+                    thinking: "The audience is given.\nBoth delegates can work at once.".into(),
+                    signature: None,
+                },
+                text("p-a1", "I'll ask both delegates at once."),
+                Part::tool_call(&to_reader),
+                Part::tool_call(&to_writer),
+            ],
+        },
+        Message::tool_results(&[
+            result(&to_reader, "Added: 30 changes"),
+            result(&to_writer, "Outline ready"),
+        ]),
+    ];
     s.generation(COORD, coord, 2, messages);
     let done = call("tc-4", "@perstack/base", "attemptCompletion", json!({}));
     s.call_tools(COORD, coord, 2, vec![done.clone()], usage(1720, 12));

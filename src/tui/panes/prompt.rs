@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{Component, Ctx, fit};
 use crate::tui::app::{AppState, ConvLine, PromptView, Role, RunView, StepView, streaming_lines};
@@ -49,7 +49,8 @@ impl Component for PromptPane {
             })
             .map(|line| mark_search(line, state, ctx))
             .collect();
-        frame.render_widget(Paragraph::new(lines), inner);
+        // Long lines wrap; at most `height` lines were laid out, so wrapping stays cheap.
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
     }
 }
 

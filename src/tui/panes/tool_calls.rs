@@ -113,7 +113,7 @@ fn details<'a>(
     }
     if call.delegate_run.is_some() {
         push(
-            Line::styled("  Enter: show the delegate's run", ctx.theme.accent()),
+            Line::styled("  Enter shows the delegate's run", ctx.theme.accent()),
             lines,
         );
     }
