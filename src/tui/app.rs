@@ -443,8 +443,15 @@ impl AppState {
         }
     }
 
+    /// The rows of the Experts pane: the live run tree first (when there is a job), then the
+    /// definitions, the selected Expert opened to its skills, tools and delegates.
     pub fn expert_rows(&self) -> Vec<ExpertRow> {
-        let mut rows = vec![ExpertRow::Header("Definitions")];
+        let mut rows = Vec::new();
+        if let Some(root) = &self.root_run {
+            rows.push(ExpertRow::Header("Runs"));
+            self.push_run_rows(root, 0, &mut rows);
+        }
+        rows.push(ExpertRow::Header("Definitions"));
         for (i, expert) in self.experts.iter().enumerate() {
             rows.push(ExpertRow::Expert(i));
             if i != self.selected_expert {
@@ -468,11 +475,14 @@ impl AppState {
                 rows.push(ExpertRow::Detail(format!("  → {delegate}")));
             }
         }
-        if let Some(root) = &self.root_run {
-            rows.push(ExpertRow::Header("Runs"));
-            self.push_run_rows(root, 0, &mut rows);
-        }
         rows
+    }
+
+    /// Puts the Experts pane's cursor on `target`, wherever rows above it moved it.
+    fn cursor_to(&mut self, target: &ExpertRow) {
+        if let Some(row) = self.expert_rows().iter().position(|r| r == target) {
+            self.expert_cursor = row;
+        }
     }
 
     fn push_run_rows(&self, run_id: &str, depth: usize, rows: &mut Vec<ExpertRow>) {
@@ -631,7 +641,11 @@ impl AppState {
                 }
             },
             Mode::Normal => match keymap::lookup(self.focus, key) {
-                Some(action) => self.on_action(action),
+                Some(action) => {
+                    // A message lasts until the next key; then the key hints come back.
+                    self.status = None;
+                    self.on_action(action)
+                }
                 None => Vec::new(),
             },
             _ => self.on_input_key(key),
@@ -756,6 +770,7 @@ impl AppState {
         self.runs.clear();
         self.timeline.clear();
         self.root_run = None;
+        self.cursor_to(&ExpertRow::Expert(self.selected_expert));
         self.selected_run = None;
         self.resume_from = None;
         self.pinned = None;
@@ -777,7 +792,7 @@ impl AppState {
     pub fn start_query(&mut self, expert_key: &str, query: String) -> Vec<Effect> {
         if let Some(i) = self.experts.iter().position(|e| e.key == expert_key) {
             self.selected_expert = i;
-            self.expert_cursor = i + 1;
+            self.cursor_to(&ExpertRow::Expert(i));
         }
         self.begin_job(expert_key, query)
     }
@@ -786,7 +801,7 @@ impl AppState {
     pub fn start_query_box(&mut self, expert_key: &str) -> Vec<Effect> {
         if let Some(i) = self.experts.iter().position(|e| e.key == expert_key) {
             self.selected_expert = i;
-            self.expert_cursor = i + 1;
+            self.cursor_to(&ExpertRow::Expert(i));
         }
         self.mode = Mode::Query {
             input: String::new(),
@@ -977,8 +992,9 @@ impl AppState {
         match self.focus {
             PaneId::Experts => match self.expert_rows().get(self.expert_cursor) {
                 Some(ExpertRow::Expert(i)) => {
-                    self.selected_expert = *i;
-                    self.expert_cursor = *i + 1;
+                    let i = *i;
+                    self.selected_expert = i;
+                    self.cursor_to(&ExpertRow::Expert(i));
                 }
                 Some(ExpertRow::Run { run_id, .. }) => self.select_run(run_id.clone()),
                 _ => {}
@@ -1099,6 +1115,8 @@ impl AppState {
             self.job_id = Some(job_id);
         }
         if !self.runs.contains_key(&run_id) {
+            // A new run adds a row above the definitions: keep the cursor on its row.
+            let keep = self.expert_rows().get(self.expert_cursor).cloned();
             if let Some(parent) = parent_run_id.as_ref().and_then(|p| self.runs.get_mut(p)) {
                 parent.children.push(run_id.clone());
             }
@@ -1128,6 +1146,9 @@ impl AppState {
                     result: None,
                 },
             );
+            if let Some(row) = keep {
+                self.cursor_to(&row);
+            }
         }
         let is_root = parent_run_id.is_none();
         let depth = self.depth_of(&run_id);
@@ -1264,6 +1285,8 @@ impl AppState {
                 checkpoint = Some(c);
                 if is_root {
                     self.job_state = JobState::Completed;
+                    self.status =
+                        Some("completed · f asks a follow-up · i starts a new job".into());
                 }
             }
             EventKind::StopRunByError {
