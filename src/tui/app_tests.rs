@@ -462,3 +462,38 @@ async fn the_example_run_builds_the_expected_tree() {
     let last = root.steps.values().last().unwrap();
     assert!(last.text.starts_with("RELEASE_NOTES.md now holds"));
 }
+
+#[test]
+fn cancelling_stops_the_job_and_keeps_the_checkpoint() {
+    let mut state = feed(Moment::ToolCallInFlight);
+    assert_eq!(key(&mut state, KeyCode::Char('x')), [Effect::Cancel]);
+    let mut script = Script::new();
+    script.push(
+        COORD,
+        "release-notes",
+        1,
+        EventKind::StopRunByCancel {
+            checkpoint: checkpoint(
+                COORD,
+                "release-notes",
+                1,
+                CheckpointStatus::StoppedByCancel,
+                usage(1450, 62),
+            ),
+        },
+    );
+    for event in script.events {
+        state.update(Msg::Run(Box::new(event)));
+    }
+    assert_eq!(state.job_state, JobState::Cancelled);
+    assert_eq!(state.runs[COORD].status, RunStatus::Stopped);
+    // The delegates still marked running stopped with the job.
+    assert!(state.runs.values().all(|r| r.status != RunStatus::Running));
+    assert_eq!(
+        state.timeline.last().unwrap().status,
+        CheckpointStatus::StoppedByCancel
+    );
+    assert!(state.resume_from.is_some());
+    // Nothing runs now: q quits without asking.
+    assert_eq!(key(&mut state, KeyCode::Char('q')), [Effect::Quit]);
+}

@@ -275,8 +275,9 @@ pub static KEYMAP: &[Binding] = &[
 
 /// The action of a key in the focused pane.
 pub fn lookup(focus: PaneId, key: KeyEvent) -> Option<Action> {
-    // Shift only changes the character (G, ?); the code already carries it.
-    let mods = key.modifiers - KeyModifiers::SHIFT;
+    // Shift only changes the character (G, ?); the code already carries it. Alt is dropped:
+    // Esc typed quickly before a key arrives as Alt+key.
+    let mods = key.modifiers - KeyModifiers::SHIFT - KeyModifiers::ALT;
     let matches = |b: &&Binding| b.keys.iter().any(|(c, m)| *c == key.code && *m == mods);
     let pane = KEYMAP
         .iter()

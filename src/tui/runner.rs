@@ -3,7 +3,7 @@
 //! loop as messages; nothing here blocks the UI.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch};
 
@@ -39,7 +39,8 @@ impl From<Prepared> for Ready {
 pub struct Runner {
     pub loaded: LoadedConfig,
     pub overrides: Overrides,
-    pub ready: Option<Ready>,
+    /// Filled by a background task when the provider is switched to replay.
+    pub ready: Arc<Mutex<Option<Ready>>>,
     pub workspace: PathBuf,
     events: mpsc::UnboundedSender<RunEvent>,
     msgs: mpsc::UnboundedSender<Msg>,
@@ -58,7 +59,7 @@ impl Runner {
         Runner {
             loaded,
             overrides,
-            ready,
+            ready: Arc::new(Mutex::new(ready)),
             workspace,
             events,
             msgs,
@@ -74,7 +75,13 @@ impl Runner {
                 let job_id = self.overrides.job_id.clone().unwrap_or_else(new_id);
                 // A given job id is for the first job only; later ones get fresh ids.
                 self.overrides.job_id = None;
-                self.spawn_job(job_id, expert_key, RunStart::Query(query), 0, now_millis());
+                self.spawn_job(
+                    job_id,
+                    expert_key,
+                    RunStart::Query(query),
+                    Some(0),
+                    now_millis(),
+                );
             }
             Effect::Resume {
                 expert_key,
@@ -83,19 +90,14 @@ impl Runner {
                 answers,
             } => {
                 let job_id = checkpoint.job_id.clone();
-                let (steps, started) = self
-                    .ready
-                    .as_ref()
-                    .and_then(|r| r.store.read_job(&job_id).ok())
-                    .map(|j| (j.total_steps, j.started_at))
-                    .unwrap_or((0, now_millis()));
                 let start = RunStart::Resume {
                     checkpoint,
                     query,
                     answers,
                     fork: false,
                 };
-                self.spawn_job(job_id, expert_key, start, steps, started);
+                // The job record (steps used, start time) is read on the job's task.
+                self.spawn_job(job_id, expert_key, start, None, now_millis());
             }
             Effect::Cancel => {
                 if let Some(cancel) = &self.cancel {
@@ -123,10 +125,11 @@ impl Runner {
         job_id: String,
         expert_key: String,
         start: RunStart,
-        steps_used: u64,
+        steps_used: Option<u64>,
         started_at: u64,
     ) {
-        let Some(ready) = self.ready.clone() else {
+        let ready = self.ready.lock().ok().and_then(|r| r.clone());
+        let Some(ready) = ready else {
             let _ = self.msgs.send(Msg::JobEnded {
                 error: Some("no model provider: press r to use the replay provider".into()),
             });
@@ -134,18 +137,31 @@ impl Runner {
         };
         let (cancel_tx, cancel_rx) = watch::channel(false);
         self.cancel = Some(cancel_tx);
-        let job = Arc::new(JobContext::new(
-            job_id,
-            ready.config,
-            ready.workspace,
-            ready.model,
-            ready.store,
-            self.events.clone(),
-            cancel_rx,
-            steps_used,
-        ));
+        let events = self.events.clone();
         let msgs = self.msgs.clone();
         tokio::spawn(async move {
+            let (steps_used, started_at) = match steps_used {
+                Some(steps) => (steps, started_at),
+                None => {
+                    let (store, id) = (ready.store.clone(), job_id.clone());
+                    tokio::task::spawn_blocking(move || store.read_job(&id).ok())
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|j| (j.total_steps, j.started_at))
+                        .unwrap_or((0, started_at))
+                }
+            };
+            let job = Arc::new(JobContext::new(
+                job_id,
+                ready.config,
+                ready.workspace,
+                ready.model,
+                ready.store,
+                events,
+                cancel_rx,
+                steps_used,
+            ));
             write_job_record(
                 &job,
                 &expert_key,
@@ -191,22 +207,25 @@ impl Runner {
             )));
             return;
         };
-        let mut overrides = self.overrides.clone();
-        overrides.replay = Some(script.clone());
-        match prepare_loaded(self.loaded.clone(), &overrides) {
+        self.overrides.replay = Some(script.clone());
+        let (overrides, loaded) = (self.overrides.clone(), self.loaded.clone());
+        let (ready, msgs) = (self.ready.clone(), self.msgs.clone());
+        // Building a provider reads env files: off the UI's thread.
+        tokio::task::spawn_blocking(move || match prepare_loaded(loaded, &overrides) {
             Ok(prepared) => {
-                self.overrides = overrides;
                 let model = super::model_label(prepared.model.as_ref());
-                self.ready = Some(prepared.into());
-                let _ = self.msgs.send(Msg::ProviderReady {
+                if let Ok(mut slot) = ready.lock() {
+                    *slot = Some(prepared.into());
+                }
+                let _ = msgs.send(Msg::ProviderReady {
                     model,
                     note: format!("replay provider: answers from {}", script.display()),
                 });
             }
             Err(err) => {
-                let _ = self.msgs.send(Msg::ProviderFailed(err));
+                let _ = msgs.send(Msg::ProviderFailed(err));
             }
-        }
+        });
     }
 }
 

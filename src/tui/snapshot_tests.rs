@@ -71,7 +71,10 @@ fn state_for(scene: Scene, width: u16, height: u16) -> AppState {
 }
 
 fn render(state: &AppState, width: u16, height: u16) -> Terminal<TestBackend> {
-    let theme = Theme::default();
+    render_themed(state, width, height, Theme::default())
+}
+
+fn render_themed(state: &AppState, width: u16, height: u16, theme: Theme) -> Terminal<TestBackend> {
     let highlighter = Highlighter::new(&theme.syntax);
     let ctx = Ctx {
         theme: &theme,
@@ -183,4 +186,19 @@ fn tiny_and_odd_sizes_do_not_panic() {
             render(&state, w, h);
         }
     }
+}
+
+/// The high-contrast theme changes every role's colour: the buffer shows them.
+#[test]
+fn colours_of_the_high_contrast_theme() {
+    settings().bind(|| {
+        let mut state = state_for(Scene::Run(Moment::ParallelDelegates), 80, 24);
+        state.focus = PaneId::Experts;
+        let theme = Theme::load(Some("high-contrast")).unwrap();
+        let terminal = render_themed(&state, 80, 24, theme);
+        insta::assert_debug_snapshot!(
+            "screen_parallel_80x24_high_contrast",
+            terminal.backend().buffer()
+        );
+    });
 }
