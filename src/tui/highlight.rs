@@ -157,6 +157,13 @@ mod tests {
     }
 
     #[test]
+    fn every_theme_name_a_theme_file_may_use_is_bundled() {
+        for name in crate::tui::theme::SYNTAX_THEMES {
+            assert!(assets().themes.themes.contains_key(name), "{name}");
+        }
+    }
+
+    #[test]
     fn cut_respects_char_boundaries() {
         assert_eq!(cut("héllo", 2), "h");
         assert_eq!(cut("abc", 10), "abc");

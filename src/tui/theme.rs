@@ -56,8 +56,19 @@ struct RawTheme {
     removed: Spanned<String>,
     warning: Spanned<String>,
     selection: Spanned<String>,
-    syntax: String,
+    syntax: Spanned<String>,
 }
+
+/// The highlighter themes bundled in the binary.
+pub const SYNTAX_THEMES: [&str; 7] = [
+    "base16-ocean.dark",
+    "base16-eighties.dark",
+    "base16-mocha.dark",
+    "base16-ocean.light",
+    "InspiredGitHub",
+    "Solarized (dark)",
+    "Solarized (light)",
+];
 
 impl Default for Theme {
     fn default() -> Self {
@@ -123,6 +134,16 @@ impl Theme {
                 )
             })
         };
+        if !SYNTAX_THEMES.contains(&raw.syntax.get_ref().as_str()) {
+            return Err(invalid(
+                raw.syntax.span().start,
+                format!(
+                    "syntax = \"{}\" is not a bundled highlighter theme; use one of: {}",
+                    raw.syntax.get_ref(),
+                    SYNTAX_THEMES.join(", ")
+                ),
+            ));
+        }
         Ok(Theme {
             name: raw
                 .name
@@ -137,7 +158,7 @@ impl Theme {
             removed: color(&raw.removed, "removed")?,
             warning: color(&raw.warning, "warning")?,
             selection: color(&raw.selection, "selection")?,
-            syntax: raw.syntax,
+            syntax: raw.syntax.into_inner(),
         })
     }
 
@@ -220,6 +241,18 @@ mod tests {
         assert!(err.to_string().starts_with("t.toml:2:"), "{err}");
         let err = Theme::parse("name = \"x\"\n", Path::new("t.toml")).unwrap_err();
         assert!(err.to_string().contains("missing field"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_syntax_theme_is_an_error() {
+        let text = DARK.replace("syntax = \"base16-ocean.dark\"", "syntax = \"monokai\"");
+        let err = Theme::parse(&text, Path::new("t.toml")).unwrap_err();
+        let line = DARK.lines().position(|l| l.starts_with("syntax")).unwrap() + 1;
+        assert!(
+            err.to_string()
+                .starts_with(&format!("t.toml:{line}: syntax")),
+            "{err}"
+        );
     }
 
     #[test]
