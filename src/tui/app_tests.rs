@@ -300,6 +300,11 @@ fn an_interactive_call_opens_a_dialog_whose_answer_resumes_the_run() {
     assert!(
         matches!(&state.mode, Mode::Answer { question, .. } if question == "Who reads the notes?")
     );
+    // Esc puts the question aside; f brings it back.
+    key(&mut state, KeyCode::Esc);
+    assert_eq!(state.mode, Mode::Normal);
+    key(&mut state, KeyCode::Char('f'));
+    assert!(matches!(&state.mode, Mode::Answer { .. }));
     type_text(&mut state, "developers");
     let effects = key(&mut state, KeyCode::Enter);
     let [
@@ -496,4 +501,19 @@ fn cancelling_stops_the_job_and_keeps_the_checkpoint() {
     assert!(state.resume_from.is_some());
     // Nothing runs now: q quits without asking.
     assert_eq!(key(&mut state, KeyCode::Char('q')), [Effect::Quit]);
+}
+
+#[test]
+fn clicking_a_run_in_the_tree_selects_it() {
+    let mut state = feed(Moment::ParallelDelegates);
+    state.update(Msg::Resize {
+        width: 200,
+        height: 50,
+    });
+    // Rows: Runs header (y=1), coordinator (y=2), reader (y=3), writer (y=4).
+    state.update(Msg::Click { col: 5, row: 4 });
+    assert_eq!(state.focus, PaneId::Experts);
+    assert_eq!(state.current_run().unwrap().run_id, WRITER);
+    state.update(Msg::Click { col: 5, row: 2 });
+    assert_eq!(state.current_run().unwrap().run_id, COORD);
 }
