@@ -22,6 +22,10 @@ struct Pty {
 
 impl Pty {
     fn spawn(args: &[&str], cols: u16, rows: u16) -> Pty {
+        Pty::spawn_with_env(args, cols, rows, &[])
+    }
+
+    fn spawn_with_env(args: &[&str], cols: u16, rows: u16, env: &[(&str, &str)]) -> Pty {
         let (mut master, mut slave) = (0, 0);
         let size = libc::winsize {
             ws_row: rows,
@@ -47,6 +51,7 @@ impl Pty {
             .args(args)
             .env("TERM", "xterm-256color")
             .env_remove("ANTHROPIC_API_KEY")
+            .envs(env.iter().copied())
             .stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
             .stderr(Stdio::from(slave));
@@ -203,4 +208,48 @@ fn sigterm_and_sighup_restore_the_terminal() {
             "signal {signal}: the alternate screen was left"
         );
     }
+}
+
+/// A panic leaves the alternate screen before the message is printed, and the message reaches
+/// the terminal (not the log file). The trigger exists in debug builds only.
+#[cfg(debug_assertions)]
+#[test]
+fn a_panic_restores_the_terminal_and_shows_the_message() {
+    let workspace = tempfile::tempdir().unwrap();
+    let config = format!("{REPO}/perstack.toml");
+    let ws = workspace.path().to_str().unwrap();
+    let pty = Pty::spawn_with_env(
+        &["start", "--config", &config, "--workspace", ws],
+        80,
+        24,
+        &[("PERSTACK_WORKBENCH_TEST_PANIC", "1")],
+    );
+    pty.wait_for(
+        "test panic after the first frame",
+        0,
+        Duration::from_secs(20),
+    );
+    let mut pty = pty;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = pty.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the workbench did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!status.success());
+    let text = pty.text();
+    let left = text
+        .find("\x1b[?1049l")
+        .expect("the alternate screen was left");
+    let message = text.find("test panic after the first frame").unwrap();
+    assert!(
+        left < message,
+        "the screen is restored before the message is printed"
+    );
 }

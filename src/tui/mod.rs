@@ -198,6 +198,11 @@ async fn run_loop(
             if first_frame {
                 first_frame = false;
                 log(&format!("first frame after {:?}", started.elapsed()));
+                // Debug builds only: lets the end-to-end test check the panic path.
+                #[cfg(debug_assertions)]
+                if std::env::var_os("PERSTACK_WORKBENCH_TEST_PANIC").is_some() {
+                    panic!("test panic after the first frame");
+                }
             }
         }
         let frame_due = last_draw + FRAME;
