@@ -409,6 +409,32 @@ impl AppState {
     }
 
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        let effects = self.handle(msg);
+        self.ensure_pretty();
+        effects
+    }
+
+    /// The step on screen has its body pretty-printed, whatever changed the selection.
+    fn ensure_pretty(&mut self) {
+        let Some((n, step)) = self.current_step() else {
+            return;
+        };
+        if step.pretty.is_some() {
+            return;
+        }
+        let Some(pretty) = step.request.as_ref().map(|r| PrettyBody::new(&r.body)) else {
+            return;
+        };
+        let run_id = self.current_run().map(|r| r.run_id.clone());
+        if let Some(step) = run_id
+            .and_then(|id| self.runs.get_mut(&id))
+            .and_then(|run| run.steps.get_mut(&n))
+        {
+            step.pretty = Some(std::sync::Arc::new(pretty));
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
             Msg::Key(key) => self.on_key(key),
             Msg::Paste(text) => {

@@ -517,3 +517,19 @@ fn clicking_a_run_in_the_tree_selects_it() {
     state.update(Msg::Click { col: 5, row: 2 });
     assert_eq!(state.current_run().unwrap().run_id, COORD);
 }
+
+#[test]
+fn only_the_newest_and_the_viewed_request_are_kept_pretty() {
+    let mut state = feed(Moment::Completed);
+    let pretty: Vec<u64> = state.runs[COORD]
+        .steps
+        .iter()
+        .filter(|(_, s)| s.pretty.is_some())
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(pretty, [2]);
+    key(&mut state, KeyCode::Char('2'));
+    key(&mut state, KeyCode::Char('h'));
+    assert_eq!(state.current_step().unwrap().0, 1);
+    assert!(state.current_step().unwrap().1.pretty.is_some());
+}

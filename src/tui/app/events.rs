@@ -94,6 +94,11 @@ impl AppState {
                 step.conv_folded_len = folded;
             }
             EventKind::LlmRequest { request, .. } => {
+                // Only the newest request is kept pretty-printed; an older one is printed
+                // again when it is looked at (`ensure_pretty`), so memory stays near one body.
+                for step in run.steps.values_mut() {
+                    step.pretty = None;
+                }
                 let step = run.steps.entry(step_number).or_default();
                 step.pretty = Some(Arc::new(PrettyBody::new(&request.body)));
                 step.request = Some(request);
