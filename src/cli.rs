@@ -40,6 +40,25 @@ pub enum Command {
     Log(log::LogArgs),
     /// Start every Expert's skills and write perstack.lock with their resolved tools
     Install(ConfigArgs),
+    /// Open the workbench: a full-screen view of Experts, prompts, tool calls and checkpoints
+    ///
+    /// With an Expert and a query, the run starts at once; otherwise type it in (i).
+    Start(Box<StartArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The Expert to select (a key of [experts] in perstack.toml)
+    pub expert_key: Option<String>,
+    /// A task to start at once
+    pub query: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub overrides: run::Overrides,
+    /// Colours: dark (default), light, high-contrast, or the path of a theme file
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -73,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Log(args) => log::log(&args),
         Command::Install(args) => install::run(&args),
+        Command::Start(args) => crate::tui::start(&args),
     }
 }
 

@@ -8,3 +8,4 @@ pub mod runtime;
 pub mod skills;
 pub mod time;
 pub mod tool;
+pub mod tui;

@@ -116,6 +116,12 @@ pub struct Prepared {
 
 pub fn prepare(config_args: &ConfigArgs, overrides: &Overrides) -> Result<Prepared, String> {
     let loaded = super::load_or_report(config_args).map_err(|_| String::new())?;
+    prepare_loaded(loaded, overrides)
+}
+
+/// [`prepare`] for a config already loaded (the workbench loads it once, then may switch
+/// providers without reloading).
+pub fn prepare_loaded(loaded: LoadedConfig, overrides: &Overrides) -> Result<Prepared, String> {
     let mut config = loaded.config.clone();
     if let Some(n) = overrides.max_steps {
         config.max_steps = Some(n.max(1));

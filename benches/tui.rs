@@ -1,0 +1,106 @@
+//! The workbench's drawing cost: one full redraw of a 200x50 screen showing a run with
+//! 10,000 messages (about 5 MB), in the conversation and the raw-body views, scrolled to the
+//! middle. Also prints the peak memory of holding that run (VmHWM) and the time to the first
+//! frame of an empty workbench.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use perstack::tui::app::{AppState, Msg};
+use perstack::tui::highlight::Highlighter;
+use perstack::tui::keymap::PaneId;
+use perstack::tui::panes::{Ctx, draw_app};
+use perstack::tui::test_support::{big_run, example_config};
+use perstack::tui::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const MESSAGES: usize = 10_000;
+const BYTES: usize = 5 * 1024 * 1024;
+
+fn big_state() -> AppState {
+    let script = big_run(MESSAGES, BYTES);
+    let mut state = AppState::new(&example_config(), "claude-sonnet-4-5".into());
+    state.update(Msg::Resize {
+        width: 200,
+        height: 50,
+    });
+    for event in script.events {
+        state.update(Msg::Run(Box::new(event)));
+    }
+    state.focus = PaneId::Prompt;
+    state.prompt_scroll = state.prompt_len() / 2;
+    state
+}
+
+fn vm_hwm_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn redraw(c: &mut Criterion) {
+    let theme = Theme::default();
+    // First frame of an empty workbench, theme and highlighter included.
+    let started = Instant::now();
+    let state = AppState::new(&example_config(), "claude-sonnet-4-5".into());
+    let highlighter = Highlighter::new(&theme.syntax);
+    let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    let ctx = Ctx {
+        theme: &theme,
+        highlighter: &highlighter,
+    };
+    terminal.draw(|f| draw_app(f, &state, &ctx)).unwrap();
+    eprintln!("first frame of an empty workbench: {:?}", started.elapsed());
+
+    let fed = Instant::now();
+    let mut state = big_state();
+    eprintln!(
+        "fed {MESSAGES} messages (~{} MB) in {:?}; peak memory VmHWM {} MB",
+        BYTES / 1024 / 1024,
+        fed.elapsed(),
+        vm_hwm_kb().unwrap_or(0) / 1024
+    );
+    c.bench_function("redraw 200x50, 10k-message run, conversation", |b| {
+        b.iter(|| {
+            terminal
+                .draw(|f| draw_app(f, black_box(&state), &ctx))
+                .unwrap();
+        })
+    });
+    state.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('v'),
+        KeyModifiers::NONE,
+    )));
+    state.prompt_scroll = state.prompt_len() / 2;
+    c.bench_function("redraw 200x50, 10k-message run, raw body", |b| {
+        b.iter(|| {
+            terminal
+                .draw(|f| draw_app(f, black_box(&state), &ctx))
+                .unwrap();
+        })
+    });
+    // The worst case of scrolling to a new page: an empty highlight cache, so every visible
+    // line is highlighted anew.
+    c.bench_function("redraw with a cold highlight cache, raw body", |b| {
+        b.iter(|| {
+            let cold = Highlighter::new(&theme.syntax);
+            let ctx = Ctx {
+                theme: &theme,
+                highlighter: &cold,
+            };
+            terminal
+                .draw(|f| draw_app(f, black_box(&state), &ctx))
+                .unwrap();
+        })
+    });
+    eprintln!(
+        "peak memory after the benchmarks: VmHWM {} MB",
+        vm_hwm_kb().unwrap_or(0) / 1024
+    );
+}
+
+criterion_group!(benches, redraw);
+criterion_main!(benches);

@@ -1,0 +1,208 @@
+//! The data the panes draw: runs, steps, tool calls, checkpoints, definitions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::RunStatus;
+use crate::definition::Skill;
+use crate::runtime::checkpoint::{CheckpointStatus, Usage};
+use crate::runtime::event::WireRequest;
+use crate::skills::base::BaseSkill;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptView {
+    Conversation,
+    Raw,
+}
+
+#[derive(Debug, Clone)]
+pub struct SkillInfo {
+    pub name: String,
+    pub kind: &'static str,
+    /// None when the tools are known only once the skill's server runs.
+    pub tools: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExpertInfo {
+    pub key: String,
+    pub description: String,
+    pub skills: Vec<SkillInfo>,
+    pub delegates: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Thinking,
+    ToolCall,
+    Tool,
+    /// The separator above a step's answer.
+    Response,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConvLine {
+    pub role: Role,
+    /// True for the first line of a message: the pane prints the role there.
+    pub first: bool,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StepView {
+    pub request: Option<WireRequest>,
+    /// The body pretty-printed once, with the start of every line for O(1) slicing.
+    pub pretty: Option<Arc<PrettyBody>>,
+    /// How much of the run's conversation this step's request held.
+    pub conv_len: usize,
+    pub conv_folded_len: usize,
+    pub reasoning: String,
+    pub text: String,
+    pub streaming: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PrettyBody {
+    pub text: String,
+    pub line_starts: Vec<usize>,
+}
+
+impl PrettyBody {
+    pub fn new(body: &str) -> Self {
+        let text = serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| body.to_string());
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        PrettyBody { text, line_starts }
+    }
+    pub fn len(&self) -> usize {
+        self.line_starts.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+    pub fn line(&self, i: usize) -> &str {
+        let start = self.line_starts.get(i).copied().unwrap_or(self.text.len());
+        let end = self
+            .line_starts
+            .get(i + 1)
+            .map(|e| e - 1)
+            .unwrap_or(self.text.len());
+        self.text.get(start..end.max(start)).unwrap_or("")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStatus {
+    Running,
+    Done,
+    Error,
+}
+
+#[derive(Debug, Clone)]
+pub struct ToolCallView {
+    pub id: String,
+    pub step: u64,
+    pub skill: String,
+    pub tool: String,
+    pub args: Value,
+    pub status: CallStatus,
+    pub duration_ms: Option<u64>,
+    pub result: Option<String>,
+    pub delegate_run: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunView {
+    pub run_id: String,
+    pub parent: Option<String>,
+    pub children: Vec<String>,
+    pub expert_key: String,
+    pub model: String,
+    pub max_steps: u64,
+    pub status: RunStatus,
+    pub step: u64,
+    pub usage: Usage,
+    pub started_at: u64,
+    pub finished_at: Option<u64>,
+    pub steps: BTreeMap<u64, StepView>,
+    pub conv: Vec<ConvLine>,
+    /// Indices into `conv` of the lines shown while thinking is folded.
+    pub conv_folded: Vec<u32>,
+    pub messages_seen: usize,
+    pub calls: Vec<ToolCallView>,
+    pub error: Option<String>,
+    pub result: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimelineEntry {
+    pub run_id: String,
+    pub expert_key: String,
+    pub depth: usize,
+    pub step: u64,
+    pub status: CheckpointStatus,
+    pub usage: Usage,
+    pub checkpoint_id: String,
+}
+
+/// The first row to draw so that `cursor` is visible in `height` rows.
+pub fn scroll_offset(cursor: usize, height: usize, len: usize) -> usize {
+    if height == 0 || len <= height {
+        return 0;
+    }
+    cursor.saturating_sub(height - 1).min(len - height)
+}
+
+pub fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// The model's answer to a step's request, shown below it: live while it streams.
+pub fn streaming_lines(step: &StepView, show_thinking: bool) -> Vec<(Role, &str)> {
+    if step.reasoning.is_empty() && step.text.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![(Role::Response, "")];
+    if !step.reasoning.is_empty() {
+        if show_thinking {
+            lines.extend(step.reasoning.lines().map(|l| (Role::Thinking, l)));
+        } else {
+            lines.push((Role::Thinking, "▸ thinking (t unfolds)"));
+        }
+    }
+    lines.extend(step.text.lines().map(|l| (Role::Assistant, l)));
+    lines
+}
+
+pub(super) fn skill_info(name: &str, skill: &Skill) -> SkillInfo {
+    let tools = match skill {
+        Skill::McpStdio(s) if s.is_base() => Some(
+            BaseSkill::tools()
+                .into_iter()
+                .map(|t| t.name)
+                .filter(|t| s.pick.as_ref().is_none_or(|p| p.contains(t)))
+                .filter(|t| !s.omit.as_ref().is_some_and(|o| o.contains(t)))
+                .collect(),
+        ),
+        Skill::Interactive(s) => Some(s.tools.keys().cloned().collect()),
+        _ => None,
+    };
+    SkillInfo {
+        name: name.to_string(),
+        kind: match skill {
+            Skill::McpStdio(s) if s.is_base() => "built-in",
+            Skill::McpStdio(_) => "mcp stdio",
+            Skill::McpSse(_) => "mcp sse",
+            Skill::Interactive(_) => "interactive",
+        },
+        tools,
+    }
+}

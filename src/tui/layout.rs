@@ -1,0 +1,106 @@
+//! Where each part of the screen goes: one pure function of the size and the state, used by
+//! drawing and by mouse hit-testing alike so the two always agree.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+
+use super::app::{AppState, Mode};
+use super::keymap::PaneId;
+
+/// At this width and above the four panes sit side by side; below it they become tabs.
+pub const WIDE: u16 = 120;
+
+pub struct Areas {
+    pub tabs: Option<Rect>,
+    pub panes: Vec<(PaneId, Rect)>,
+    pub input: Option<Rect>,
+    pub status: Rect,
+}
+
+pub fn areas(state: &AppState) -> Areas {
+    let full = Rect::new(0, 0, state.width, state.height);
+    let input_height = match state.mode {
+        Mode::Query { .. } | Mode::FollowUp { .. } | Mode::Search { .. } => 3,
+        _ => 0,
+    };
+    let [body, input, status] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(input_height),
+        Constraint::Length(2),
+    ])
+    .areas(full);
+    let input = (input_height > 0).then_some(input);
+    if state.width >= WIDE {
+        let columns = Layout::horizontal([
+            Constraint::Percentage(22),
+            Constraint::Percentage(34),
+            Constraint::Percentage(26),
+            Constraint::Percentage(18),
+        ])
+        .split(body);
+        let panes = PaneId::ALL
+            .iter()
+            .copied()
+            .zip(columns.iter().copied())
+            .collect();
+        Areas {
+            tabs: None,
+            panes,
+            input,
+            status,
+        }
+    } else {
+        let [tabs, pane] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(body);
+        Areas {
+            tabs: Some(tabs),
+            panes: vec![(state.focus, pane)],
+            input,
+            status,
+        }
+    }
+}
+
+fn contains(rect: Rect, col: u16, row: u16) -> bool {
+    col >= rect.x && col < rect.x + rect.width && row >= rect.y && row < rect.y + rect.height
+}
+
+pub fn pane_at(state: &AppState, col: u16, row: u16) -> Option<PaneId> {
+    areas(state)
+        .panes
+        .into_iter()
+        .find(|(_, rect)| contains(*rect, col, row))
+        .map(|(pane, _)| pane)
+}
+
+pub fn pane_area(state: &AppState, pane: PaneId) -> Option<Rect> {
+    areas(state)
+        .panes
+        .into_iter()
+        .find(|(p, _)| *p == pane)
+        .map(|(_, rect)| rect)
+}
+
+/// The tab labels, as drawn: " 1 Experts " and so on, left to right.
+pub fn tab_labels() -> Vec<String> {
+    PaneId::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!(" {} {} ", i + 1, p.title()))
+        .collect()
+}
+
+pub fn tab_at(state: &AppState, col: u16, row: u16) -> Option<PaneId> {
+    let tabs = areas(state).tabs?;
+    if !contains(tabs, col, row) {
+        return None;
+    }
+    let mut x = tabs.x;
+    for (label, pane) in tab_labels().iter().zip(PaneId::ALL) {
+        let width = label.chars().count() as u16 + 1;
+        if col < x + width {
+            return Some(pane);
+        }
+        x += width;
+    }
+    None
+}
