@@ -276,10 +276,16 @@ impl AppState {
         }
     }
 
+    /// The job's tokens. A finished delegate's usage is already in its parent's (usage is
+    /// summed up the tree), so only top-level runs and delegates still at work are added.
     pub fn total_usage(&self) -> Usage {
         let mut total = Usage::default();
         for run in self.runs.values() {
-            total.add(&run.usage);
+            let still_working =
+                matches!(run.status, RunStatus::Running | RunStatus::WaitingForAnswer);
+            if run.parent.is_none() || still_working {
+                total.add(&run.usage);
+            }
         }
         total
     }

@@ -108,8 +108,12 @@ fn a_completed_run_has_totals_timeline_and_results() {
     assert!(state.runs.values().all(|r| r.status == RunStatus::Done));
     let root = &state.runs[COORD];
     assert_eq!(root.step, 2);
-    assert_eq!(root.usage.input_tokens, 3170);
-    assert_eq!(state.total_usage().input_tokens, 3170 + 2300 + 900);
+    assert_eq!(root.usage.input_tokens, 3170 + 2300 + 900);
+    assert_eq!(
+        state.total_usage().input_tokens,
+        3170 + 2300 + 900,
+        "finished delegates are counted once, in their parent"
+    );
     assert_eq!(
         root.result.as_deref(),
         Some("Release notes written to RELEASE_NOTES.md.")

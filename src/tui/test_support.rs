@@ -478,7 +478,8 @@ pub fn scripted_run(moment: Moment) -> Script {
     s.complete(WRITER, "writer", 1, "Outline ready", usage(900, 40));
     s.finish_call(COORD, coord, 1, &to_reader, "Added: 30 changes", 420);
     s.finish_call(COORD, coord, 1, &to_writer, "Outline ready", 380);
-    s.next_step(COORD, coord, 1, usage(1450, 62));
+    // The coordinator's usage includes its finished delegates' (2300 + 900 in, 110 + 40 out).
+    s.next_step(COORD, coord, 1, usage(1450 + 3200, 62 + 150));
     let messages = vec![
         Message::InstructionMessage {
             id: "m-sys".into(),
@@ -523,7 +524,7 @@ pub fn scripted_run(moment: Moment) -> Script {
         coord,
         2,
         "Release notes written to RELEASE_NOTES.md.",
-        usage(3170, 74),
+        usage(3170 + 3200, 74 + 150),
     );
     s
 }
