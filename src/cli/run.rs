@@ -13,12 +13,12 @@ use crate::definition::{
     self, Config, LoadedConfig, ProviderName, ProviderSetting, ReasoningBudget,
 };
 use crate::llm::{self, LanguageModel};
-use crate::runtime::checkpoint::{Checkpoint, CheckpointStatus, JobStatus, Store};
+use crate::runtime::checkpoint::{Checkpoint, CheckpointStatus, Store};
 use crate::runtime::control::{Breakpoint, Control, Debugger};
 use crate::runtime::event::RunEvent;
 use crate::runtime::id::{new_id, now_millis};
 use crate::runtime::message::ToolResult;
-use crate::runtime::run::{JobContext, RunSpec, RunStart, run_expert, write_job_record};
+use crate::runtime::run::{JobContext, RunStart};
 use crate::tool::ToolOutput;
 
 /// Exit codes of `perstack run`, one per way a run can end.
@@ -384,17 +384,6 @@ async fn run_job(args: &RunArgs, prepared: Prepared) -> Result<CheckpointStatus,
         .with_environment(prepared.env.clone(), prepared.lock.clone())
         .with_debugger(debugger),
     );
-    // A fork adds a run to the job and leaves every file of the original as it was.
-    let record_job = !args.fork;
-    if record_job {
-        write_job_record(
-            &job,
-            &args.expert_key,
-            JobStatus::Running,
-            Default::default(),
-            started_at,
-        );
-    }
     let printer = tokio::spawn(async move {
         while let Some(event) = events_rx.recv().await {
             match serde_json::to_string(&event) {
@@ -413,29 +402,10 @@ async fn run_job(args: &RunArgs, prepared: Prepared) -> Result<CheckpointStatus,
             let _ = cancel_tx.send(true);
         }
     });
-    let spec = RunSpec {
-        expert_key: args.expert_key.clone(),
-        run_id: None,
-        start,
-        parent: None,
-    };
-    let outcome = run_expert(job.clone(), spec).await;
-    let usage = outcome
-        .checkpoint
-        .as_ref()
-        .map(|c| c.usage)
-        .unwrap_or_default();
-    let job_status = match outcome.status {
-        CheckpointStatus::Completed => JobStatus::Completed,
-        CheckpointStatus::StoppedByError => JobStatus::Failed,
-        _ => JobStatus::Stopped,
-    };
-    for error in job.writer.finish() {
-        eprintln!("perstack: {error}");
-    }
-    if record_job {
-        write_job_record(&job, &args.expert_key, job_status, usage, started_at);
-    }
+    // A fork adds a run to the job and leaves every file of the original as it was.
+    let outcome =
+        crate::runtime::job::run_job(job.clone(), &args.expert_key, start, started_at, !args.fork)
+            .await;
     if let Some(error) = &outcome.error {
         eprintln!("perstack: the run stopped: {error}");
     }

@@ -162,3 +162,47 @@ pub fn write_job_record(
         eprintln!("perstack: job record not saved: {err}");
     }
 }
+
+/// Runs a job's coordinator to its end and keeps job.json up to date: the one way a job runs,
+/// headless or in the workbench. `record` is false for a fork, which leaves the original job's
+/// files as they were.
+pub async fn run_job(
+    job: Arc<JobContext>,
+    expert_key: &str,
+    start: RunStart,
+    started_at: u64,
+    record: bool,
+) -> RunOutcome {
+    if record {
+        write_job_record(
+            &job,
+            expert_key,
+            JobStatus::Running,
+            Usage::default(),
+            started_at,
+        );
+    }
+    let spec = RunSpec {
+        expert_key: expert_key.to_string(),
+        run_id: None,
+        start,
+        parent: None,
+    };
+    let outcome = super::run::run_expert(job.clone(), spec).await;
+    let usage = outcome
+        .checkpoint
+        .as_ref()
+        .map(|c| c.usage)
+        .unwrap_or_default();
+    let status = match outcome.status {
+        CheckpointStatus::Completed => JobStatus::Completed,
+        CheckpointStatus::StoppedByError => JobStatus::Failed,
+        _ => JobStatus::Stopped,
+    };
+    // Every checkpoint and event is on disk before the job says it has ended.
+    job.writer.flush();
+    if record {
+        write_job_record(&job, expert_key, status, usage, started_at);
+    }
+    outcome
+}

@@ -12,23 +12,28 @@ use super::event::RunEvent;
 enum Write {
     Checkpoint(Arc<Checkpoint>),
     Event(Box<RunEvent>),
+    Flush(Sender<()>),
 }
 
 pub struct StoreWriter {
     sender: Mutex<Option<Sender<Write>>>,
-    thread: Mutex<Option<JoinHandle<Vec<StoreError>>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    errors: Arc<Mutex<Vec<StoreError>>>,
 }
 
 impl StoreWriter {
     pub fn start(store: Store) -> Self {
         let (sender, receiver) = channel();
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
         let thread = std::thread::Builder::new()
             .name("perstack-store".into())
-            .spawn(move || write_all(&store, receiver))
+            .spawn(move || write_all(&store, receiver, &sink))
             .ok();
         StoreWriter {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(thread),
+            errors,
         }
     }
 
@@ -51,14 +56,35 @@ impl StoreWriter {
         }
     }
 
+    /// Waits until everything queued so far is on disk, reporting on stderr what could not be
+    /// written; later writes are still taken.
+    pub fn flush(&self) {
+        let (done, wait) = channel();
+        self.send(Write::Flush(done));
+        let _ = wait.recv();
+        let errors = self
+            .errors
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default();
+        for error in errors {
+            eprintln!("perstack: {error}");
+        }
+    }
+
     /// Waits until everything queued is on disk; returns what could not be written. Later
     /// writes are refused.
     pub fn finish(&self) -> Vec<StoreError> {
         if let Ok(mut sender) = self.sender.lock() {
             sender.take();
         }
-        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-        thread.and_then(|t| t.join().ok()).unwrap_or_default()
+        if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = thread.join();
+        }
+        self.errors
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
     }
 }
 
@@ -70,10 +96,13 @@ impl Drop for StoreWriter {
     }
 }
 
-fn write_all(store: &Store, receiver: Receiver<Write>) -> Vec<StoreError> {
-    let mut errors = Vec::new();
+fn write_all(store: &Store, receiver: Receiver<Write>, errors: &Mutex<Vec<StoreError>>) {
     for write in receiver {
         let result = match write {
+            Write::Flush(done) => {
+                let _ = done.send(());
+                Ok(())
+            }
             Write::Checkpoint(checkpoint) => store.write_checkpoint(&checkpoint).map(|_| ()),
             Write::Event(event) => store.write_event(
                 &event.job_id,
@@ -85,10 +114,11 @@ fn write_all(store: &Store, receiver: Receiver<Write>) -> Vec<StoreError> {
             ),
         };
         if let Err(error) = result {
-            errors.push(error);
+            if let Ok(mut errors) = errors.lock() {
+                errors.push(error);
+            }
         }
     }
-    errors
 }
 
 #[cfg(test)]

@@ -11,10 +11,11 @@ use super::app::{Effect, Msg};
 use crate::cli::run::{Overrides, Prepared, prepare_loaded};
 use crate::definition::{Config, LoadedConfig};
 use crate::llm::LanguageModel;
-use crate::runtime::checkpoint::{CheckpointStatus, JobStatus, Store};
+use crate::runtime::checkpoint::Store;
 use crate::runtime::event::RunEvent;
 use crate::runtime::id::{new_id, now_millis};
-use crate::runtime::run::{JobContext, RunSpec, RunStart, run_expert, write_job_record};
+use crate::runtime::job::run_job;
+use crate::runtime::run::{JobContext, RunStart};
 
 /// What a job needs once a provider is ready.
 #[derive(Clone)]
@@ -23,6 +24,9 @@ pub struct Ready {
     pub model: Arc<dyn LanguageModel>,
     pub workspace: PathBuf,
     pub store: Store,
+    /// What MCP skills may draw their `requiredEnv` from, and perstack.lock.
+    pub env: Arc<std::collections::HashMap<String, String>>,
+    pub lock: Option<crate::skills::lock::Lock>,
 }
 
 impl From<Prepared> for Ready {
@@ -32,6 +36,8 @@ impl From<Prepared> for Ready {
             model: p.model,
             workspace: p.workspace,
             store: p.store,
+            env: Arc::new(p.env),
+            lock: p.lock,
         }
     }
 }
@@ -152,41 +158,20 @@ impl Runner {
                         .unwrap_or((0, started_at))
                 }
             };
-            let job = Arc::new(JobContext::new(
-                job_id,
-                ready.config,
-                ready.workspace,
-                ready.model,
-                ready.store,
-                events,
-                cancel_rx,
-                steps_used,
-            ));
-            write_job_record(
-                &job,
-                &expert_key,
-                JobStatus::Running,
-                Default::default(),
-                started_at,
+            let job = Arc::new(
+                JobContext::new(
+                    job_id,
+                    ready.config,
+                    ready.workspace,
+                    ready.model,
+                    ready.store,
+                    events,
+                    cancel_rx,
+                    steps_used,
+                )
+                .with_environment((*ready.env).clone(), ready.lock),
             );
-            let spec = RunSpec {
-                expert_key: expert_key.clone(),
-                run_id: None,
-                start,
-                parent: None,
-            };
-            let outcome = run_expert(job.clone(), spec).await;
-            let usage = outcome
-                .checkpoint
-                .as_ref()
-                .map(|c| c.usage)
-                .unwrap_or_default();
-            let status = match outcome.status {
-                CheckpointStatus::Completed => JobStatus::Completed,
-                CheckpointStatus::StoppedByError => JobStatus::Failed,
-                _ => JobStatus::Stopped,
-            };
-            write_job_record(&job, &expert_key, status, usage, started_at);
+            let outcome = run_job(job.clone(), &expert_key, start, started_at, true).await;
             log(&format!("job {} ended: {:?}", job.job_id, outcome.status));
             let _ = msgs.send(Msg::JobEnded {
                 error: outcome.error,
