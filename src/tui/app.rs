@@ -290,6 +290,21 @@ impl AppState {
         total
     }
 
+    /// Fills in the tools of MCP skills from perstack.lock (written by `perstack install`), so
+    /// they show without starting any server.
+    pub fn use_lock(&mut self, lock: &crate::skills::lock::Lock) {
+        for expert in &mut self.experts {
+            let Some(locked) = lock.experts.get(&expert.key) else {
+                continue;
+            };
+            for skill in expert.skills.iter_mut().filter(|s| s.tools.is_none()) {
+                if let Some(locked_skill) = locked.skills.get(&skill.name) {
+                    skill.tools = Some(locked_skill.tools.iter().map(|t| t.name.clone()).collect());
+                }
+            }
+        }
+    }
+
     /// The status shown for a run: a running parent with a running child is waiting on it.
     pub fn run_label(&self, run: &RunView) -> &'static str {
         match run.status {
@@ -335,7 +350,9 @@ impl AppState {
                             rows.push(ExpertRow::Detail(format!("      {tool}")));
                         }
                     }
-                    None => rows.push(ExpertRow::Detail("      tools known once it runs".into())),
+                    None => rows.push(ExpertRow::Detail(
+                        "      tools listed after `perstack install`".into(),
+                    )),
                 }
             }
             for delegate in &expert.delegates {

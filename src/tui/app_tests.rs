@@ -541,3 +541,54 @@ fn only_the_newest_and_the_viewed_request_are_kept_pretty() {
     assert_eq!(state.current_step().unwrap().0, 1);
     assert!(state.current_step().unwrap().1.pretty.is_some());
 }
+
+#[test]
+fn mcp_tools_come_from_the_lock() {
+    use crate::definition::parse_str;
+    use crate::skills::lock::{Lock, LockedExpert, LockedSkill};
+    use crate::tool::ToolDefinition;
+    let source = r#"
+[experts.a]
+instruction = "x"
+[experts.a.skills."@perstack/base"]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@perstack/base"
+[experts.a.skills.files]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@modelcontextprotocol/server-filesystem"
+"#;
+    let (config, _) = parse_str(source, std::path::Path::new("perstack.toml")).unwrap();
+    let mut state = AppState::new(&config, "m".into());
+    let files = |state: &AppState| state.experts[0].skills[1].tools.clone();
+    assert_eq!(files(&state), None);
+    let tool = |name: &str| ToolDefinition {
+        name: name.into(),
+        description: String::new(),
+        input_schema: serde_json::json!({"type": "object"}),
+    };
+    let lock = Lock {
+        version: 1,
+        experts: [(
+            "a".to_string(),
+            LockedExpert {
+                skills: [(
+                    "files".to_string(),
+                    LockedSkill {
+                        tools: vec![tool("read_file"), tool("list_directory")],
+                    },
+                )]
+                .into_iter()
+                .collect(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+    };
+    state.use_lock(&lock);
+    assert_eq!(
+        files(&state),
+        Some(vec!["read_file".into(), "list_directory".into()])
+    );
+}

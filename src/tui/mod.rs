@@ -83,6 +83,12 @@ pub fn start(args: &StartArgs) -> ExitCode {
         .or_else(|| loaded.config.model.clone())
         .unwrap_or_default();
     let mut state = AppState::new(&loaded.config, model);
+    // A small file read once, before the first frame.
+    if let Ok(Some(lock)) =
+        crate::skills::lock::read_lock(&crate::skills::lock::lock_path(&loaded.path))
+    {
+        state.use_lock(&lock);
+    }
     state.provider_error = provider_error;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
