@@ -115,6 +115,9 @@ pub enum EventKind {
         connect_duration_ms: u64,
         tool_discovery_duration_ms: u64,
         total_duration_ms: u64,
+        /// The tools the skill offers this Expert (after pick and omit).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tools: Vec<String>,
     },
     SkillStderr {
         skill_name: String,

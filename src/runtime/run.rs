@@ -79,6 +79,7 @@ fn skill_event(report: SkillEvent) -> EventKind {
             connect_duration_ms: info.spawn_duration_ms + info.handshake_duration_ms,
             tool_discovery_duration_ms: info.tool_discovery_duration_ms,
             total_duration_ms: info.total_duration_ms,
+            tools: Vec::new(),
         },
         SkillEventKind::Stderr { line } => EventKind::SkillStderr {
             skill_name,
@@ -158,8 +159,23 @@ impl Driver {
         // Start-up reports go out before the run starts, in order; later ones (stderr, a
         // crash) are forwarded as they come.
         let emitter = self.emitter();
+        let offered = started.as_ref().map(|m| m.tools()).unwrap_or_default();
         while let Ok(report) = reports.try_recv() {
-            emitter.emit(0, skill_event(report));
+            let mut kind = skill_event(report);
+            // Say which tools each started skill offers, so a UI can list them.
+            if let EventKind::SkillConnected {
+                skill_name, tools, ..
+            } = &mut kind
+            {
+                if let Ok(manager) = &started {
+                    *tools = offered
+                        .iter()
+                        .filter(|t| manager.skill_of(&t.name) == Some(skill_name.as_str()))
+                        .map(|t| t.name.clone())
+                        .collect();
+                }
+            }
+            emitter.emit(0, kind);
         }
         let manager = started.map_err(|err| err.to_string())?;
         self.forward = Some(tokio::spawn(async move {

@@ -592,3 +592,47 @@ packageName = "@modelcontextprotocol/server-filesystem"
         Some(vec!["read_file".into(), "list_directory".into()])
     );
 }
+
+#[test]
+fn mcp_tools_show_once_the_skill_connects() {
+    use crate::runtime::event::{EventKind, RunIds};
+    let source = r#"
+[experts.a]
+instruction = "x"
+[experts.a.skills."@perstack/base"]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@perstack/base"
+[experts.a.skills.web]
+type = "mcpSseSkill"
+endpoint = "http://127.0.0.1:9/mcp"
+"#;
+    let (config, _) =
+        crate::definition::parse_str(source, std::path::Path::new("perstack.toml")).unwrap();
+    let mut state = AppState::new(&config, "m".into());
+    assert_eq!(state.experts[0].skills[1].tools, None);
+    let ids = RunIds {
+        job_id: "j".into(),
+        run_id: "r".into(),
+        expert_key: "a".into(),
+        parent_run_id: None,
+    };
+    let connected = ids.event(
+        0,
+        EventKind::SkillConnected {
+            skill_name: "web".into(),
+            server_info: None,
+            spawn_duration_ms: 0,
+            handshake_duration_ms: 0,
+            connect_duration_ms: 0,
+            tool_discovery_duration_ms: 0,
+            total_duration_ms: 0,
+            tools: vec!["search".into(), "fetch".into()],
+        },
+    );
+    state.update(Msg::Run(Box::new(connected)));
+    assert_eq!(
+        state.experts[0].skills[1].tools,
+        Some(vec!["search".to_string(), "fetch".to_string()])
+    );
+}

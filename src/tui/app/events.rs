@@ -258,6 +258,16 @@ impl AppState {
             } => {
                 self.status = Some(format!("{skill_name}: {message}"));
             }
+            EventKind::SkillConnected {
+                skill_name, tools, ..
+            } if !tools.is_empty() => {
+                let key = run.expert_key.clone();
+                if let Some(expert) = self.experts.iter_mut().find(|e| e.key == key) {
+                    if let Some(skill) = expert.skills.iter_mut().find(|s| s.name == skill_name) {
+                        skill.tools = Some(tools);
+                    }
+                }
+            }
             EventKind::SkillStarting { .. }
             | EventKind::SkillConnected { .. }
             | EventKind::SkillStderr { .. }
