@@ -17,6 +17,7 @@ use perstack::llm::{
     ChunkStream, FinishReason, LanguageModel, LlmError, PreparedRequest, Request, StreamChunk,
 };
 use perstack::runtime::checkpoint::Store;
+use perstack::runtime::control::{Breakpoint, Debugger};
 use perstack::runtime::run::{JobContext, RunSpec, RunStart, run_expert};
 use tokio::sync::{mpsc, watch};
 
@@ -103,7 +104,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
     values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
-async fn job(steps: usize) -> (Vec<Duration>, u64, u64) {
+async fn job(steps: usize, breakpoints: Vec<Breakpoint>) -> (Vec<Duration>, u64, u64) {
     let workspace = tempfile::tempdir().expect("temp dir");
     let source = format!(
         "maxSteps = {}\n[experts.solo]\ninstruction = \"Check health.\"\n",
@@ -127,16 +128,19 @@ async fn job(steps: usize) -> (Vec<Duration>, u64, u64) {
         }
         bytes
     });
-    let context = Arc::new(JobContext::new(
-        "bench-job".into(),
-        Arc::new(config),
-        workspace.path().to_path_buf(),
-        model.clone(),
-        Store::new(workspace.path()),
-        events,
-        cancelled,
-        0,
-    ));
+    let context = Arc::new(
+        JobContext::new(
+            "bench-job".into(),
+            Arc::new(config),
+            workspace.path().to_path_buf(),
+            model.clone(),
+            Store::new(workspace.path()),
+            events,
+            cancelled,
+            0,
+        )
+        .with_debugger(Debugger::new(breakpoints).0),
+    );
     let outcome = run_expert(
         context.clone(),
         RunSpec {
@@ -170,7 +174,7 @@ fn main() {
         "step", "median/step", "stored bytes/step", "JSONL bytes/step"
     );
     for steps in [10usize, 100, 1000] {
-        let (intervals, stored, printed) = runtime.block_on(job(steps + 5));
+        let (intervals, stored, printed) = runtime.block_on(job(steps + 5, Vec::new()));
         // The steps around the one named: [step-5, step+5), or the last ten.
         let from = steps
             .saturating_sub(5)
@@ -182,6 +186,19 @@ fn main() {
             median(window),
             per_step(stored),
             per_step(printed)
+        );
+    }
+    // Pause points are checked at every model and tool call: with breakpoints set that never
+    // match, a run must cost the same as one without any.
+    println!("\nwith a breakpoint that never matches (the pause checks run, nothing pauses):");
+    for steps in [10usize, 100] {
+        let never: Breakpoint = "before-tool=noSuchTool".parse().expect("valid breakpoint");
+        let (armed, _, _) = runtime.block_on(job(steps + 5, vec![never]));
+        let (plain, _, _) = runtime.block_on(job(steps + 5, Vec::new()));
+        println!(
+            "{steps:>6} armed {:>12?}   none {:>12?}",
+            median(armed),
+            median(plain)
         );
     }
 }
