@@ -85,18 +85,8 @@ pub fn config(walker: &mut Walker, root: &DeTable<'_>) -> (Config, SpanMap) {
         for (key, value) in experts.iter() {
             let name = key.get_ref().to_string();
             let place = Place::Expert(&name);
-            let DeValue::Table(table) = value.get_ref() else {
-                walker.error(
-                    "wrong-type",
-                    value.span(),
-                    format!(
-                        "{place} must be a table, found {}",
-                        describe(value.get_ref())
-                    ),
-                    Some(format!(
-                        "write it as [experts.\"{name}\"] with an `instruction`"
-                    )),
-                );
+            let help = format!("write it as [experts.\"{name}\"] with an `instruction`");
+            let Some(table) = walker.expect_table(value, place, Some(help)) else {
                 continue;
             };
             check_expert_key(walker, &name, key.span());
@@ -475,18 +465,7 @@ fn skill(
         expert,
         skill: name,
     };
-    let DeValue::Table(table) = value.get_ref() else {
-        walker.error(
-            "wrong-type",
-            value.span(),
-            format!(
-                "{place} must be a table, found {}",
-                describe(value.get_ref())
-            ),
-            None,
-        );
-        return None;
-    };
+    let table = walker.expect_table(value, place, None)?;
     let valid_types = || Skill::TYPES.join(", ");
     let Some((kind, kind_span)) = walker.string(table, "type", place) else {
         if entry(table, "type").is_none() {
@@ -666,16 +645,7 @@ fn interactive_skill(
                 Some("model providers reject other names; rename the tool".into()),
             );
         }
-        let DeValue::Table(tool) = value.get_ref() else {
-            walker.error(
-                "wrong-type",
-                value.span(),
-                format!(
-                    "{tool_place} must be a table, found {}",
-                    describe(value.get_ref())
-                ),
-                None,
-            );
+        let Some(tool) = walker.expect_table(value, tool_place, None) else {
             ok = false;
             continue;
         };

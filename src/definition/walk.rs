@@ -245,6 +245,27 @@ impl Walker {
         }
     }
 
+    /// A value that must be a table (an Expert, a skill, a tool); anything else is reported.
+    pub fn expect_table<'t, 'i>(
+        &mut self,
+        value: &'t Spanned<DeValue<'i>>,
+        place: Place<'_>,
+        help: Option<String>,
+    ) -> Option<&'t DeTable<'i>> {
+        match value.get_ref() {
+            DeValue::Table(table) => Some(table),
+            other => {
+                self.error(
+                    "wrong-type",
+                    value.span(),
+                    format!("{place} must be a table, found {}", describe(other)),
+                    help,
+                );
+                None
+            }
+        }
+    }
+
     /// A value kept as written (provider-specific settings, `runtime`).
     pub fn plain_value(&mut self, value: &Spanned<DeValue<'_>>) -> Option<toml::Value> {
         Some(match value.get_ref() {
