@@ -471,42 +471,6 @@ async fn a_completed_job_continues_with_a_follow_up() {
 }
 
 #[tokio::test]
-async fn the_offline_example_runs_end_to_end() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let workspace = tempfile::tempdir().expect("temp dir");
-    std::fs::copy(
-        root.join("CHANGELOG.md"),
-        workspace.path().join("CHANGELOG.md"),
-    )
-    .expect("copy changelog");
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
-        .args([
-            "run",
-            "release-notes",
-            "Write release notes for developers",
-            "--replay",
-        ])
-        .arg(root.join("assets/demo.replay.toml"))
-        .arg("--config")
-        .arg(root.join("perstack.toml"))
-        .arg("--workspace")
-        .arg(workspace.path())
-        .env_remove("ANTHROPIC_API_KEY")
-        .output()
-        .await
-        .expect("binary runs");
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let notes =
-        std::fs::read_to_string(workspace.path().join("RELEASE_NOTES.md")).expect("notes written");
-    assert!(notes.starts_with("# perstack 0.1.0"));
-}
-
-#[tokio::test]
 async fn ctrl_c_cancels_the_generation_and_keeps_a_checkpoint() {
     let mock = MockLlm::start().await;
     mock.push(openai::tool_reply("c1", "healthCheck", &json!({})));

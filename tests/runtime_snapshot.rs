@@ -1,5 +1,6 @@
-//! The JSONL of the scripted example run, with ids, times and paths normalised, matches the
-//! committed snapshot: any change to what the runtime emits shows up in review.
+//! The offline example runs end to end (RELEASE_NOTES.md is written), and its JSONL, with ids,
+//! times and paths normalised, matches the committed snapshot: any change to what the runtime
+//! emits shows up in review.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -123,6 +124,9 @@ fn the_scripted_example_emits_the_snapshot_jsonl() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let notes = std::fs::read_to_string(workspace.path().join("RELEASE_NOTES.md"))
+        .expect("the writer wrote the notes");
+    assert!(notes.starts_with("# perstack 0.1.0"));
     let workspace_path = workspace
         .path()
         .canonicalize()
