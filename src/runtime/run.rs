@@ -101,6 +101,8 @@ pub(super) struct Driver {
     pub(super) spec: RunSpec,
     expert: Expert,
     pub(super) ids: RunIds,
+    /// Built once: every event of the run goes through it.
+    emitter: Emitter,
     pub(super) skills: Option<SkillManager>,
     /// Forwards skill reports as events until the skills shut down.
     forward: Option<tokio::task::JoinHandle<()>>,
@@ -124,11 +126,16 @@ impl Driver {
             expert_key: spec.expert_key.clone(),
             parent_run_id: spec.parent.as_ref().map(|p| p.run_id.clone()),
         };
+        let emitter = Emitter {
+            job: job.clone(),
+            ids: ids.clone(),
+        };
         Driver {
             job,
             spec,
             expert,
             ids,
+            emitter,
             skills: None,
             forward: None,
             tools: Vec::new(),
@@ -137,7 +144,7 @@ impl Driver {
     }
 
     pub(super) fn emit(&self, step: u64, kind: EventKind) {
-        self.emitter().emit(step, kind);
+        self.emitter.emit(step, kind);
     }
 
     /// Start the Expert's skills (concurrently, through the skill manager), then offer its
@@ -216,10 +223,7 @@ impl Driver {
     }
 
     fn emitter(&self) -> Emitter {
-        Emitter {
-            job: self.job.clone(),
-            ids: self.ids.clone(),
-        }
+        self.emitter.clone()
     }
 
     fn system_prompt(&self) -> String {
