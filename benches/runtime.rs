@@ -139,7 +139,7 @@ async fn job(steps: usize, breakpoints: Vec<Breakpoint>) -> (Vec<Duration>, u64,
             cancelled,
             0,
         )
-        .with_debugger(Debugger::new(breakpoints).0),
+        .with_debugger(std::sync::Arc::new(Debugger::new(breakpoints).0)),
     );
     let outcome = run_expert(
         context.clone(),

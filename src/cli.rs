@@ -59,6 +59,9 @@ pub struct StartArgs {
     /// Colours: dark (default), light, high-contrast, or the path of a theme file
     #[arg(long, value_name = "NAME|PATH")]
     pub theme: Option<String>,
+    /// Breakpoints to start with, as for `perstack run --break` (b, t, a, e toggle them later)
+    #[arg(long = "break", value_name = "POINT")]
+    pub breakpoints: Vec<crate::runtime::control::Breakpoint>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod definition;
+pub mod editor;
 pub mod http;
 pub mod llm;
 pub mod runtime;

@@ -4,114 +4,13 @@
 
 #![cfg(unix)]
 
-use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::{Duration, Instant};
 
+use support::pty::Pty;
+
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-struct Pty {
-    child: Child,
-    writer: std::fs::File,
-    output: Arc<Mutex<Vec<u8>>>,
-    spawned: Instant,
-}
-
-impl Pty {
-    fn spawn(args: &[&str], cols: u16, rows: u16) -> Pty {
-        Pty::spawn_with_env(args, cols, rows, &[])
-    }
-
-    fn spawn_with_env(args: &[&str], cols: u16, rows: u16, env: &[(&str, &str)]) -> Pty {
-        let (mut master, mut slave) = (0, 0);
-        let size = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: openpty writes two descriptors, which we own from here on.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                &size,
-            )
-        };
-        assert_eq!(rc, 0, "openpty failed");
-        let (master, slave) =
-            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_perstack"));
-        command
-            .args(args)
-            .env("TERM", "xterm-256color")
-            .env_remove("ANTHROPIC_API_KEY")
-            .envs(env.iter().copied())
-            .stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave));
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                libc::setsid();
-                libc::ioctl(0, libc::TIOCSCTTY as _, 0);
-                Ok(())
-            });
-        }
-        let spawned = Instant::now();
-        let child = command.spawn().unwrap();
-        let reader_fd = master.try_clone().unwrap();
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            let mut reader = std::fs::File::from(reader_fd);
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Pty {
-            child,
-            writer: std::fs::File::from(master),
-            output,
-            spawned,
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
-    }
-
-    /// Waits until the output after `from` holds `needle`; returns where the output ended.
-    fn wait_for(&self, needle: &str, from: usize, timeout: Duration) -> usize {
-        let start = Instant::now();
-        loop {
-            let text = self.text();
-            if text.get(from..).is_some_and(|t| t.contains(needle)) {
-                return text.len();
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "timed out waiting for {needle:?}; output so far:\n{}",
-                text.get(text.len().saturating_sub(3000)..).unwrap_or(&text)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn send(&mut self, text: &str) {
-        self.writer.write_all(text.as_bytes()).unwrap();
-        self.writer.flush().unwrap();
-    }
-}
 
 #[test]
 fn start_runs_the_example_offline_and_restores_the_terminal() {

@@ -1,7 +1,7 @@
 //! `perstack run`: one job, headless, every event as one JSON line on stdout.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use crate::definition::{
 use crate::llm::{self, LanguageModel};
 use crate::runtime::checkpoint::{Checkpoint, CheckpointStatus, Store};
 use crate::runtime::control::{Breakpoint, Control, Debugger};
-use crate::runtime::event::RunEvent;
+use crate::runtime::event::{EventKind, RunEvent};
 use crate::runtime::id::{new_id, now_millis};
 use crate::runtime::message::ToolResult;
 use crate::runtime::run::{JobContext, RunStart};
@@ -58,7 +58,8 @@ pub struct RunArgs {
     pub interactive_answer: Option<String>,
     /// Pause at: before-llm, before-tool[=SKILL/TOOL or =TOOL], after-step, on-error; add
     /// @EXPERT for one Expert (repeatable). A paused run emits `paused` and reads `step`,
-    /// `continue` or `abort` as lines on stdin.
+    /// `continue` or `abort` as lines on stdin; before a model call also `edit` (the request
+    /// body in $EDITOR) or `edit FILE` (the body from a file).
     #[arg(long = "break", value_name = "POINT")]
     pub breakpoints: Vec<Breakpoint>,
     /// Start a new run from the checkpoint given by --resume-from, leaving the original as it is
@@ -267,15 +268,31 @@ fn answers_for(checkpoint: &Checkpoint, answer: Option<&str>) -> Result<Vec<Tool
         .collect())
 }
 
-/// Controls for paused runs, one a line. Stdin closing lets paused runs continue.
-fn read_controls_from_stdin(controls: mpsc::UnboundedSender<Control>) {
+/// The body of the newest model request, for `edit` on stdin.
+type PendingBody = Arc<std::sync::Mutex<Option<String>>>;
+
+/// Controls for paused runs, one a line: `step`, `continue`, `abort`, `edit` (the pending request
+/// in $EDITOR) or `edit FILE` (its body replaced by the file's). Stdin closing lets paused runs
+/// continue.
+fn read_controls_from_stdin(
+    controls: mpsc::UnboundedSender<Control>,
+    pending: PendingBody,
+    edit_dir: PathBuf,
+) {
     std::thread::spawn(move || {
         for line in std::io::stdin().lines() {
             let Ok(line) = line else { break };
-            if line.trim().is_empty() {
+            let line = line.trim();
+            if line.is_empty() {
                 continue;
             }
-            match line.parse::<Control>() {
+            let control = match line.strip_prefix("edit") {
+                Some(rest) if rest.is_empty() || rest.starts_with(' ') => {
+                    edit_control(rest.trim(), &pending, &edit_dir)
+                }
+                _ => line.parse::<Control>(),
+            };
+            match control {
                 Ok(control) => {
                     if controls.send(control).is_err() {
                         break;
@@ -285,6 +302,27 @@ fn read_controls_from_stdin(controls: mpsc::UnboundedSender<Control>) {
             }
         }
     });
+}
+
+/// `edit` opens the pending request in the editor; `edit FILE` takes the body from a file.
+fn edit_control(file: &str, pending: &PendingBody, edit_dir: &Path) -> Result<Control, String> {
+    if !file.is_empty() {
+        return std::fs::read_to_string(file)
+            .map(|body| Control::Edit { body })
+            .map_err(|e| format!("cannot read {file}: {e}"));
+    }
+    let body = pending
+        .lock()
+        .ok()
+        .and_then(|p| p.clone())
+        .ok_or("nothing to edit yet: `edit` works while paused before a model call")?;
+    match crate::editor::edit_text(&crate::editor::pretty_json(&body), edit_dir, "json") {
+        Ok(crate::editor::Edited::Changed(body)) => Ok(Control::Edit { body }),
+        Ok(crate::editor::Edited::Unchanged) => {
+            Err("the request was not changed; still paused".to_string())
+        }
+        Err(err) => Err(format!("cannot edit the request: {err}")),
+    }
 }
 
 pub fn exit_code(status: CheckpointStatus) -> u8 {
@@ -365,8 +403,10 @@ async fn run_job(args: &RunArgs, prepared: Prepared) -> Result<CheckpointStatus,
         (job_id, RunStart::Query(query), 0, now_millis())
     };
     let (debugger, controls) = Debugger::new(args.breakpoints.clone());
+    let pending_body = PendingBody::default();
     if !args.breakpoints.is_empty() {
-        read_controls_from_stdin(controls);
+        let edit_dir = prepared.workspace.join("perstack").join("requests");
+        read_controls_from_stdin(controls, pending_body.clone(), edit_dir);
     }
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<RunEvent>();
     let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -382,10 +422,15 @@ async fn run_job(args: &RunArgs, prepared: Prepared) -> Result<CheckpointStatus,
             steps_used,
         )
         .with_environment(prepared.env.clone(), prepared.lock.clone())
-        .with_debugger(debugger),
+        .with_debugger(Arc::new(debugger)),
     );
     let printer = tokio::spawn(async move {
         while let Some(event) = events_rx.recv().await {
+            if let EventKind::LlmRequest { request, .. } = &event.kind {
+                if let Ok(mut pending) = pending_body.lock() {
+                    *pending = Some(request.body.clone());
+                }
+            }
             match serde_json::to_string(&event) {
                 Ok(line) => {
                     // A closed stdout (a pipe to `head`) must not stop the run.

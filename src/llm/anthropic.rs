@@ -137,6 +137,11 @@ impl LanguageModel for Anthropic {
         PROVIDER
     }
 
+    fn check_body(&self, body: &[u8]) -> Result<(), String> {
+        use super::prepared::{Required, check_json_body};
+        check_json_body(body, &[Required::Text("model"), Required::List("messages")])
+    }
+
     fn model(&self) -> &str {
         &self.model
     }

@@ -147,6 +147,11 @@ impl LanguageModel for Google {
         PROVIDER
     }
 
+    fn check_body(&self, body: &[u8]) -> Result<(), String> {
+        use super::prepared::{Required, check_json_body};
+        check_json_body(body, &[Required::List("contents")])
+    }
+
     fn model(&self) -> &str {
         &self.model
     }

@@ -22,7 +22,7 @@ use futures_util::stream::{BoxStream, StreamExt};
 
 pub use error::LlmError;
 pub use factory::build_provider;
-pub use prepared::{PreparedRequest, REDACTED, is_secret_header};
+pub use prepared::{PreparedRequest, REDACTED, Required, check_json_body, is_secret_header};
 pub use types::{
     FinishReason, Message, Part, Request, Response, ResponseBuilder, Role, StreamChunk, ToolCall,
     Usage,
@@ -39,6 +39,12 @@ pub trait LanguageModel: Send + Sync {
 
     /// Builds the exact HTTP request for `req`, without sending anything.
     fn prepare(&self, req: &Request) -> Result<PreparedRequest, LlmError>;
+
+    /// Whether a hand-edited body can be sent: by default any JSON object; providers add the
+    /// fields their wire format requires. The error is for the person who edited it.
+    fn check_body(&self, body: &[u8]) -> Result<(), String> {
+        prepared::check_json_body(body, &[])
+    }
 
     /// Sends the prepared bytes (possibly edited) and streams the answer.
     fn send(&self, prepared: PreparedRequest) -> BoxFuture<'_, Result<ChunkStream, LlmError>>;

@@ -84,6 +84,41 @@ impl PreparedRequest {
     }
 }
 
+/// A field a wire format cannot do without, for checking a hand-edited body.
+#[derive(Debug, Clone, Copy)]
+pub enum Required {
+    Text(&'static str),
+    List(&'static str),
+}
+
+/// Whether `body` is a JSON object with the `required` fields: what every provider needs before
+/// an edited body may be sent. The error names the place (line and column) or the field.
+pub fn check_json_body(body: &[u8], required: &[Required]) -> Result<(), String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
+    let Some(object) = value.as_object() else {
+        return Err("the body must be a JSON object (`{ ... }`)".into());
+    };
+    for field in required {
+        let (name, ok, kind) = match *field {
+            Required::Text(name) => (
+                name,
+                object.get(name).is_some_and(|v| v.is_string()),
+                "a string",
+            ),
+            Required::List(name) => (
+                name,
+                object.get(name).is_some_and(|v| v.is_array()),
+                "an array",
+            ),
+        };
+        if !ok {
+            return Err(format!("the body needs `{name}` as {kind}"));
+        }
+    }
+    Ok(())
+}
+
 /// Header names that carry credentials.
 pub fn is_secret_header(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
@@ -117,6 +152,18 @@ impl Serialize for PreparedRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edited_bodies_are_checked_for_json_and_fields() {
+        let need = [Required::Text("model"), Required::List("messages")];
+        assert!(check_json_body(br#"{"model":"m","messages":[]}"#, &need).is_ok());
+        let err = check_json_body(b"{\"model\": \"m\",\n  oops}", &need).expect_err("bad JSON");
+        assert!(err.contains("line 2 column 3"), "{err}");
+        let err = check_json_body(b"[1]", &need).expect_err("not an object");
+        assert!(err.contains("object"), "{err}");
+        let err = check_json_body(br#"{"model":"m","messages":{}}"#, &need).expect_err("field");
+        assert!(err.contains("`messages` as an array"), "{err}");
+    }
 
     #[test]
     fn secrets_are_redacted_for_display_and_serde() {

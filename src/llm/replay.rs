@@ -402,6 +402,10 @@ impl LanguageModel for Recorder {
         self.inner.provider()
     }
 
+    fn check_body(&self, body: &[u8]) -> Result<(), String> {
+        self.inner.check_body(body)
+    }
+
     fn model(&self) -> &str {
         self.inner.model()
     }

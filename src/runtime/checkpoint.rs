@@ -127,6 +127,9 @@ pub struct Checkpoint {
     /// The checkpoint this one continues from, when it was forked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forked_from: Option<String>,
+    /// Steps whose model request a person edited by hand before it was sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edited_requests: Vec<u64>,
 }
 
 impl Checkpoint {
@@ -150,6 +153,7 @@ impl Checkpoint {
             retry_count: None,
             todos: Vec::new(),
             forked_from: None,
+            edited_requests: Vec::new(),
         }
     }
 }

@@ -19,6 +19,9 @@ pub enum Control {
     Continue,
     /// Stop the run here, keeping its checkpoint (as a cancel does).
     Abort,
+    /// Replace the body of the request about to be sent (only while paused before a model
+    /// call). The run stays paused, so the edit can be looked at before it goes.
+    Edit { body: String },
 }
 
 impl FromStr for Control {
@@ -48,6 +51,9 @@ pub enum PausePoint {
     BeforeTool {
         skill_name: String,
         tool_name: String,
+        /// Which call of the step, so a UI can point at it.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        tool_call_id: String,
     },
     AfterStep,
     OnError {
@@ -141,6 +147,7 @@ impl Breakpoint {
                 PausePoint::BeforeTool {
                     skill_name,
                     tool_name,
+                    ..
                 },
             ) => {
                 skill.as_deref().is_none_or(|s| s == skill_name)
@@ -214,6 +221,10 @@ impl Debugger {
             .recv()
             .await
             .unwrap_or(Control::Continue);
+        if matches!(control, Control::Edit { .. }) {
+            // An edit keeps the run paused: nothing about stepping changes yet.
+            return control;
+        }
         let stepping = control == Control::Step;
         self.stepping.store(stepping, Ordering::SeqCst);
         let has_breakpoints = self
@@ -241,6 +252,7 @@ mod tests {
         PausePoint::BeforeTool {
             skill_name: skill.into(),
             tool_name: tool.into(),
+            tool_call_id: String::new(),
         }
     }
 

@@ -229,6 +229,11 @@ pub enum EventKind {
     Resumed {
         control: Control,
     },
+    /// A hand edit of the pending request was refused; nothing was sent and the run stays
+    /// paused.
+    RequestEditRefused {
+        error: String,
+    },
 }
 
 impl EventKind {
@@ -267,6 +272,7 @@ impl EventKind {
             EventKind::StopRunByCancel { .. } => "stopRunByCancel",
             EventKind::Paused { .. } => "paused",
             EventKind::Resumed { .. } => "resumed",
+            EventKind::RequestEditRefused { .. } => "requestEditRefused",
         }
     }
 

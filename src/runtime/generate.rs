@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use super::checkpoint::{CheckpointError, Usage};
+use super::control::{Control, PausePoint};
 use super::event::{EventKind, WireRequest};
 use super::machine::{GeneratedCall, Generation, Input};
 use super::message::Message;
@@ -39,21 +40,18 @@ impl Driver {
             Ok(prepared) => prepared,
             Err(err) => return Input::GenerationFailed(llm_error(&err)),
         };
-        self.emit(
-            step,
-            EventKind::LlmRequest {
-                request: WireRequest {
-                    provider: model.provider().to_string(),
-                    model: model.model().to_string(),
-                    method: prepared.method.clone(),
-                    url: prepared.url.clone(),
-                    headers: prepared.redacted_headers(),
-                    body: prepared.body_text(),
-                    edited: false,
-                },
-                attempt: 1,
-            },
-        );
+        let mut pending = PendingRequest {
+            prepared,
+            edited: false,
+        };
+        self.emit(step, pending.event(model.as_ref()));
+        let paused = self
+            .pause_with(step, PausePoint::BeforeLlm, Some(&mut pending))
+            .await;
+        if paused == Some(Control::Abort) {
+            return Input::Cancelled;
+        }
+        let PendingRequest { prepared, edited } = pending;
         let ids = self.ids.clone();
         let events = self.job.events.clone();
         let hook: RetryHook = Arc::new(move |info| {
@@ -165,7 +163,38 @@ impl Driver {
                 cached_input_tokens: response.usage.cached_input,
             },
             truncated: response.finish_reason == llm::FinishReason::Length,
+            edited_request: edited,
         })
+    }
+}
+
+/// The request about to be sent, and whether a person edited it while the run was paused.
+pub struct PendingRequest {
+    pub prepared: llm::PreparedRequest,
+    pub edited: bool,
+}
+
+impl PendingRequest {
+    pub fn edit(&mut self, body: String) {
+        self.prepared = self.prepared.clone().with_body(body);
+        self.edited = true;
+    }
+
+    /// The `llmRequest` event that shows it: headers redacted, the body as it will go.
+    pub fn event(&self, model: &dyn llm::LanguageModel) -> EventKind {
+        let prepared = &self.prepared;
+        EventKind::LlmRequest {
+            request: WireRequest {
+                provider: model.provider().to_string(),
+                model: model.model().to_string(),
+                method: prepared.method.clone(),
+                url: prepared.url.clone(),
+                headers: prepared.redacted_headers(),
+                body: prepared.body_text(),
+                edited: self.edited,
+            },
+            attempt: 1,
+        }
     }
 }
 

@@ -39,8 +39,8 @@ pub struct JobContext {
     pub env: HashMap<String, String>,
     /// perstack.lock, when there is one: lazy skills start on their first call.
     pub lock: Option<Lock>,
-    /// Breakpoints and the controls that answer pauses.
-    pub debugger: Debugger,
+    /// Breakpoints and the controls that answer pauses; a workbench shares one across jobs.
+    pub debugger: Arc<Debugger>,
     pub(super) steps_used: AtomicU64,
     pub(super) cancel: watch::Receiver<bool>,
 }
@@ -71,7 +71,7 @@ impl JobContext {
             events,
             env: HashMap::new(),
             lock: None,
-            debugger: Debugger::default(),
+            debugger: Arc::new(Debugger::default()),
             steps_used: AtomicU64::new(steps_already_used),
             cancel,
         }
@@ -85,7 +85,7 @@ impl JobContext {
     }
 
     /// Breakpoints for every run of this job (see [`Debugger::new`] for the control sender).
-    pub fn with_debugger(mut self, debugger: Debugger) -> Self {
+    pub fn with_debugger(mut self, debugger: Arc<Debugger>) -> Self {
         self.debugger = debugger;
         self
     }

@@ -48,6 +48,8 @@ pub struct Generation {
     pub usage: Usage,
     /// The output was cut by the token limit.
     pub truncated: bool,
+    /// A person edited the request by hand before it was sent.
+    pub edited_request: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +166,13 @@ impl Machine {
     pub fn handle(&mut self, input: Input) -> Vec<Effect> {
         if let State::Stopped(_) = self.state {
             return Vec::new();
+        }
+        if let Input::Generated(generation) = &input {
+            let step = self.checkpoint.step_number;
+            if generation.edited_request && !self.checkpoint.edited_requests.contains(&step) {
+                // Recorded before the answer is handled, so every later checkpoint says so.
+                self.checkpoint.edited_requests.push(step);
+            }
         }
         match (self.state, input) {
             (_, Input::Cancelled) => self.stop(CheckpointStatus::StoppedByCancel, None),

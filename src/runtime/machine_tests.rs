@@ -388,3 +388,18 @@ fn delegated_usage_is_added_to_the_parent() {
     });
     assert_eq!(m.checkpoint().usage.total_tokens, 120);
 }
+
+#[test]
+fn a_hand_edited_request_is_recorded_in_every_later_checkpoint() {
+    let mut m = machine();
+    begin(&mut m);
+    let step = m.checkpoint().step_number;
+    m.handle(Input::Generated(Generation {
+        edited_request: true,
+        ..match calls(&[("c1", "readTextFile")]) {
+            Input::Generated(g) => g,
+            _ => unreachable!("calls() builds a generation"),
+        }
+    }));
+    assert_eq!(m.checkpoint().edited_requests, [step]);
+}

@@ -13,6 +13,7 @@ use super::calls::Origin;
 use super::checkpoint::{Checkpoint, CheckpointStatus, ExpertRef};
 use super::control::{Control, PausePoint};
 use super::event::{EventKind, RunIds};
+use super::generate::PendingRequest;
 use super::id::{new_id, now_millis};
 use super::machine::{Effect, Input, Machine, ToolKind};
 use super::message::{Message, ToolResult};
@@ -444,24 +445,22 @@ impl Driver {
                     messages,
                     run_result,
                 } => {
-                    if self.pause(step, PausePoint::BeforeLlm).await == Some(Control::Abort) {
-                        Input::Cancelled
-                    } else {
-                        match self
-                            .cancellable(self.generate(step, &messages, run_result))
-                            .await
-                        {
-                            Input::GenerationFailed(error) => {
-                                let point = PausePoint::OnError {
-                                    message: error.message.clone(),
-                                };
-                                match self.pause(step, point).await {
-                                    Some(Control::Abort) => Input::Cancelled,
-                                    _ => Input::GenerationFailed(error),
-                                }
+                    // The pause before the model call is inside `generate`: after the request
+                    // is built, so what a paused run shows is exactly what will be sent.
+                    match self
+                        .cancellable(self.generate(step, &messages, run_result))
+                        .await
+                    {
+                        Input::GenerationFailed(error) => {
+                            let point = PausePoint::OnError {
+                                message: error.message.clone(),
+                            };
+                            match self.pause(step, point).await {
+                                Some(Control::Abort) => Input::Cancelled,
+                                _ => Input::GenerationFailed(error),
                             }
-                            input => input,
                         }
+                        input => input,
                     }
                 }
                 Effect::CallTools(calls) => {
@@ -470,6 +469,7 @@ impl Driver {
                         let point = PausePoint::BeforeTool {
                             skill_name: call.skill_name.clone(),
                             tool_name: call.tool_name.clone(),
+                            tool_call_id: call.id.clone(),
                         };
                         if self.pause(step, point).await == Some(Control::Abort) {
                             aborted = true;
@@ -504,16 +504,47 @@ impl Driver {
 
     /// Pauses when a breakpoint (or a `step`) says so: emits `paused`, waits for a control,
     /// emits `resumed`. A cancel while paused is an abort.
-    async fn pause(&self, step: u64, point: PausePoint) -> Option<Control> {
+    pub(super) async fn pause(&self, step: u64, point: PausePoint) -> Option<Control> {
+        self.pause_with(step, point, None).await
+    }
+
+    /// `pause`, with the request about to be sent when paused before a model call: the one
+    /// place an `edit` control applies. An edit is checked against the provider's wire format,
+    /// shown as a new `llmRequest` (or refused), and the run stays paused.
+    pub(super) async fn pause_with(
+        &self,
+        step: u64,
+        point: PausePoint,
+        mut pending: Option<&mut PendingRequest>,
+    ) -> Option<Control> {
         let debugger = &self.job.debugger;
         if !debugger.should_pause(&self.spec.expert_key, &point) {
             return None;
         }
         self.emit(step, EventKind::Paused { point });
         let mut cancel = self.job.cancel.clone();
-        let control = tokio::select! {
-            control = debugger.wait() => control,
-            _ = cancel.wait_for(|c| *c) => Control::Abort,
+        let control = loop {
+            let control = tokio::select! {
+                control = debugger.wait() => control,
+                _ = cancel.wait_for(|c| *c) => Control::Abort,
+            };
+            let Control::Edit { body } = control else {
+                break control;
+            };
+            let checked = match pending.as_deref_mut() {
+                Some(request) => self.job.model.check_body(body.as_bytes()).map(|()| request),
+                None => Err(
+                    "only a request about to be sent can be edited: pause before a model call"
+                        .to_string(),
+                ),
+            };
+            match checked {
+                Ok(request) => {
+                    request.edit(body);
+                    self.emit(step, request.event(self.job.model.as_ref()));
+                }
+                Err(error) => self.emit(step, EventKind::RequestEditRefused { error }),
+            }
         };
         self.emit(
             step,
@@ -532,6 +563,8 @@ impl Driver {
             return Input::Cancelled;
         }
         tokio::select! {
+            // Work first: a run paused inside it answers the cancel itself, with `resumed`.
+            biased;
             input = work => input,
             _ = cancel.wait_for(|c| *c) => Input::Cancelled,
         }

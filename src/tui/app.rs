@@ -12,12 +12,17 @@ use super::keymap::{self, Action, PaneId};
 use super::layout;
 use crate::definition::Config;
 use crate::runtime::checkpoint::{Checkpoint, Usage};
+use crate::runtime::control::{Breakpoint, Control, PausePoint};
 use crate::runtime::event::RunEvent;
 use crate::runtime::message::{ToolCall, ToolResult};
 use crate::tool::ToolOutput;
 
+mod debug;
+mod diff;
 mod events;
 mod views;
+
+pub use diff::{DiffLine, DiffSource, DiffView};
 
 pub use views::*;
 
@@ -50,9 +55,18 @@ pub enum Msg {
     Status(String),
     ProviderReady {
         model: String,
-        note: String,
+        /// Said in the status line (a rebuild after a reload says nothing).
+        note: Option<String>,
     },
     ProviderFailed(String),
+    /// perstack.toml changed on disk and is valid: these definitions are in force for new runs.
+    Reloaded {
+        config: Arc<Config>,
+        changes: Vec<String>,
+        lock: Option<crate::skills::lock::Lock>,
+    },
+    /// perstack.toml changed on disk and is invalid: each diagnostic, rendered.
+    ReloadFailed(Vec<String>),
     Tick {
         now_ms: u64,
     },
@@ -77,6 +91,19 @@ pub enum Effect {
         body: String,
     },
     UseReplay,
+    /// The workbench's breakpoints changed: the runtime holds them.
+    SetBreakpoints(Vec<Breakpoint>),
+    /// Answer the paused run.
+    Control(Control),
+    /// Hand the terminal to $EDITOR with the body about to be sent.
+    EditRequest {
+        body: String,
+    },
+    /// A new run from a checkpoint, under the definitions now in force.
+    Fork {
+        expert_key: String,
+        checkpoint: Arc<Checkpoint>,
+    },
     Quit,
 }
 
@@ -127,6 +154,7 @@ pub enum Mode {
     Search { input: String },
     ConfirmQuit,
     Help,
+    Diff,
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +193,27 @@ pub struct AppState {
     pub call_expanded: bool,
     pub call_unfolded: bool,
     pub timeline_cursor: usize,
+    /// Breakpoints as the workbench last set them in the runtime.
+    pub breakpoints: Vec<Breakpoint>,
+    /// Where a run is paused, waiting for step / continue / abort.
+    pub paused: Option<PausedAt>,
+    /// Diagnostics of a perstack.toml on disk that failed to load; the last good one is in force.
+    pub reload_errors: Vec<String>,
+    /// A timeline entry marked as the left side of a diff.
+    pub diff_mark: Option<usize>,
+    pub diff: Option<DiffView>,
+    pub diff_scroll: usize,
+    /// After a fork: the next top-level run to appear is the fork, and gets selected.
+    pub select_next_root: bool,
+}
+
+/// A paused run and why it paused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PausedAt {
+    pub run_id: String,
+    pub expert_key: String,
+    pub step: u64,
+    pub point: PausePoint,
 }
 
 /// One row of the Experts pane.
@@ -184,22 +233,8 @@ impl ExpertRow {
 
 impl AppState {
     pub fn new(config: &Config, model: String) -> Self {
-        let experts = config
-            .experts
-            .iter()
-            .map(|(key, expert)| ExpertInfo {
-                key: key.clone(),
-                description: expert.description.clone().unwrap_or_default(),
-                skills: expert
-                    .effective_skills()
-                    .iter()
-                    .map(|(name, skill)| skill_info(name, skill))
-                    .collect(),
-                delegates: expert.delegates().to_vec(),
-            })
-            .collect();
         AppState {
-            experts,
+            experts: expert_infos(config),
             model,
             max_steps: config.max_steps(),
             provider_error: None,
@@ -230,6 +265,13 @@ impl AppState {
             call_expanded: false,
             call_unfolded: false,
             timeline_cursor: 0,
+            breakpoints: Vec::new(),
+            paused: None,
+            reload_errors: Vec::new(),
+            diff_mark: None,
+            diff: None,
+            diff_scroll: 0,
+            select_next_root: false,
         }
     }
 
@@ -332,6 +374,14 @@ impl AppState {
         if let Some(root) = &self.root_run {
             rows.push(ExpertRow::Header("Runs"));
             self.push_run_rows(root, 0, &mut rows);
+            // Forks are top-level runs of the same job, after the original.
+            for fork in self
+                .runs
+                .values()
+                .filter(|r| r.parent.is_none() && r.run_id != *root)
+            {
+                self.push_run_rows(&fork.run_id, 0, &mut rows);
+            }
         }
         rows.push(ExpertRow::Header("Definitions"));
         for (i, expert) in self.experts.iter().enumerate() {
@@ -510,11 +560,28 @@ impl AppState {
             Msg::ProviderReady { model, note } => {
                 self.provider_error = None;
                 self.model = model;
-                self.status = Some(note);
+                if note.is_some() {
+                    self.status = note;
+                }
                 Vec::new()
             }
             Msg::ProviderFailed(error) => {
                 self.provider_error = Some(error);
+                Vec::new()
+            }
+            Msg::Reloaded {
+                config,
+                changes,
+                lock,
+            } => {
+                self.apply_reload(&config, &changes);
+                if let Some(lock) = lock {
+                    self.use_lock(&lock);
+                }
+                Vec::new()
+            }
+            Msg::ReloadFailed(diagnostics) => {
+                self.reload_errors = diagnostics;
                 Vec::new()
             }
             Msg::Tick { now_ms } => {
@@ -538,6 +605,10 @@ impl AppState {
         match self.mode.clone() {
             Mode::Help => {
                 self.mode = Mode::Normal;
+                Vec::new()
+            }
+            Mode::Diff => {
+                self.on_diff_key(key);
                 Vec::new()
             }
             Mode::ConfirmQuit => match key.code {
@@ -721,6 +792,16 @@ impl AppState {
 
     fn on_action(&mut self, action: Action) -> Vec<Effect> {
         match action {
+            Action::BreakBeforeLlm
+            | Action::BreakBeforeTool
+            | Action::BreakAfterStep
+            | Action::BreakOnError
+            | Action::Step
+            | Action::Continue
+            | Action::EditRequest
+            | Action::Fork
+            | Action::MarkDiff
+            | Action::Diff => return self.on_debug_action(action),
             Action::FocusNext => self.focus = PaneId::ALL[(self.focus.index() + 1) % 4],
             Action::FocusPrev => self.focus = PaneId::ALL[(self.focus.index() + 3) % 4],
             Action::Focus(pane) => self.focus = pane,

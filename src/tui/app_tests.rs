@@ -258,7 +258,7 @@ fn without_a_provider_the_query_waits_for_replay() {
     assert_eq!(key(&mut state, KeyCode::Char('r')), [Effect::UseReplay]);
     state.update(Msg::ProviderReady {
         model: "replay".into(),
-        note: "replay".into(),
+        note: Some("replay".into()),
     });
     assert!(state.provider_error.is_none());
 }

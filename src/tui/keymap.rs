@@ -71,6 +71,16 @@ pub enum Action {
     NextMatch,
     WriteBody,
     ExpandResult,
+    BreakBeforeLlm,
+    BreakBeforeTool,
+    BreakAfterStep,
+    BreakOnError,
+    Step,
+    Continue,
+    EditRequest,
+    Fork,
+    MarkDiff,
+    Diff,
 }
 
 pub struct Binding {
@@ -116,6 +126,34 @@ pub static KEYMAP: &[Binding] = &[
         [K::Char('i')],
         A::NewQuery,
         "start a run of the selected Expert"
+    ),
+    bind!(
+        Pane(P::Experts),
+        "b",
+        [K::Char('b')],
+        A::BreakBeforeLlm,
+        "breakpoint before each model call of this Expert (toggle)"
+    ),
+    bind!(
+        Pane(P::Experts),
+        "t",
+        [K::Char('t')],
+        A::BreakBeforeTool,
+        "breakpoint before each tool call of this Expert (toggle)"
+    ),
+    bind!(
+        Pane(P::Experts),
+        "a",
+        [K::Char('a')],
+        A::BreakAfterStep,
+        "breakpoint after each step of this Expert (toggle)"
+    ),
+    bind!(
+        Pane(P::Experts),
+        "e",
+        [K::Char('e')],
+        A::BreakOnError,
+        "breakpoint on each error of this Expert (toggle)"
     ),
     bind!(
         Pane(P::Prompt),
@@ -169,6 +207,13 @@ pub static KEYMAP: &[Binding] = &[
     ),
     bind!(
         Pane(P::ToolCalls),
+        "b",
+        [K::Char('b')],
+        A::BreakBeforeTool,
+        "breakpoint before each call of this tool (toggle)"
+    ),
+    bind!(
+        Pane(P::ToolCalls),
         "e",
         [K::Char('e')],
         A::ExpandResult,
@@ -187,6 +232,27 @@ pub static KEYMAP: &[Binding] = &[
         [K::Esc],
         A::Back,
         "back to the live state"
+    ),
+    bind!(
+        Pane(P::Timeline),
+        "F",
+        [K::Char('F')],
+        A::Fork,
+        "fork a new run from this checkpoint, under the definitions now in force"
+    ),
+    bind!(
+        Pane(P::Timeline),
+        "m",
+        [K::Char('m')],
+        A::MarkDiff,
+        "mark this checkpoint for a diff"
+    ),
+    bind!(
+        Pane(P::Timeline),
+        "d",
+        [K::Char('d')],
+        A::Diff,
+        "diff the marked (or previous) checkpoint with this one"
     ),
     bind!(G, "Tab", [K::Tab], A::FocusNext, "next pane"),
     bind!(G, "S-Tab", [K::BackTab], A::FocusPrev, "previous pane"),
@@ -256,6 +322,27 @@ pub static KEYMAP: &[Binding] = &[
         A::UseReplay,
         "use the replay provider (no key, no network)"
     ),
+    bind!(
+        G,
+        "s",
+        [K::Char('s')],
+        A::Step,
+        "step: a paused run goes on to the next pause point"
+    ),
+    bind!(
+        G,
+        "c",
+        [K::Char('c')],
+        A::Continue,
+        "continue a paused run to the next breakpoint"
+    ),
+    bind!(
+        G,
+        "E",
+        [K::Char('E')],
+        A::EditRequest,
+        "edit the body about to be sent, in $EDITOR (when paused)"
+    ),
     bind!(G, "?", [K::Char('?')], A::Help, "this help"),
     bind!(
         G,
@@ -308,10 +395,21 @@ pub fn help_for(focus: PaneId) -> Vec<&'static Binding> {
 
 /// The short hints for the status bar.
 pub fn hints(focus: PaneId) -> String {
-    let own: Vec<String> = KEYMAP
-        .iter()
-        .filter(|b| b.scope == Scope::Pane(focus))
-        .map(|b| format!("{} {}", b.label, first_word(b.help)))
+    // Keys whose help starts alike share one hint: "b/t/a/e breakpoint".
+    let mut own: Vec<(String, &str)> = Vec::new();
+    for b in KEYMAP.iter().filter(|b| b.scope == Scope::Pane(focus)) {
+        let word = first_word(b.help);
+        match own.last_mut() {
+            Some((labels, last)) if *last == word => {
+                labels.push('/');
+                labels.push_str(b.label);
+            }
+            _ => own.push((b.label.to_string(), word)),
+        }
+    }
+    let own: Vec<String> = own
+        .into_iter()
+        .map(|(labels, word)| format!("{labels} {word}"))
         .collect();
     format!("{}  Tab pane  ? help  q quit", own.join("  "))
 }

@@ -23,6 +23,8 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
 use crate::cli::{self, StartArgs, run::prepare_loaded};
+use crate::definition::watch::{ConfigWatcher, Reload};
+use crate::editor::Edited;
 use crate::runtime::event::RunEvent;
 use crate::runtime::id::now_millis;
 
@@ -38,6 +40,8 @@ pub mod theme;
 #[cfg(test)]
 mod app_tests;
 #[cfg(test)]
+mod authoring_tests;
+#[cfg(test)]
 mod snapshot_tests;
 /// Scripted event streams, shared by the tests and the benchmark.
 #[doc(hidden)]
@@ -51,6 +55,10 @@ use theme::Theme;
 
 /// 60 frames a second at most.
 const FRAME: Duration = Duration::from_millis(16);
+
+/// Editors write a file in several events; this is long enough to see them as one save and short
+/// enough to keep a reload well under a tenth of a second.
+const RELOAD_DEBOUNCE: Duration = Duration::from_millis(30);
 
 pub fn start(args: &StartArgs) -> ExitCode {
     let started = Instant::now();
@@ -83,6 +91,7 @@ pub fn start(args: &StartArgs) -> ExitCode {
         .or_else(|| loaded.config.model.clone())
         .unwrap_or_default();
     let mut state = AppState::new(&loaded.config, model);
+    state.breakpoints = args.breakpoints.clone();
     // A small file read once, before the first frame.
     if let Ok(Some(lock)) =
         crate::skills::lock::read_lock(&crate::skills::lock::lock_path(&loaded.path))
@@ -158,13 +167,23 @@ async fn run_loop(
 ) -> io::Result<()> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<RunEvent>();
     let (msgs_tx, mut msgs_rx) = mpsc::unbounded_channel::<Msg>();
+    let (reload_tx, mut reload_rx) = mpsc::unbounded_channel::<Reload>();
+    // Watching is a convenience: without it (no inotify left) the workbench still works.
+    let _watcher = match ConfigWatcher::start(&loaded, RELOAD_DEBOUNCE, reload_tx) {
+        Ok(watcher) => Some(watcher),
+        Err(err) => {
+            state.status = Some(format!("perstack.toml is not watched: {err}"));
+            None
+        }
+    };
     let mut runner = Runner::new(
         loaded,
         args.overrides.clone(),
         ready,
-        workspace,
+        workspace.clone(),
         events_tx,
         msgs_tx,
+        args.breakpoints.clone(),
     );
     let highlighter = Highlighter::new(&theme.syntax);
     let size = terminal.terminal.size()?;
@@ -189,6 +208,7 @@ async fn run_loop(
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut dirty = true;
     let mut first_frame = true;
+    let mut reload_seen: Option<Instant> = None;
     let mut last_draw = Instant::now() - FRAME;
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
@@ -201,6 +221,12 @@ async fn run_loop(
                 .draw(|frame| panes::draw_app(frame, &state, &ctx))?;
             dirty = false;
             last_draw = Instant::now();
+            if let Some(seen) = reload_seen.take() {
+                log(&format!(
+                    "reload drawn {:?} after the watcher reported it",
+                    seen.elapsed()
+                ));
+            }
             if first_frame {
                 first_frame = false;
                 log(&format!("first frame after {:?}", started.elapsed()));
@@ -231,6 +257,10 @@ async fn run_loop(
                 }
             },
             Some(msg) = msgs_rx.recv() => msgs.push(msg),
+            Some(reload) = reload_rx.recv() => {
+                reload_seen = Some(Instant::now());
+                runner.on_reload(reload);
+            },
             _ = tokio::time::sleep_until(frame_due.into()), if dirty => {},
             _ = tokio::time::sleep(Duration::from_secs(1)), if running && !dirty => {
                 msgs.push(Msg::Tick { now_ms: now_millis() });
@@ -245,12 +275,64 @@ async fn run_loop(
         state.now_ms = now_millis();
         for msg in msgs {
             for effect in state.update(msg) {
+                if let app::Effect::EditRequest { body } = effect {
+                    input = edit_in_terminal(
+                        &mut terminal,
+                        input,
+                        &body,
+                        &workspace,
+                        &mut runner,
+                        &mut state,
+                    )?;
+                    continue;
+                }
                 if !runner.perform(effect) {
                     return Ok(());
                 }
             }
         }
     }
+}
+
+/// Hands the terminal to $EDITOR with the pending request body, takes it back, and gives the
+/// edit to the paused run (which checks it against the provider's format before anything is
+/// sent). Returns the new input stream: the old one is dropped so it cannot steal the editor's
+/// keys.
+fn edit_in_terminal(
+    terminal: &mut TerminalGuard,
+    input: EventStream,
+    body: &str,
+    workspace: &std::path::Path,
+    runner: &mut Runner,
+    state: &mut AppState,
+) -> io::Result<EventStream> {
+    drop(input);
+    restore();
+    let dir = workspace.join("perstack").join("requests");
+    let result = crate::editor::edit_text(body, &dir, "json");
+    TerminalGuard::resume()?;
+    // A fresh terminal has empty buffers, so the next frame is drawn whole on the cleared
+    // screen. (`Terminal::clear` would ask the terminal for the cursor position, and the
+    // answer can be lost to the input reader that is still shutting down.)
+    execute!(
+        io::stdout(),
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+    )?;
+    terminal.terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    let message = match result {
+        Ok(Edited::Changed(edited)) => match serde_json::from_str::<serde_json::Value>(&edited) {
+            Ok(_) => {
+                runner.send_edit(edited);
+                "edit sent to the paused run; c continues with it".to_string()
+            }
+            // Refused here too, so a typo costs no round trip; nothing is sent.
+            Err(err) => format!("edit refused, nothing sent: not valid JSON: {err}"),
+        },
+        Ok(Edited::Unchanged) => "the request was not changed".to_string(),
+        Err(err) => format!("cannot edit the request: {err}"),
+    };
+    state.update(Msg::Status(message));
+    Ok(EventStream::new())
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> io::Result<tokio::signal::unix::Signal> {
@@ -284,6 +366,17 @@ struct TerminalGuard {
 }
 
 impl TerminalGuard {
+    /// Raw mode and the alternate screen again, after the terminal was lent out.
+    fn resume() -> io::Result<()> {
+        enable_raw_mode()?;
+        execute!(
+            io::stdout(),
+            EnterAlternateScreen,
+            EnableMouseCapture,
+            EnableBracketedPaste
+        )
+    }
+
     fn enter() -> io::Result<Self> {
         install_panic_hook();
         enable_raw_mode()?;

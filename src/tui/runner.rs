@@ -9,9 +9,11 @@ use tokio::sync::{mpsc, watch};
 
 use super::app::{Effect, Msg};
 use crate::cli::run::{Overrides, Prepared, prepare_loaded};
+use crate::definition::watch::Reload;
 use crate::definition::{Config, LoadedConfig};
 use crate::llm::LanguageModel;
 use crate::runtime::checkpoint::Store;
+use crate::runtime::control::{Breakpoint, Control, Debugger};
 use crate::runtime::event::RunEvent;
 use crate::runtime::id::{new_id, now_millis};
 use crate::runtime::job::run_job;
@@ -51,6 +53,9 @@ pub struct Runner {
     events: mpsc::UnboundedSender<RunEvent>,
     msgs: mpsc::UnboundedSender<Msg>,
     cancel: Option<watch::Sender<bool>>,
+    /// One for the whole session: breakpoints outlive jobs.
+    debugger: Arc<Debugger>,
+    controls: mpsc::UnboundedSender<Control>,
 }
 
 impl Runner {
@@ -61,8 +66,12 @@ impl Runner {
         workspace: PathBuf,
         events: mpsc::UnboundedSender<RunEvent>,
         msgs: mpsc::UnboundedSender<Msg>,
+        breakpoints: Vec<Breakpoint>,
     ) -> Self {
+        let (debugger, controls) = Debugger::new(breakpoints);
         Runner {
+            debugger: Arc::new(debugger),
+            controls,
             loaded,
             overrides,
             ready: Arc::new(Mutex::new(ready)),
@@ -81,13 +90,7 @@ impl Runner {
                 let job_id = self.overrides.job_id.clone().unwrap_or_else(new_id);
                 // A given job id is for the first job only; later ones get fresh ids.
                 self.overrides.job_id = None;
-                self.spawn_job(
-                    job_id,
-                    expert_key,
-                    RunStart::Query(query),
-                    Some(0),
-                    now_millis(),
-                );
+                self.spawn_job(job_id, expert_key, RunStart::Query(query), Some(0), true);
             }
             Effect::Resume {
                 expert_key,
@@ -103,8 +106,29 @@ impl Runner {
                     fork: false,
                 };
                 // The job record (steps used, start time) is read on the job's task.
-                self.spawn_job(job_id, expert_key, start, None, now_millis());
+                self.spawn_job(job_id, expert_key, start, None, true);
             }
+            Effect::Fork {
+                expert_key,
+                checkpoint,
+            } => {
+                let job_id = checkpoint.job_id.clone();
+                let start = RunStart::Resume {
+                    checkpoint: Box::new((*checkpoint).clone()),
+                    query: None,
+                    answers: Vec::new(),
+                    fork: true,
+                };
+                // A fork adds a run to the job and leaves the original's files as they were.
+                self.spawn_job(job_id, expert_key, start, None, false);
+            }
+            Effect::SetBreakpoints(breakpoints) => self.debugger.set_breakpoints(breakpoints),
+            Effect::Control(control) => {
+                let _ = self.controls.send(control);
+            }
+            // The loop owns the terminal, so it runs the editor; the result comes here as
+            // `send_edit`.
+            Effect::EditRequest { .. } => {}
             Effect::Cancel => {
                 if let Some(cancel) = &self.cancel {
                     let _ = cancel.send(true);
@@ -132,8 +156,9 @@ impl Runner {
         expert_key: String,
         start: RunStart,
         steps_used: Option<u64>,
-        started_at: u64,
+        record: bool,
     ) {
+        let started_at = now_millis();
         let ready = self.ready.lock().ok().and_then(|r| r.clone());
         let Some(ready) = ready else {
             let _ = self.msgs.send(Msg::JobEnded {
@@ -145,6 +170,7 @@ impl Runner {
         self.cancel = Some(cancel_tx);
         let events = self.events.clone();
         let msgs = self.msgs.clone();
+        let debugger = self.debugger.clone();
         tokio::spawn(async move {
             let (steps_used, started_at) = match steps_used {
                 Some(steps) => (steps, started_at),
@@ -169,14 +195,45 @@ impl Runner {
                     cancel_rx,
                     steps_used,
                 )
-                .with_environment((*ready.env).clone(), ready.lock),
+                .with_environment((*ready.env).clone(), ready.lock)
+                .with_debugger(debugger),
             );
-            let outcome = run_job(job.clone(), &expert_key, start, started_at, true).await;
+            let outcome = run_job(job.clone(), &expert_key, start, started_at, record).await;
             log(&format!("job {} ended: {:?}", job.job_id, outcome.status));
             let _ = msgs.send(Msg::JobEnded {
                 error: outcome.error,
             });
         });
+    }
+
+    /// A body edited by hand, for the paused run to check and send.
+    pub fn send_edit(&self, body: String) {
+        let _ = self.controls.send(Control::Edit { body });
+    }
+
+    /// perstack.toml changed on disk. Valid: new runs and forks use it (a run in progress keeps
+    /// what it started with), and the provider is built again from it. Invalid: the panel shows
+    /// why, and the last good definitions stay.
+    pub fn on_reload(&mut self, reload: Reload) {
+        match reload {
+            Reload::Applied { loaded, changes } => {
+                self.loaded = *loaded;
+                let config = Arc::new(self.loaded.config.clone());
+                // A small file: the tools of MCP skills, as `perstack install` found them.
+                let lock_path = crate::skills::lock::lock_path(&self.loaded.path);
+                let lock = crate::skills::lock::read_lock(&lock_path).ok().flatten();
+                let _ = self.msgs.send(Msg::Reloaded {
+                    config,
+                    changes,
+                    lock,
+                });
+                self.rebuild_provider(None);
+            }
+            Reload::Failed { diagnostics } => {
+                let rendered = diagnostics.iter().map(|d| d.render()).collect();
+                let _ = self.msgs.send(Msg::ReloadFailed(rendered));
+            }
+        }
     }
 
     fn use_replay(&mut self) {
@@ -193,6 +250,15 @@ impl Runner {
             return;
         };
         self.overrides.replay = Some(script.clone());
+        self.rebuild_provider(Some(format!(
+            "replay provider: answers from {}",
+            script.display()
+        )));
+    }
+
+    /// Builds the provider and environment again from the current definitions and overrides.
+    /// `note` is said when it is ready.
+    fn rebuild_provider(&self, note: Option<String>) {
         let (overrides, loaded) = (self.overrides.clone(), self.loaded.clone());
         let (ready, msgs) = (self.ready.clone(), self.msgs.clone());
         // Building a provider reads env files: off the UI's thread.
@@ -202,10 +268,7 @@ impl Runner {
                 if let Ok(mut slot) = ready.lock() {
                     *slot = Some(prepared.into());
                 }
-                let _ = msgs.send(Msg::ProviderReady {
-                    model,
-                    note: format!("replay provider: answers from {}", script.display()),
-                });
+                let _ = msgs.send(Msg::ProviderReady { model, note });
             }
             Err(err) => {
                 let _ = msgs.send(Msg::ProviderFailed(err));

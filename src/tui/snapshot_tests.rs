@@ -202,3 +202,56 @@ fn colours_of_the_high_contrast_theme() {
         );
     });
 }
+
+/// The authoring loop: a run paused before its model call (breakpoint marked), the reload
+/// error panel, a fork shown as a branch in the Timeline, and a diff of two checkpoints.
+#[test]
+fn authoring_loop_screens() {
+    use super::authoring_tests::{coordinator_first_step, forked, key, paused_before_llm};
+    settings().bind(|| {
+        let mut state = paused_before_llm();
+        state.breakpoints = vec!["before-llm@release-notes".parse().unwrap()];
+        state.update(Msg::Resize {
+            width: 200,
+            height: 50,
+        });
+        state.focus = PaneId::Prompt;
+        insta::assert_snapshot!("screen_paused_before_llm_200x50", render(&state, 200, 50).backend());
+        state.update(Msg::Resize {
+            width: 80,
+            height: 24,
+        });
+        insta::assert_snapshot!("screen_paused_before_llm_80x24", render(&state, 80, 24).backend());
+
+        let mut state = AppState::new(&example_config(), "claude-sonnet-4-5".into());
+        state.update(Msg::Resize {
+            width: 120,
+            height: 30,
+        });
+        let bad = "[experts.\"release-notes\"]\ninstruction = \"Write notes\"\ndelegates = [\"writter\"]\n\n[experts.writer]\ndescription = \"Writes\"\n";
+        let diagnostics = crate::definition::parse_str(bad, std::path::Path::new("perstack.toml"))
+            .expect_err("invalid");
+        state.update(Msg::ReloadFailed(diagnostics.iter().map(|d| d.render()).collect()));
+        insta::assert_snapshot!("screen_reload_errors_120x30", render(&state, 120, 30).backend());
+
+        let mut state = forked();
+        state.update(Msg::Resize {
+            width: 200,
+            height: 50,
+        });
+        state.focus = PaneId::Timeline;
+        insta::assert_snapshot!("pane_timeline_forked", render_pane(&state, PaneId::Timeline, 64, 14).backend());
+        insta::assert_snapshot!("screen_forked_200x50", render(&state, 200, 50).backend());
+
+        state.timeline_cursor = coordinator_first_step(&state);
+        key(&mut state, KeyCode::Char('m'));
+        state.timeline_cursor = state.timeline.len() - 1;
+        key(&mut state, KeyCode::Char('d'));
+        insta::assert_snapshot!("screen_diff_messages_120x30", {
+            state.update(Msg::Resize { width: 120, height: 30 });
+            render(&state, 120, 30).backend().to_string()
+        });
+        key(&mut state, KeyCode::Char('v'));
+        insta::assert_snapshot!("screen_diff_requests_120x30", render(&state, 120, 30).backend());
+    });
+}

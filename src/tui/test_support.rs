@@ -61,6 +61,7 @@ pub fn checkpoint(
         retry_count: None,
         todos: Vec::new(),
         forked_from: None,
+        edited_requests: Vec::new(),
     })
 }
 
@@ -561,4 +562,77 @@ pub fn big_run(messages: usize, bytes: usize) -> Script {
         s.finish_call(COORD, expert, 2, &c, &body_text, 2);
     }
     s
+}
+
+pub const FORK: &str = "run-fork-0004";
+
+/// An event of a top-level run (a fork has no parent), at a fixed time after `T0`.
+pub fn top_level_event(run: &str, expert: &str, step: u64, at: u64, kind: EventKind) -> RunEvent {
+    RunEvent {
+        id: format!("ev-{run}-{at}"),
+        job_id: "job-0001".into(),
+        run_id: run.into(),
+        expert_key: expert.into(),
+        step_number: step,
+        timestamp: T0 + at,
+        parent_run_id: None,
+        kind,
+    }
+}
+
+/// A run forked from `origin` (a checkpoint of the coordinator): it takes one more step, whose
+/// request carries `instruction` as the new system prompt, and completes.
+pub fn fork_run(origin: &Checkpoint, instruction: &str) -> Vec<RunEvent> {
+    let expert = origin.expert.key.as_str();
+    let step = origin.step_number + 1;
+    let mut messages = vec![Message::InstructionMessage {
+        id: "m-sys".into(),
+        contents: vec![text("p-sys", instruction)],
+        cache: true,
+    }];
+    messages.extend(origin.messages.iter().skip(1).cloned());
+    let mut start = (*checkpoint(FORK, expert, step, CheckpointStatus::Init, origin.usage)).clone();
+    start.forked_from = Some(origin.id.clone());
+    start.messages = messages.clone();
+    messages.push(Message::ExpertMessage {
+        id: "m-fork-answer".into(),
+        contents: vec![text("p-fork-answer", "Release notes, take two.")],
+    });
+    let mut done = start.clone();
+    done.id = format!("cp-{FORK}-{step}");
+    done.status = CheckpointStatus::Completed;
+    done.messages = messages.clone();
+    let done = Arc::new(done);
+    let mut at = 60_000;
+    let mut event = |kind| {
+        at += 100;
+        top_level_event(FORK, expert, step, at, kind)
+    };
+    vec![
+        event(EventKind::StartRun {
+            initial_checkpoint: Arc::new(start.clone()),
+            input_messages: Vec::new(),
+        }),
+        event(EventKind::StartGeneration {
+            messages: Arc::new(start.messages.clone()),
+        }),
+        event(EventKind::LlmRequest {
+            request: request(&start.messages),
+            attempt: 1,
+        }),
+        event(EventKind::CompleteRun {
+            checkpoint: done.clone(),
+            step: Box::new(Step {
+                step_number: step,
+                new_messages: Vec::new(),
+                tool_calls: Vec::new(),
+                tool_results: Vec::new(),
+                usage: done.usage,
+                started_at: T0 + 60_000,
+                finished_at: Some(T0 + 60_300),
+            }),
+            text: "Release notes, take two.".into(),
+            usage: done.usage,
+        }),
+    ]
 }

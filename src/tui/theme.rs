@@ -177,6 +177,9 @@ impl Theme {
     pub fn added(&self) -> Style {
         Style::default().fg(self.added)
     }
+    pub fn removed(&self) -> Style {
+        Style::default().fg(self.removed)
+    }
     pub fn warning(&self) -> Style {
         Style::default().fg(self.warning)
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::runtime::checkpoint::{Checkpoint, CheckpointStatus, Usage};
+use crate::runtime::control::PausePoint;
 use crate::runtime::event::{EventKind, RunEvent};
 use crate::runtime::message::{Message, Part, ToolResult};
 use crate::tool::{ToolContent, ToolOutput};
@@ -32,6 +33,9 @@ impl AppState {
             }
             if parent_run_id.is_none() && self.root_run.is_none() {
                 self.root_run = Some(run_id.clone());
+            } else if parent_run_id.is_none() && self.select_next_root {
+                self.select_next_root = false;
+                self.selected_run = Some(run_id.clone());
             }
             self.runs.insert(
                 run_id.clone(),
@@ -101,6 +105,9 @@ impl AppState {
                 }
                 let step = run.steps.entry(step_number).or_default();
                 step.pretty = Some(Arc::new(PrettyBody::new(&request.body)));
+                if request.edited {
+                    self.status = Some("the edited body is what will be sent; c sends it".into());
+                }
                 step.request = Some(request);
             }
             EventKind::StartStreamingReasoning | EventKind::StartStreamingRunResult => {
@@ -224,12 +231,33 @@ impl AppState {
                     self.job_state = JobState::WaitingForAnswer;
                 }
             }
-            // Breakpoints are set from the command line for now; the workbench shows the pause
-            // in its status line.
             EventKind::Paused { point } => {
-                self.status = Some(format!("paused: {point:?}"));
+                self.paused = Some(PausedAt {
+                    run_id: run_id.clone(),
+                    expert_key: expert_key.clone(),
+                    step: step_number,
+                    point,
+                });
+                // The pane shows the paused run at the step it paused in.
+                if self.selected_run.is_some() || !is_root {
+                    self.selected_run = Some(run_id.clone());
+                }
+                self.pinned = None;
+                self.prompt_step = None;
+                if self
+                    .paused
+                    .as_ref()
+                    .is_some_and(|p| p.point == PausePoint::BeforeLlm)
+                {
+                    // What matters now is the exact body about to go.
+                    self.prompt_view = PromptView::Raw;
+                    self.prompt_scroll = 0;
+                }
             }
-            EventKind::Resumed { .. } => {}
+            EventKind::Resumed { .. } => self.paused = None,
+            EventKind::RequestEditRefused { error } => {
+                self.status = Some(format!("edit refused, nothing sent: {error}"));
+            }
             EventKind::StopRunByCancel { checkpoint: c } => {
                 run.status = RunStatus::Stopped;
                 run.finished_at = Some(timestamp);
@@ -275,6 +303,12 @@ impl AppState {
             | EventKind::FinishToolCall { .. } => {}
         }
         if let Some(c) = checkpoint {
+            let first_of_run = !self.timeline.iter().any(|e| e.run_id == run_id);
+            let fork_of = c
+                .forked_from
+                .as_ref()
+                .filter(|_| first_of_run)
+                .and_then(|id| self.timeline.iter().position(|e| &e.checkpoint_id == id));
             self.timeline.push(TimelineEntry {
                 run_id: run_id.clone(),
                 expert_key,
@@ -283,6 +317,8 @@ impl AppState {
                 status: c.status,
                 usage: c.usage,
                 checkpoint_id: c.id.clone(),
+                checkpoint: c.clone(),
+                fork_of,
             });
             if is_root && c.status.is_final() {
                 // The job is over: a delegate still marked running was stopped with it.

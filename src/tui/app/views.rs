@@ -6,8 +6,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::RunStatus;
+use crate::definition::Config;
 use crate::definition::Skill;
-use crate::runtime::checkpoint::{CheckpointStatus, Usage};
+use crate::runtime::checkpoint::{Checkpoint, CheckpointStatus, Usage};
 use crate::runtime::event::WireRequest;
 use crate::skills::base::BaseSkill;
 
@@ -74,10 +75,7 @@ pub struct PrettyBody {
 
 impl PrettyBody {
     pub fn new(body: &str) -> Self {
-        let text = serde_json::from_str::<Value>(body)
-            .ok()
-            .and_then(|v| serde_json::to_string_pretty(&v).ok())
-            .unwrap_or_else(|| body.to_string());
+        let text = crate::editor::pretty_json(body);
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         PrettyBody { text, line_starts }
@@ -151,6 +149,9 @@ pub struct TimelineEntry {
     pub status: CheckpointStatus,
     pub usage: Usage,
     pub checkpoint_id: String,
+    pub checkpoint: Arc<Checkpoint>,
+    /// For the first checkpoint of a fork: the entry it was forked from.
+    pub fork_of: Option<usize>,
 }
 
 /// The first row to draw so that `cursor` is visible in `height` rows.
@@ -180,6 +181,24 @@ pub fn streaming_lines(step: &StepView, show_thinking: bool) -> Vec<(Role, &str)
     }
     lines.extend(step.text.lines().map(|l| (Role::Assistant, l)));
     lines
+}
+
+/// The Experts pane's view of the definitions.
+pub(super) fn expert_infos(config: &Config) -> Vec<ExpertInfo> {
+    config
+        .experts
+        .iter()
+        .map(|(key, expert)| ExpertInfo {
+            key: key.clone(),
+            description: expert.description.clone().unwrap_or_default(),
+            skills: expert
+                .effective_skills()
+                .iter()
+                .map(|(name, skill)| skill_info(name, skill))
+                .collect(),
+            delegates: expert.delegates().to_vec(),
+        })
+        .collect()
 }
 
 pub(super) fn skill_info(name: &str, skill: &Skill) -> SkillInfo {

@@ -61,7 +61,15 @@ fn row_line<'a>(row: &ExpertRow, state: &AppState, ctx: &Ctx, width: usize) -> L
                     Style::default().add_modifier(Modifier::BOLD),
                 ),
             ];
-            let room = width.saturating_sub(expert.key.chars().count() + 3);
+            let marks = state.breakpoint_marks(&expert.key);
+            let mut used = expert.key.chars().count() + 3;
+            if !marks.is_empty() {
+                // A breakpoint is where a run of this Expert will stop: in the error colour.
+                let text = format!(" ● {}", marks.join(" "));
+                used += text.chars().count();
+                spans.push(Span::styled(text, ctx.theme.error()));
+            }
+            let room = width.saturating_sub(used);
             if room > 8 && !expert.description.is_empty() {
                 spans.push(Span::styled(
                     format!(" {}", fit(&expert.description, room)),
@@ -75,8 +83,14 @@ fn row_line<'a>(row: &ExpertRow, state: &AppState, ctx: &Ctx, width: usize) -> L
             let Some(run) = state.runs.get(run_id) else {
                 return Line::default();
             };
-            let label = state.run_label(run);
+            let paused = state.paused.as_ref().is_some_and(|p| &p.run_id == run_id);
+            let label = if paused {
+                "paused"
+            } else {
+                state.run_label(run)
+            };
             let (icon, style) = match (run.status, label) {
+                (_, "paused") => ("⏸", ctx.theme.error()),
                 (RunStatus::Running, "waiting") => ("◌", ctx.theme.warning()),
                 (RunStatus::Running, _) => ("●", ctx.theme.accent()),
                 (RunStatus::Done, _) => ("✓", ctx.theme.added()),
@@ -93,8 +107,15 @@ fn row_line<'a>(row: &ExpertRow, state: &AppState, ctx: &Ctx, width: usize) -> L
             } else {
                 Style::default().add_modifier(Modifier::BOLD)
             };
+            let branch = if *depth > 0 {
+                "└ "
+            } else if state.root_run.as_ref() != Some(run_id) {
+                "⑂ "
+            } else {
+                ""
+            };
             Line::from(vec![
-                Span::raw(format!("{indent}{}", if *depth > 0 { "└ " } else { "" })),
+                Span::raw(format!("{indent}{branch}")),
                 Span::styled(format!("{icon} "), style),
                 Span::styled(run.expert_key.clone(), name_style),
                 Span::styled(format!(" {label}"), style),

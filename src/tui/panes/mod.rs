@@ -13,9 +13,11 @@ use super::keymap::PaneId;
 use super::layout::{self, Areas};
 use super::theme::Theme;
 
+pub mod diff;
 pub mod experts;
 pub mod help;
 pub mod prompt;
+pub mod reload_errors;
 pub mod status_bar;
 pub mod timeline;
 pub mod tool_calls;
@@ -42,6 +44,10 @@ pub fn draw_app(frame: &mut Frame, state: &AppState, ctx: &Ctx) {
     if let Some(tabs) = tabs {
         draw_tabs(frame, tabs, state, ctx);
     }
+    let panes_area = panes
+        .iter()
+        .map(|(_, area)| *area)
+        .reduce(|a, b| a.union(b));
     for (pane, area) in panes {
         let component: &dyn Component = match pane {
             PaneId::Experts => &experts::ExpertsPane,
@@ -51,12 +57,16 @@ pub fn draw_app(frame: &mut Frame, state: &AppState, ctx: &Ctx) {
         };
         component.draw(frame, area, state, ctx);
     }
+    if let Some(area) = panes_area {
+        reload_errors::ReloadErrors.draw(frame, area, state, ctx);
+    }
     if let Some(area) = input {
         draw_input(frame, area, state, ctx);
     }
     status_bar::StatusBar.draw(frame, status, state, ctx);
     match &state.mode {
         Mode::Help => help::HelpOverlay.draw(frame, frame.area(), state, ctx),
+        Mode::Diff => diff::DiffOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Answer { question, input } => {
             let body = vec![
                 Line::from(question.clone()),

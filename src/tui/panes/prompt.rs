@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{Component, Ctx, fit};
+use crate::runtime::control::PausePoint;
 use crate::tui::app::{AppState, ConvLine, PromptView, Role, RunView, StepView, streaming_lines};
 use crate::tui::highlight::{Lang, cut};
 use crate::tui::keymap::PaneId;
@@ -21,15 +22,17 @@ impl Component for PromptPane {
     fn draw(&self, frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx) {
         let current = state.current_run().zip(state.current_step());
         let extra = match current {
-            Some((run, (n, step))) => format!(
-                " · {} step {n} · {}{}",
-                run.expert_key,
-                match state.prompt_view {
-                    PromptView::Raw => "raw body",
-                    PromptView::Conversation => "conversation",
-                },
-                if step.streaming { " · streaming" } else { "" }
-            ),
+            Some((run, (n, step))) => {
+                format!(
+                    " · {} step {n} · {}{}",
+                    run.expert_key,
+                    match state.prompt_view {
+                        PromptView::Raw => "raw body",
+                        PromptView::Conversation => "conversation",
+                    },
+                    if step.streaming { " · streaming" } else { "" }
+                ) + &request_note(state, &run.run_id, n, step)
+            }
             None => String::new(),
         };
         let block = super::pane_block(PaneId::Prompt, extra, state, ctx);
@@ -51,6 +54,20 @@ impl Component for PromptPane {
             .collect();
         // Long lines wrap; at most `height` lines were laid out, so wrapping stays cheap.
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+    }
+}
+
+/// Says when the body shown is about to be sent (a pause before the model call) or was edited.
+fn request_note(state: &AppState, run_id: &str, step_number: u64, step: &StepView) -> String {
+    let about_to_send = state.paused.as_ref().is_some_and(|p| {
+        p.run_id == run_id && p.step == step_number && p.point == PausePoint::BeforeLlm
+    });
+    let edited = step.request.as_ref().is_some_and(|r| r.edited);
+    match (about_to_send, edited) {
+        (true, true) => " · ⏸ edited, to be sent".into(),
+        (true, false) => " · ⏸ to be sent".into(),
+        (false, true) => " · ✎ edited".into(),
+        (false, false) => String::new(),
     }
 }
 

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{Component, Ctx, duration, fit, tokens};
+use crate::runtime::control::PausePoint;
 use crate::tui::app::{AppState, JobState, short};
 use crate::tui::keymap;
 use crate::tui::pricing;
@@ -26,8 +27,12 @@ impl Component for StatusBar {
             JobState::Idle => ctx.theme.muted(),
             _ => ctx.theme.warning(),
         };
+        let (label, state_style) = match &state.paused {
+            Some(_) => ("paused", ctx.theme.error()),
+            None => (state.job_state.label(), state_style),
+        };
         spans.push(Span::styled(
-            format!(" {} ", state.job_state.label()),
+            format!(" {label} "),
             state_style.add_modifier(Modifier::BOLD | Modifier::REVERSED),
         ));
         // Narrow screens drop the job id and model name: tokens and time matter more.
@@ -92,6 +97,22 @@ impl Component for StatusBar {
             ])
         } else if let Some(status) = &state.status {
             Line::styled(fit(&format!(" {status}"), width), ctx.theme.warning())
+        } else if let Some(paused) = &state.paused {
+            let edit = if paused.point == PausePoint::BeforeLlm {
+                " · E edit the body"
+            } else {
+                ""
+            };
+            Line::from(vec![
+                Span::styled(
+                    format!(" ⏸ paused {}", paused.describe()),
+                    ctx.theme.error().add_modifier(Modifier::BOLD),
+                ),
+                Span::styled(
+                    format!(" · s step · c continue · x abort{edit}"),
+                    ctx.theme.accent(),
+                ),
+            ])
         } else {
             Line::styled(
                 fit(&format!(" {}", keymap::hints(state.focus)), width),

@@ -44,6 +44,13 @@ impl Component for TimelinePane {
         let height = inner.height as usize;
         let offset = scroll_offset(state.timeline_cursor, height, state.timeline.len());
         let focused = state.focus == PaneId::Timeline;
+        // Runs forked from a checkpoint, drawn as branches of it.
+        let forks: Vec<&str> = state
+            .timeline
+            .iter()
+            .filter(|e| e.fork_of.is_some())
+            .map(|e| e.run_id.as_str())
+            .collect();
         let lines: Vec<Line> = state
             .timeline
             .iter()
@@ -57,9 +64,22 @@ impl Component for TimelinePane {
                     CheckpointStatus::Proceeding => ctx.theme.base(),
                     _ => ctx.theme.warning(),
                 };
-                let pin = if state.pinned == Some(i) { "◆" } else { " " };
-                let line = Line::from(vec![
-                    Span::styled(pin, ctx.theme.accent()),
+                // One gutter column: the diff mark, else the pinned checkpoint.
+                let (pin, pin_style) = if state.diff_mark == Some(i) {
+                    ("m", ctx.theme.warning())
+                } else if state.pinned == Some(i) {
+                    ("◆", ctx.theme.accent())
+                } else {
+                    (" ", ctx.theme.accent())
+                };
+                let branch = if forks.contains(&entry.run_id.as_str()) {
+                    "⑂ "
+                } else {
+                    ""
+                };
+                let mut spans = vec![
+                    Span::styled(pin, pin_style),
+                    Span::styled(branch, ctx.theme.accent()),
                     Span::raw(format!("{}{} ", "·".repeat(entry.depth), entry.expert_key)),
                     Span::styled(format!("#{} ", entry.step), ctx.theme.accent()),
                     Span::styled(status_name(entry.status), style),
@@ -71,7 +91,17 @@ impl Component for TimelinePane {
                         ),
                         ctx.theme.muted(),
                     ),
-                ]);
+                ];
+                if let Some(origin) = entry.fork_of.and_then(|o| state.timeline.get(o)) {
+                    spans.push(Span::styled(
+                        format!(" ← fork of {} #{}", origin.expert_key, origin.step),
+                        ctx.theme.accent(),
+                    ));
+                }
+                if entry.checkpoint.edited_requests.contains(&entry.step) {
+                    spans.push(Span::styled(" ✎ edited", ctx.theme.warning()));
+                }
+                let line = Line::from(spans);
                 if i == state.timeline_cursor && focused {
                     line.patch_style(ctx.theme.selected())
                 } else {

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{Component, Ctx, duration, fit};
+use crate::runtime::control::PausePoint;
 use crate::tui::app::{AppState, CallStatus, FOLD_LINES, ToolCallView, scroll_offset, short};
 use crate::tui::highlight::Lang;
 use crate::tui::keymap::PaneId;
@@ -45,7 +46,7 @@ impl Component for ToolCallsPane {
             if lines.len() >= height {
                 break;
             }
-            let line = call_line(call, width, ctx);
+            let line = call_line(call, marker(state, call), width, ctx);
             lines.push(if i == state.call_cursor && focused {
                 line.patch_style(ctx.theme.selected())
             } else {
@@ -65,7 +66,22 @@ impl Component for ToolCallsPane {
     }
 }
 
-fn call_line<'a>(call: &ToolCallView, width: usize, ctx: &Ctx) -> Line<'a> {
+/// `⏸` on the call a run is paused before, `●` on calls of a tool with a breakpoint.
+fn marker(state: &AppState, call: &ToolCallView) -> &'static str {
+    let paused_here = state.paused.as_ref().is_some_and(|p| {
+        matches!(&p.point, PausePoint::BeforeTool { tool_call_id, .. } if *tool_call_id == call.id)
+    });
+    let expert = state.current_run().map(|r| r.expert_key.as_str());
+    if paused_here {
+        "⏸"
+    } else if expert.is_some_and(|e| state.breaks_on_call(e, &call.skill, &call.tool)) {
+        "●"
+    } else {
+        " "
+    }
+}
+
+fn call_line<'a>(call: &ToolCallView, marker: &'static str, width: usize, ctx: &Ctx) -> Line<'a> {
     let (icon, style) = match call.status {
         CallStatus::Running => ("⟳", ctx.theme.accent()),
         CallStatus::Done => ("✓", ctx.theme.added()),
@@ -78,6 +94,7 @@ fn call_line<'a>(call: &ToolCallView, width: usize, ctx: &Ctx) -> Line<'a> {
     };
     let name = format!("{}/{}", call.skill, call.tool);
     let mut spans = vec![
+        Span::styled(marker, ctx.theme.error()),
         Span::styled(format!("{icon} "), style),
         Span::styled(format!("#{} ", call.step), ctx.theme.muted()),
         Span::styled(
