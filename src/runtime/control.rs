@@ -191,6 +191,18 @@ impl Debugger {
         }
     }
 
+    /// Forgets a `step` given at the end of an earlier job, so a new job pauses only at its
+    /// breakpoints.
+    pub fn stop_stepping(&self) {
+        self.stepping.store(false, Ordering::SeqCst);
+        let has_breakpoints = self
+            .breakpoints
+            .read()
+            .map(|b| !b.is_empty())
+            .unwrap_or(false);
+        self.armed.store(has_breakpoints, Ordering::SeqCst);
+    }
+
     pub fn breakpoints(&self) -> Vec<Breakpoint> {
         self.breakpoints
             .read()
@@ -225,15 +237,12 @@ impl Debugger {
             // An edit keeps the run paused: nothing about stepping changes yet.
             return control;
         }
-        let stepping = control == Control::Step;
-        self.stepping.store(stepping, Ordering::SeqCst);
-        let has_breakpoints = self
-            .breakpoints
-            .read()
-            .map(|b| !b.is_empty())
-            .unwrap_or(false);
-        self.armed
-            .store(stepping || has_breakpoints, Ordering::SeqCst);
+        if control == Control::Step {
+            self.stepping.store(true, Ordering::SeqCst);
+            self.armed.store(true, Ordering::SeqCst);
+        } else {
+            self.stop_stepping();
+        }
         control
     }
 }

@@ -262,3 +262,19 @@ fn a_reload_swaps_the_experts_and_a_failed_one_keeps_them() {
     );
     assert!(state.status.as_deref().unwrap_or("").contains("editor"));
 }
+
+#[test]
+fn a_completed_checkpoint_is_not_forked_and_a_running_job_blocks_forks() {
+    let mut state = AppState::new(&example_config(), "m".into());
+    for event in scripted_run(Moment::Completed).events {
+        state.update(Msg::Run(Box::new(event)));
+    }
+    state.focus = PaneId::Timeline;
+    state.timeline_cursor = state.timeline.len() - 1;
+    assert!(key(&mut state, KeyCode::Char('F')).is_empty());
+    assert!(state.status.as_deref().unwrap_or("").contains("follow-up"));
+    state.job_state = JobState::Running;
+    state.timeline_cursor = coordinator_first_step(&state);
+    assert!(key(&mut state, KeyCode::Char('F')).is_empty());
+    assert!(state.status.as_deref().unwrap_or("").contains("active"));
+}

@@ -168,6 +168,7 @@ impl Runner {
         };
         let (cancel_tx, cancel_rx) = watch::channel(false);
         self.cancel = Some(cancel_tx);
+        self.debugger.stop_stepping();
         let events = self.events.clone();
         let msgs = self.msgs.clone();
         let debugger = self.debugger.clone();

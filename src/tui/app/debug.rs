@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{AppState, Effect, ExpertRow, JobState, PausedAt, expert_infos};
 use crate::definition::Config;
+use crate::runtime::checkpoint::CheckpointStatus;
 use crate::runtime::control::{BreakKind, Breakpoint, Control, PausePoint};
 use crate::tui::keymap::{Action, PaneId};
 
@@ -213,6 +214,13 @@ impl AppState {
             self.status = Some("no checkpoint to fork from yet".into());
             return Vec::new();
         };
+        if entry.status == CheckpointStatus::Completed {
+            self.status = Some(
+                "this checkpoint ends its run: fork an earlier one, or ask a follow-up with f"
+                    .into(),
+            );
+            return Vec::new();
+        }
         let effect = Effect::Fork {
             expert_key: entry.expert_key.clone(),
             checkpoint: entry.checkpoint.clone(),
