@@ -42,7 +42,10 @@ impl Pty {
         assert_eq!(rc, 0, "openpty failed");
         let (master, slave) =
             unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_perstack"));
+        // PERSTACK_BIN points the tests at another build (a release one, to time it).
+        let binary = std::env::var("PERSTACK_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_perstack").to_string());
+        let mut command = Command::new(binary);
         command
             .args(args)
             .env("TERM", "xterm-256color")
