@@ -89,6 +89,8 @@ fn call_line<'a>(call: &ToolCallView, marker: &'static str, width: usize, ctx: &
     };
     let time = match (call.duration_ms, call.status) {
         (Some(ms), _) => duration(ms),
+        // Paused before it, the call has not started.
+        (None, CallStatus::Running) if marker == "⏸" => "paused before the call".into(),
         (None, CallStatus::Running) => "running".into(),
         (None, _) => String::new(),
     };
