@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::frozen::Frozen;
 use super::message::{Message, ToolCall, ToolResult};
 use crate::skills::base::Todo;
 
@@ -104,7 +105,8 @@ pub struct Checkpoint {
     pub run_id: String,
     pub status: CheckpointStatus,
     pub step_number: u64,
-    pub messages: Vec<Message>,
+    /// Frozen: a checkpoint shares the messages of the one before it.
+    pub messages: Vec<Frozen<Message>>,
     pub expert: ExpertRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegate_to: Option<Vec<DelegateTo>>,
@@ -138,7 +140,7 @@ impl Checkpoint {
             run_id: run_id.to_string(),
             status: CheckpointStatus::Init,
             step_number: 1,
-            messages,
+            messages: messages.into_iter().map(Frozen::new).collect(),
             expert,
             delegate_to: None,
             delegated_by: None,

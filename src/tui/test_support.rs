@@ -207,7 +207,7 @@ impl Script {
             expert,
             step,
             EventKind::StartGeneration {
-                messages: Arc::new(messages),
+                messages: Arc::new(messages.into_iter().map(Into::into).collect()),
             },
         );
         self.push(
