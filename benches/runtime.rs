@@ -120,11 +120,12 @@ async fn job(steps: usize, breakpoints: Vec<Breakpoint>) -> (Vec<Duration>, u64,
     let (_cancel, cancelled) = watch::channel(false);
     // Serialise every event as `perstack run` does, and count what would be printed.
     let printer = tokio::spawn(async move {
-        let mut bytes = 0u64;
+        let (mut bytes, mut line) = (0u64, Vec::new());
         while let Some(event) = receiver.recv().await {
-            bytes += serde_json::to_vec(&event)
-                .map(|v| v.len() as u64)
-                .unwrap_or(0);
+            line.clear();
+            if serde_json::to_writer(&mut line, &event).is_ok() {
+                bytes += line.len() as u64;
+            }
         }
         bytes
     });
