@@ -11,9 +11,9 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-pub struct Frozen<T>(Arc<Cell<T>>);
+pub struct Frozen<T>(Arc<ValueWithJson<T>>);
 
-struct Cell<T> {
+struct ValueWithJson<T> {
     value: T,
     /// serde_json's compact form of `value`, made on first use; `None` if it failed (then the
     /// value is serialised each time, and reports its own error).
@@ -22,7 +22,7 @@ struct Cell<T> {
 
 impl<T> Frozen<T> {
     pub fn new(value: T) -> Self {
-        Frozen(Arc::new(Cell {
+        Frozen(Arc::new(ValueWithJson {
             value,
             json: OnceLock::new(),
         }))
@@ -74,7 +74,8 @@ impl<T: fmt::Debug> fmt::Debug for Frozen<T> {
 }
 
 /// Writes the JSON made on first use. With serde_json's writer (every file and JSONL line) that
-/// is a copy of the same bytes the value would give; `serde_json::to_value` parses it back.
+/// is a copy of the same bytes the value would give; `serde_json::to_value` parses it back. Run
+/// data is only ever written as JSON: another format would see serde_json's raw-value wrapper.
 impl<T: Serialize> Serialize for Frozen<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let json = self

@@ -69,14 +69,14 @@ pub fn to_llm_messages<'a>(
 /// Checkpoint messages converted so far; more can be added at the end, as a run's conversation
 /// grows, without converting the earlier ones again.
 #[derive(Debug, Default)]
-pub struct LlmMessages {
-    pub system: String,
-    pub messages: Vec<llm::Message>,
+pub(super) struct LlmMessages {
+    pub(super) system: String,
+    pub(super) messages: Vec<llm::Message>,
     instructions: usize,
 }
 
 impl LlmMessages {
-    pub fn extend<'a>(&mut self, messages: impl IntoIterator<Item = &'a Message>) {
+    pub(super) fn extend<'a>(&mut self, messages: impl IntoIterator<Item = &'a Message>) {
         for message in messages {
             let (role, contents) = match message {
                 Message::InstructionMessage { .. } => {
