@@ -425,17 +425,22 @@ async fn run_job(args: &RunArgs, prepared: Prepared) -> Result<CheckpointStatus,
         .with_debugger(Arc::new(debugger)),
     );
     let printer = tokio::spawn(async move {
+        // One line buffer for the whole run: late events are large, and growing a fresh buffer
+        // for each costs about as much as filling it.
+        let mut line = Vec::new();
         while let Some(event) = events_rx.recv().await {
             if let EventKind::LlmRequest { request, .. } = &event.kind {
                 if let Ok(mut pending) = pending_body.lock() {
                     *pending = Some(request.body.clone());
                 }
             }
-            match serde_json::to_string(&event) {
-                Ok(line) => {
+            line.clear();
+            match serde_json::to_writer(&mut line, &event) {
+                Ok(()) => {
+                    line.push(b'\n');
                     // A closed stdout (a pipe to `head`) must not stop the run.
                     let mut stdout = std::io::stdout().lock();
-                    let _ = writeln!(stdout, "{line}").and_then(|_| stdout.flush());
+                    let _ = stdout.write_all(&line).and_then(|_| stdout.flush());
                 }
                 Err(err) => eprintln!("perstack: event not printed: {err}"),
             }

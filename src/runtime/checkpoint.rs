@@ -11,11 +11,13 @@
 //! earlier file whole. Checkpoints, job and run records are also fsynced (file, then directory)
 //! so they survive power loss; events, which a checkpoint can always rebuild, are not.
 
+use std::cell::Cell;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::frozen::Frozen;
 use super::message::{Message, ToolCall, ToolResult};
 use crate::skills::base::Todo;
 
@@ -104,7 +106,8 @@ pub struct Checkpoint {
     pub run_id: String,
     pub status: CheckpointStatus,
     pub step_number: u64,
-    pub messages: Vec<Message>,
+    /// Frozen: a checkpoint shares the messages of the one before it.
+    pub messages: Vec<Frozen<Message>>,
     pub expert: ExpertRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegate_to: Option<Vec<DelegateTo>>,
@@ -141,7 +144,7 @@ impl Checkpoint {
             run_id: run_id.to_string(),
             status: CheckpointStatus::Init,
             step_number: 1,
-            messages,
+            messages: messages.into_iter().map(Frozen::new).collect(),
             expert,
             delegate_to: None,
             delegated_by: None,
@@ -403,21 +406,36 @@ pub enum Durability {
     Synced,
 }
 
+thread_local! {
+    /// The buffer of the last write, kept for the next one on the same thread: the store
+    /// writer's thread writes every event and checkpoint, and growing a fresh buffer to a late
+    /// step's size each time costs about as much as filling it.
+    static WRITE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A buffer larger than this (a rare huge file) is not kept.
+const KEPT_BUFFER_BYTES: usize = 16 << 20;
+
 /// Write JSON atomically; returns the bytes written.
 pub fn write_json(
     path: &Path,
     value: &impl Serialize,
     durability: Durability,
 ) -> Result<u64, StoreError> {
-    let bytes = serde_json::to_vec(value).map_err(|err| StoreError::Write {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(err),
-    })?;
-    write_atomic(path, &bytes, durability).map_err(|source| StoreError::Write {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(bytes.len() as u64)
+    let mut bytes = WRITE_BUFFER.take();
+    bytes.clear();
+    let written = serde_json::to_writer(&mut bytes, value)
+        .map_err(std::io::Error::other)
+        .and_then(|()| write_atomic(path, &bytes, durability))
+        .map(|()| bytes.len() as u64)
+        .map_err(|source| StoreError::Write {
+            path: path.to_path_buf(),
+            source,
+        });
+    if bytes.capacity() <= KEPT_BUFFER_BYTES {
+        WRITE_BUFFER.set(bytes);
+    }
+    written
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], durability: Durability) -> std::io::Result<()> {

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::checkpoint::{Checkpoint, CheckpointError, Usage};
 use super::control::{Control, PausePoint};
+use super::frozen::Frozen;
 use super::id::{new_id, now_millis};
 use super::message::{Message, ToolCall, ToolResult};
 
@@ -137,7 +138,7 @@ pub enum EventKind {
         input_messages: Vec<Message>,
     },
     StartGeneration {
-        messages: Arc<Vec<Message>>,
+        messages: Arc<Vec<Frozen<Message>>>,
     },
     LlmRequest {
         request: WireRequest,

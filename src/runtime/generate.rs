@@ -1,16 +1,16 @@
 //! One generation: the exact request is built, shown, sent with retries, and streamed back
 //! as events; the answer goes back to the machine.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use futures_util::StreamExt;
 
 use super::checkpoint::{CheckpointError, Usage};
 use super::control::{Control, PausePoint};
 use super::event::{EventKind, WireRequest};
+use super::frozen::Frozen;
 use super::machine::{GeneratedCall, Generation, Input};
 use super::message::Message;
-use super::prompt;
 use super::run::Driver;
 use crate::llm::retry::{RetryHook, send_with_retry};
 use crate::llm::{self, ResponseBuilder, StreamChunk};
@@ -19,24 +19,16 @@ impl Driver {
     pub(super) async fn generate(
         &self,
         step: u64,
-        messages: &[Message],
+        messages: &[Frozen<Message>],
         run_result: bool,
     ) -> Input {
-        let (system, llm_messages) = prompt::to_llm_messages(messages);
-        let request = llm::Request {
-            system,
-            messages: llm_messages,
-            tools: if run_result {
-                Vec::new()
-            } else {
-                self.tools.clone()
-            },
-            max_tokens: None,
-            reasoning: Some(self.job.reasoning),
-            expert_key: self.spec.expert_key.clone(),
-        };
         let model = &self.job.model;
-        let prepared = match model.prepare(&request) {
+        let prepared = self
+            .request
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .prepare(model.as_ref(), messages, !run_result);
+        let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(err) => return Input::GenerationFailed(llm_error(&err)),
         };

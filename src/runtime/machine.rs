@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::checkpoint::{Checkpoint, CheckpointError, CheckpointStatus, Usage};
 use super::event::{EventKind, Step};
+use super::frozen::Frozen;
 use super::id::{new_id, now_millis};
 use super::message::{Message, Part, ToolCall, ToolResult};
 use crate::skills::base::ATTEMPT_COMPLETION;
@@ -89,7 +90,7 @@ pub enum Effect {
     /// Call the model with these messages. `run_result` is true when the answer is the run's
     /// final text (after an accepted `attemptCompletion`).
     Generate {
-        messages: Arc<Vec<Message>>,
+        messages: Arc<Vec<Frozen<Message>>>,
         run_result: bool,
     },
     /// Call these tools (skills and delegates) concurrently, then send [`Input::ToolsDone`].
@@ -146,7 +147,9 @@ impl Machine {
             initial_checkpoint: Arc::new(self.checkpoint.clone()),
             input_messages: input_messages.clone(),
         })];
-        self.checkpoint.messages.extend(input_messages);
+        self.checkpoint
+            .messages
+            .extend(input_messages.into_iter().map(Frozen::new));
         if self.checkpoint.status == CheckpointStatus::Init {
             // A run killed before its first step ends can still be continued from here.
             effects.push(Effect::SaveCheckpoint(Arc::new(self.checkpoint.clone())));
@@ -262,7 +265,7 @@ impl Machine {
         }
         self.checkpoint.retry_count = None;
         let message = Message::expert(answer_parts(&generation));
-        self.checkpoint.messages.push(message.clone());
+        self.checkpoint.messages.push(Frozen::new(message.clone()));
         self.step.new_messages.push(message.clone());
         if generation.tool_calls.is_empty() {
             // A text answer with no tool call completes the run.
@@ -347,7 +350,7 @@ impl Machine {
         if let (Some(result), Some(true)) = (completion, completion_accepted) {
             self.state = State::ResolvingToolResult;
             let message = Message::tool_results(&results);
-            self.checkpoint.messages.push(message.clone());
+            self.checkpoint.messages.push(Frozen::new(message.clone()));
             self.step.new_messages.push(message);
             self.step.tool_results.extend(results);
             effects.push(Effect::Emit(EventKind::AttemptCompletion {
@@ -366,7 +369,7 @@ impl Machine {
             tool_results: results.clone(),
         })];
         let message = Message::tool_results(&results);
-        self.checkpoint.messages.push(message.clone());
+        self.checkpoint.messages.push(Frozen::new(message.clone()));
         self.step.new_messages.push(message.clone());
         self.step.tool_results.extend(results);
         effects.push(Effect::Emit(EventKind::FinishToolCall {
@@ -402,7 +405,7 @@ impl Machine {
             return self.on_generation(generation);
         }
         let message = Message::expert(answer_parts(&generation));
-        self.checkpoint.messages.push(message.clone());
+        self.checkpoint.messages.push(Frozen::new(message.clone()));
         self.step.new_messages.push(message);
         self.complete(generation.text)
     }
@@ -438,7 +441,9 @@ impl Machine {
         }
         self.checkpoint.retry_count = Some(attempt);
         let note_message = Message::user(note);
-        self.checkpoint.messages.push(note_message.clone());
+        self.checkpoint
+            .messages
+            .push(Frozen::new(note_message.clone()));
         self.step.new_messages.push(note_message);
         let mut effects = vec![Effect::Emit(EventKind::Retry {
             reason: note.to_string(),

@@ -208,7 +208,7 @@ fn an_empty_answer_is_retried_with_a_note_then_gives_up() {
         ["retry", "startGeneration", "generate:false"]
     );
     assert_eq!(
-        m.checkpoint().messages.last().map(Message::text),
+        m.checkpoint().messages.last().map(|m| m.text()),
         Some(EMPTY_ANSWER_NOTE.to_string())
     );
     assert_eq!(
@@ -326,7 +326,9 @@ fn interactive_calls_stop_the_run_and_resume_with_the_answer() {
         "developers",
     )]));
     assert_eq!(names(&effects).last().map(String::as_str), Some("reserve"));
-    let Some(Message::ToolMessage { contents, .. }) = resumed.checkpoint().messages.last() else {
+    let Some(Message::ToolMessage { contents, .. }) =
+        resumed.checkpoint().messages.last().map(|m| &**m)
+    else {
         panic!("tool message expected")
     };
     assert_eq!(

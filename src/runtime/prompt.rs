@@ -58,24 +58,52 @@ pub fn system_prompt(
 
 /// Checkpoint messages → the neutral request. Instruction messages become the system prompt;
 /// tool results travel in user messages, as every wire format expects them next to the user.
-pub fn to_llm_messages(messages: &[Message]) -> (String, Vec<llm::Message>) {
-    let mut system = Vec::new();
-    let mut out = Vec::new();
-    for message in messages {
-        match message {
-            Message::InstructionMessage { .. } => system.push(message.text()),
-            Message::UserMessage { contents, .. } | Message::ToolMessage { contents, .. } => out
-                .push(llm::Message {
-                    role: llm::Role::User,
-                    parts: contents.iter().filter_map(to_llm_part).collect(),
+pub fn to_llm_messages<'a>(
+    messages: impl IntoIterator<Item = &'a Message>,
+) -> (String, Vec<llm::Message>) {
+    let mut converted = LlmMessages::default();
+    converted.extend(messages);
+    (converted.system, converted.messages)
+}
+
+/// Checkpoint messages converted so far; more can be added at the end, as a run's conversation
+/// grows, without converting the earlier ones again.
+#[derive(Debug, Default)]
+pub(super) struct LlmMessages {
+    pub(super) system: String,
+    pub(super) messages: Vec<llm::Message>,
+    instructions: usize,
+}
+
+impl LlmMessages {
+    pub(super) fn extend<'a>(&mut self, messages: impl IntoIterator<Item = &'a Message>) {
+        for message in messages {
+            let (role, contents) = match message {
+                Message::InstructionMessage { .. } => {
+                    if self.instructions > 0 {
+                        self.system.push_str("\n\n");
+                    }
+                    self.system.push_str(&message.text());
+                    self.instructions += 1;
+                    continue;
+                }
+                Message::UserMessage { contents, .. } | Message::ToolMessage { contents, .. } => {
+                    (llm::Role::User, contents)
+                }
+                Message::ExpertMessage { contents, .. } => (llm::Role::Assistant, contents),
+            };
+            let parts = contents.iter().filter_map(to_llm_part);
+            // Providers want roles to alternate: a tool result followed by a retry note is one
+            // user turn.
+            match self.messages.last_mut() {
+                Some(last) if last.role == role => last.parts.extend(parts),
+                _ => self.messages.push(llm::Message {
+                    role,
+                    parts: parts.collect(),
                 }),
-            Message::ExpertMessage { contents, .. } => out.push(llm::Message {
-                role: llm::Role::Assistant,
-                parts: contents.iter().filter_map(to_llm_part).collect(),
-            }),
+            }
         }
     }
-    (system.join("\n\n"), merge_adjacent(out))
 }
 
 fn to_llm_part(part: &Part) -> Option<llm::Part> {
@@ -134,18 +162,6 @@ fn to_llm_part(part: &Part) -> Option<llm::Part> {
             signature: signature.clone(),
         },
     })
-}
-
-/// Providers want roles to alternate: a tool result followed by a retry note is one user turn.
-fn merge_adjacent(messages: Vec<llm::Message>) -> Vec<llm::Message> {
-    let mut out: Vec<llm::Message> = Vec::with_capacity(messages.len());
-    for message in messages {
-        match out.last_mut() {
-            Some(last) if last.role == message.role => last.parts.extend(message.parts),
-            _ => out.push(message),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! feeds the results back, for one run and, recursively, for the runs it delegates to.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::future::BoxFuture;
 use serde_json::json;
@@ -13,11 +13,13 @@ use super::calls::Origin;
 use super::checkpoint::{Checkpoint, CheckpointStatus, ExpertRef};
 use super::control::{Control, PausePoint};
 use super::event::{EventKind, RunIds};
+use super::frozen::Frozen;
 use super::generate::PendingRequest;
 use super::id::{new_id, now_millis};
 use super::machine::{Effect, Input, Machine, ToolKind};
 use super::message::{Message, ToolResult};
 use super::prompt;
+use super::request::RunRequest;
 use crate::definition::Expert;
 use crate::skills::workspace::Workspace;
 use crate::skills::{
@@ -109,6 +111,8 @@ pub(super) struct Driver {
     forward: Option<tokio::task::JoinHandle<()>>,
     pub(super) tools: Vec<ToolDefinition>,
     pub(super) kinds: HashMap<String, ToolKind>,
+    /// Kept from step to step, so each step converts only its new messages.
+    pub(super) request: Mutex<RunRequest>,
 }
 
 impl Driver {
@@ -131,6 +135,7 @@ impl Driver {
             job: job.clone(),
             ids: ids.clone(),
         };
+        let request = Mutex::new(RunRequest::new(job.reasoning, spec.expert_key.clone()));
         Driver {
             job,
             spec,
@@ -141,6 +146,7 @@ impl Driver {
             forward: None,
             tools: Vec::new(),
             kinds: HashMap::new(),
+            request,
         }
     }
 
@@ -220,6 +226,10 @@ impl Driver {
             );
             self.tools.push(tool);
         }
+        self.request
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .offer_tools(self.tools.clone());
         Ok(())
     }
 
@@ -281,10 +291,10 @@ impl Driver {
                     checkpoint.run_id = self.ids.run_id.clone();
                     // A fork runs under the definitions as they are now: its system prompt is
                     // made anew from them; the conversation is the checkpoint's.
-                    if let Some(first @ Message::InstructionMessage { .. }) =
-                        checkpoint.messages.first_mut()
-                    {
-                        *first = Message::instruction(self.system_prompt());
+                    if let Some(first) = checkpoint.messages.first_mut() {
+                        if matches!(**first, Message::InstructionMessage { .. }) {
+                            *first = Frozen::new(Message::instruction(self.system_prompt()));
+                        }
                     }
                 }
                 checkpoint.job_id = self.job.job_id.clone();
@@ -573,9 +583,9 @@ impl Driver {
 
 /// A run stopped between a model's tool calls and their results (killed, cancelled) cannot send
 /// that conversation again: providers refuse calls without results. The answer is asked anew.
-fn drop_unanswered_calls(messages: &mut Vec<Message>) {
+fn drop_unanswered_calls(messages: &mut Vec<Frozen<Message>>) {
     let unanswered = matches!(
-        messages.last(),
+        messages.last().map(|m| &**m),
         Some(Message::ExpertMessage { contents, .. })
             if contents.iter().any(|p| matches!(p, super::message::Part::ToolCallPart { .. }))
     );

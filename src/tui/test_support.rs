@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::definition::{Config, parse_str};
 use crate::runtime::checkpoint::{Checkpoint, CheckpointError, CheckpointStatus, ExpertRef, Usage};
 use crate::runtime::event::{EventKind, RunEvent, Step, WireRequest};
+use crate::runtime::frozen::Frozen;
 use crate::runtime::message::{Message, Part, ToolCall, ToolResult};
 use crate::tool::ToolOutput;
 
@@ -208,7 +209,7 @@ impl Script {
             expert,
             step,
             EventKind::StartGeneration {
-                messages: Arc::new(messages),
+                messages: Arc::new(messages.into_iter().map(Into::into).collect()),
             },
         );
         self.push(
@@ -566,6 +567,10 @@ pub fn big_run(messages: usize, bytes: usize) -> Script {
 
 pub const FORK: &str = "run-fork-0004";
 
+fn plain(messages: &[Frozen<Message>]) -> Vec<Message> {
+    messages.iter().map(|m| (**m).clone()).collect()
+}
+
 /// An event of a top-level run (a fork has no parent), at a fixed time after `T0`.
 pub fn top_level_event(run: &str, expert: &str, step: u64, at: u64, kind: EventKind) -> RunEvent {
     RunEvent {
@@ -585,23 +590,23 @@ pub fn top_level_event(run: &str, expert: &str, step: u64, at: u64, kind: EventK
 pub fn fork_run(origin: &Checkpoint, instruction: &str) -> Vec<RunEvent> {
     let expert = origin.expert.key.as_str();
     let step = origin.step_number + 1;
-    let mut messages = vec![Message::InstructionMessage {
+    let mut messages: Vec<Frozen<Message>> = vec![Frozen::new(Message::InstructionMessage {
         id: "m-sys".into(),
         contents: vec![text("p-sys", instruction)],
         cache: true,
-    }];
+    })];
     messages.extend(origin.messages.iter().skip(1).cloned());
     let mut start = (*checkpoint(FORK, expert, step, CheckpointStatus::Init, origin.usage)).clone();
     start.forked_from = Some(origin.id.clone());
     start.messages = messages.clone();
-    messages.push(Message::ExpertMessage {
+    messages.push(Frozen::new(Message::ExpertMessage {
         id: "m-fork-answer".into(),
         contents: vec![text("p-fork-answer", "Release notes, take two.")],
-    });
+    }));
     let mut done = start.clone();
     done.id = format!("cp-{FORK}-{step}");
     done.status = CheckpointStatus::Completed;
-    done.messages = messages.clone();
+    done.messages = messages;
     let done = Arc::new(done);
     let mut at = 60_000;
     let mut event = |kind| {
@@ -617,7 +622,7 @@ pub fn fork_run(origin: &Checkpoint, instruction: &str) -> Vec<RunEvent> {
             messages: Arc::new(start.messages.clone()),
         }),
         event(EventKind::LlmRequest {
-            request: request(&start.messages),
+            request: request(&plain(&start.messages)),
             attempt: 1,
         }),
         event(EventKind::CompleteRun {

@@ -90,7 +90,10 @@ fn label(entry: &TimelineEntry) -> String {
 /// The text one side of a diff shows: pretty JSON, so a change is a few lines, not one.
 fn side_text(state: &AppState, entry: &TimelineEntry, source: DiffSource) -> String {
     let text = match source {
-        DiffSource::Messages => serde_json::to_string_pretty(&entry.checkpoint.messages).ok(),
+        // Through a `Value`: messages carry their JSON compact, one line each.
+        DiffSource::Messages => serde_json::to_value(&entry.checkpoint.messages)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok()),
         DiffSource::Requests => state
             .runs
             .get(&entry.run_id)
