@@ -56,11 +56,11 @@ pub struct ExpertSpans<'t> {
     pub delegates: Vec<Span>,
 }
 
-pub type SpanMap<'t> = IndexMap<&'t str, ExpertSpans<'t>>;
+pub type SpanMap<'t> = IndexMap<&'t str, ExpertSpans<'t>, foldhash::fast::RandomState>;
 
-pub fn config<'t>(walker: &mut Walker, root: &'t Table<'_>) -> (Config, SpanMap<'t>) {
+pub fn config<'t>(walker: &mut Walker, root: Table<'t, '_>) -> (Config, SpanMap<'t>) {
     walker.check_keys(root, TOP_KEYS, Place::Top);
-    let mut spans = SpanMap::new();
+    let mut spans = SpanMap::default();
     let mut config = Config {
         model: walker.string(root, "model", Place::Top),
         reasoning_budget: reasoning_budget(walker, root),
@@ -114,7 +114,7 @@ pub fn config<'t>(walker: &mut Walker, root: &'t Table<'_>) -> (Config, SpanMap<
     (config, spans)
 }
 
-fn reasoning_budget(walker: &mut Walker, root: &Table<'_>) -> Option<ReasoningBudget> {
+fn reasoning_budget(walker: &mut Walker, root: Table<'_, '_>) -> Option<ReasoningBudget> {
     let (_, value) = entry(root, "reasoningBudget")?;
     let help = format!(
         "use one of {} or a number of tokens",
@@ -122,7 +122,7 @@ fn reasoning_budget(walker: &mut Walker, root: &Table<'_>) -> Option<ReasoningBu
             .map(|n| format!("\"{n}\""))
             .join(", ")
     );
-    match value.get_ref() {
+    match value.value() {
         Value::String(name) => match ReasoningBudget::from_name(name) {
             Some(budget) => Some(budget),
             None => {
@@ -156,9 +156,9 @@ fn reasoning_budget(walker: &mut Walker, root: &Table<'_>) -> Option<ReasoningBu
     }
 }
 
-fn base_skill_command(walker: &mut Walker, root: &Table<'_>) -> Option<Vec<String>> {
+fn base_skill_command(walker: &mut Walker, root: Table<'_, '_>) -> Option<Vec<String>> {
     let (_, value) = entry(root, "perstackBaseSkillCommand")?;
-    if let Value::String(command) = value.get_ref() {
+    if let Value::String(command) = value.value() {
         return Some(vec![command.to_string()]);
     }
     walker.strings(root, "perstackBaseSkillCommand", Place::Top)
@@ -207,7 +207,7 @@ fn check_url(walker: &mut Walker, key: &str, text: &str, span: Span) -> Option<S
     }
 }
 
-fn provider(walker: &mut Walker, table: &Table<'_>, table_span: Span) -> Option<Provider> {
+fn provider(walker: &mut Walker, table: Table<'_, '_>, table_span: Span) -> Option<Provider> {
     walker.check_keys(table, PROVIDER_KEYS, Place::Provider);
     let names = ProviderName::ALL.map(|p| p.as_str());
     let provider_name = match walker.str(table, "providerName", Place::Provider) {
@@ -251,7 +251,7 @@ fn provider(walker: &mut Walker, table: &Table<'_>, table_span: Span) -> Option<
     })
 }
 
-fn provider_setting(walker: &mut Walker, table: &Table<'_>) -> ProviderSetting {
+fn provider_setting(walker: &mut Walker, table: Table<'_, '_>) -> ProviderSetting {
     let mut setting = ProviderSetting {
         base_url: walker
             .str(table, "baseUrl", Place::ProviderSetting)
@@ -261,7 +261,7 @@ fn provider_setting(walker: &mut Walker, table: &Table<'_>) -> ProviderSetting {
     if let Some((headers, _)) = walker.table(table, "headers", Place::ProviderSetting) {
         let mut map = IndexMap::new();
         for (name, value) in headers.iter() {
-            match value.get_ref() {
+            match value.value() {
                 Value::String(v) => {
                     map.insert(name.get_ref().to_string(), v.to_string());
                 }
@@ -311,7 +311,7 @@ fn check_expert_key(walker: &mut Walker, name: &str, span: Span) {
 fn expert<'t>(
     walker: &mut Walker,
     name: &str,
-    table: &'t Table<'_>,
+    table: Table<'t, '_>,
     key_span: Span,
     spans: &mut ExpertSpans<'t>,
 ) -> Option<Expert> {
@@ -460,7 +460,7 @@ fn skill(
     expert: &str,
     name: &str,
     key_span: Span,
-    value: &Node<'_>,
+    value: Node<'_, '_>,
 ) -> Option<Skill> {
     let place = Place::Skill {
         expert,
@@ -505,7 +505,7 @@ fn skill(
 
 fn stdio_skill(
     walker: &mut Walker,
-    table: &Table<'_>,
+    table: Table<'_, '_>,
     place: Place<'_>,
     key_span: Span,
 ) -> Option<McpStdioSkill> {
@@ -567,7 +567,7 @@ fn stdio_skill(
 
 fn sse_skill(
     walker: &mut Walker,
-    table: &Table<'_>,
+    table: Table<'_, '_>,
     place: Place<'_>,
     key_span: Span,
 ) -> Option<McpSseSkill> {
@@ -597,7 +597,7 @@ fn sse_skill(
 
 fn interactive_skill(
     walker: &mut Walker,
-    table: &Table<'_>,
+    table: Table<'_, '_>,
     place: Place<'_>,
     key_span: Span,
 ) -> Option<InteractiveSkill> {

@@ -14,23 +14,24 @@ use toml_parser::parser::{
 };
 use toml_parser::{ErrorSink, ParseError, Source, Span};
 
-use super::tree::{Key, Node, Table, Value};
+use super::tree::{Document, Key, Slot, Stored, TableHead};
 
 /// How deep arrays and inline tables may nest, and how long a header may be, as in `toml`.
 const DEPTH_LIMIT: u32 = 80;
 
-pub fn build(input: &str) -> Option<Table<'_>> {
+pub fn build(input: &str) -> Option<Document<'_>> {
     let source = Source::new(input);
     let tokens = source.lex().into_vec();
+    // Sized from the tokens so that a large file rarely regrows them.
     let mut builder = Builder {
         source,
-        root: Table::default(),
-        current: Table::default(),
+        doc: Document::with_capacity(tokens.len() / 8, tokens.len() / 32),
+        current: TableHead::new(false),
         current_header: None,
-        parent_path: Vec::new(),
         keys: Vec::new(),
         pending: None,
         open: Vec::new(),
+        items: Vec::new(),
         header_start: None,
         ok: true,
     };
@@ -47,7 +48,7 @@ pub fn build(input: &str) -> Option<Table<'_>> {
         && builder.keys.is_empty()
         && builder.pending.is_none()
         && builder.header_start.is_none();
-    done.then_some(builder.root)
+    done.then_some(builder.doc)
 }
 
 /// Only whether anything went wrong matters here; `toml` words the errors.
@@ -61,32 +62,33 @@ impl ErrorSink for Failed {
 
 /// A value still being written: an array or inline table whose closing bracket is to come.
 enum Open<'i> {
-    Array {
-        start: usize,
-        items: Vec<Node<'i>>,
-    },
+    /// Its items so far are those of [`Builder::items`] from `first`.
+    Array { start: usize, first: usize },
     Inline {
         start: usize,
-        table: Table<'i>,
+        table: TableHead,
         key: Option<Key<'i>>,
     },
 }
 
+/// A table that headers add to: the root, or the table entry at a position.
+type TableAt = Option<usize>;
+
 struct Builder<'i> {
     source: Source<'i>,
-    root: Table<'i>,
+    doc: Document<'i>,
     /// The table `key = value` lines go to: the root until the first header, then the table of
     /// the last header, which joins its parent when the next header starts (as in `toml`).
-    current: Table<'i>,
-    /// The last header's key and span.
-    current_header: Option<(Key<'i>, std::ops::Range<usize>)>,
-    /// Positions leading from the root to the parent of the last header's table.
-    parent_path: Vec<usize>,
+    current: TableHead,
+    /// The last header's key, span and parent table.
+    current_header: Option<(Key<'i>, std::ops::Range<usize>, TableAt)>,
     /// Keys read since the last `=` or header.
     keys: Vec<Key<'i>>,
     /// The key of a `key = value` line whose value is still being read.
     pending: Option<Key<'i>>,
     open: Vec<Open<'i>>,
+    /// Items of the open arrays, innermost last.
+    items: Vec<Slot<'i>>,
     /// Where the header being read starts, between `[` and `]`.
     header_start: Option<usize>,
     /// False once the file turns out to need `toml`; what follows is then only skimmed.
@@ -111,27 +113,29 @@ impl<'i> Builder<'i> {
 
     /// A finished value goes to the innermost open array or inline table, else to the table of
     /// the last header under the key just read.
-    fn place(&mut self, node: Node<'i>) {
+    fn place(&mut self, slot: Slot<'i>) {
         match self.open.last_mut() {
-            Some(Open::Array { items, .. }) => items.push(node),
+            Some(Open::Array { .. }) => self.items.push(slot),
             Some(Open::Inline { table, key, .. }) => match key.take() {
-                Some(key) => self.ok &= insert(table, key, node),
+                Some(key) => self.ok &= insert(&mut self.doc, table, key, slot),
                 None => self.ok = false,
             },
             None => match self.pending.take() {
-                Some(key) => self.ok &= insert(&mut self.current, key, node),
+                Some(key) => self.ok &= insert(&mut self.doc, &mut self.current, key, slot),
                 None => self.ok = false,
             },
         }
     }
 
     fn finish_table(&mut self) {
-        let table = std::mem::take(&mut self.current);
+        let table = std::mem::replace(&mut self.current, TableHead::new(false));
         match self.current_header.take() {
-            None => self.root = table,
-            Some((key, span)) => match table_at(&mut self.root, &self.parent_path) {
-                Some(parent) => {
-                    parent.push(key, Spanned::new(span, Value::Table(table)));
+            None => self.doc.root = table,
+            Some((key, span, parent)) => match self.table(parent) {
+                Some(mut head) => {
+                    self.doc
+                        .push(&mut head, key, Spanned::new(span, Stored::Table(table)));
+                    self.set_table(parent, head);
                 }
                 None => self.ok = false,
             },
@@ -142,7 +146,6 @@ impl<'i> Builder<'i> {
     fn header(&mut self, start: usize, end: usize) {
         self.finish_table();
         let mut keys = std::mem::take(&mut self.keys);
-        self.parent_path.clear();
         if keys.len() >= DEPTH_LIMIT as usize {
             self.ok = false;
             return;
@@ -151,49 +154,63 @@ impl<'i> Builder<'i> {
             self.ok = false;
             return;
         };
-        let mut table = &mut self.root;
+        let mut parent: TableAt = None;
         for key in keys.drain(..) {
-            let at = match table.position(key.get_ref()) {
+            let Some(mut head) = self.table(parent) else {
+                self.ok = false;
+                return;
+            };
+            let at = match self.doc.position(&head, key.get_ref()) {
                 Some(at) => at,
                 None => {
                     let span = key.span();
-                    table.push(key, Spanned::new(span, Value::Table(Table::default())))
+                    let implicit = Stored::Table(TableHead::new(false));
+                    let at = self.doc.push(&mut head, key, Spanned::new(span, implicit));
+                    self.set_table(parent, head);
+                    at
                 }
             };
-            self.parent_path.push(at);
-            table = match table.node_mut(at).map(|node| node.get_mut()) {
-                Some(Value::Table(child)) if !child.is_inline() => child,
-                _ => {
-                    self.ok = false;
-                    return;
+            parent = Some(at);
+        }
+        match self.table(parent) {
+            Some(head) if self.doc.position(&head, last.get_ref()).is_none() => {
+                self.current_header = Some((last, start..end, parent));
+                self.keys = keys;
+            }
+            _ => self.ok = false,
+        }
+    }
+
+    /// The table headers may add to at `at`; none if it is not one, or is written inline.
+    fn table(&self, at: TableAt) -> Option<TableHead> {
+        let head = match at {
+            None => self.doc.root,
+            Some(at) => match self.doc.slot(at)?.get_ref() {
+                Stored::Table(head) => *head,
+                _ => return None,
+            },
+        };
+        (!head.is_inline()).then_some(head)
+    }
+
+    fn set_table(&mut self, at: TableAt, head: TableHead) {
+        match at {
+            None => self.doc.root = head,
+            Some(at) => {
+                if let Some(Stored::Table(table)) = self.doc.slot_mut(at).map(|s| s.get_mut()) {
+                    *table = head;
                 }
-            };
+            }
         }
-        if table.position(last.get_ref()).is_some() {
-            self.ok = false;
-            return;
-        }
-        self.current_header = Some((last, start..end));
-        self.keys = keys;
     }
 }
 
-fn insert<'i>(table: &mut Table<'i>, key: Key<'i>, node: Node<'i>) -> bool {
-    if table.position(key.get_ref()).is_some() {
+fn insert<'i>(doc: &mut Document<'i>, table: &mut TableHead, key: Key<'i>, slot: Slot<'i>) -> bool {
+    if doc.position(table, key.get_ref()).is_some() {
         return false;
     }
-    table.push(key, node);
+    doc.push(table, key, slot);
     true
-}
-
-fn table_at<'t, 'i>(mut table: &'t mut Table<'i>, path: &[usize]) -> Option<&'t mut Table<'i>> {
-    for &at in path {
-        table = match table.node_mut(at)?.get_mut() {
-            Value::Table(child) => child,
-            _ => return None,
-        };
-    }
-    Some(table)
 }
 
 impl EventReceiver for Builder<'_> {
@@ -216,7 +233,7 @@ impl EventReceiver for Builder<'_> {
     fn inline_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
         self.open.push(Open::Inline {
             start: span.start(),
-            table: Table::inline(),
+            table: TableHead::new(true),
             key: None,
         });
         true
@@ -228,7 +245,7 @@ impl EventReceiver for Builder<'_> {
                 start,
                 table,
                 key: None,
-            }) => self.place(Spanned::new(start..span.end(), Value::Table(table))),
+            }) => self.place(Spanned::new(start..span.end(), Stored::Table(table))),
             _ => self.ok = false,
         }
     }
@@ -236,15 +253,16 @@ impl EventReceiver for Builder<'_> {
     fn array_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
         self.open.push(Open::Array {
             start: span.start(),
-            items: Vec::new(),
+            first: self.items.len(),
         });
         true
     }
 
     fn array_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
         match self.open.pop() {
-            Some(Open::Array { start, items }) => {
-                self.place(Spanned::new(start..span.end(), Value::Array(items)))
+            Some(Open::Array { start, first }) if first <= self.items.len() => {
+                let items = self.doc.push_items(self.items.drain(first..));
+                self.place(Spanned::new(start..span.end(), Stored::Array(items)))
             }
             _ => self.ok = false,
         }
@@ -281,17 +299,17 @@ impl EventReceiver for Builder<'_> {
         };
         let mut decoded = Cow::Borrowed("");
         let value = match raw.decode_scalar(&mut decoded, error) {
-            ScalarKind::String => Value::String(decoded),
-            ScalarKind::Boolean(b) => Value::Boolean(b),
+            ScalarKind::String => Stored::String(decoded),
+            ScalarKind::Boolean(b) => Stored::Boolean(b),
             ScalarKind::DateTime => match decoded.parse() {
-                Ok(datetime) => Value::Datetime(datetime),
+                Ok(datetime) => Stored::Datetime(datetime),
                 Err(_) => {
                     self.ok = false;
                     return;
                 }
             },
-            ScalarKind::Float => Value::Float(decoded),
-            ScalarKind::Integer(radix) => Value::Integer(decoded, radix.value()),
+            ScalarKind::Float => Stored::Float(decoded),
+            ScalarKind::Integer(radix) => Stored::Integer(decoded, radix.value()),
         };
         self.place(Spanned::new(span.start()..span.end(), value));
     }

@@ -2,6 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use foldhash::fast::RandomState;
+
 use super::diagnostic::closest;
 use super::model::*;
 use super::parse::{ExpertSpans, SpanMap};
@@ -9,8 +11,8 @@ use super::walk::Walker;
 
 pub fn check(walker: &mut Walker, config: &Config, spans: &SpanMap<'_>) {
     // Emptied for each Expert rather than made anew, so a thousand Experts cost two allocations.
-    let mut seen = HashSet::new();
-    let mut owners = HashMap::new();
+    let mut seen = HashSet::default();
+    let mut owners = HashMap::default();
     for (key, expert) in &config.experts {
         let Some(expert_spans) = spans.get(key.as_str()) else {
             continue;
@@ -28,7 +30,7 @@ fn check_delegates<'c>(
     key: &str,
     expert: &'c Expert,
     spans: &ExpertSpans<'_>,
-    seen: &mut HashSet<&'c str>,
+    seen: &mut HashSet<&'c str, RandomState>,
 ) {
     seen.clear();
     for (index, delegate) in expert.delegates().iter().enumerate() {
@@ -107,7 +109,7 @@ fn check_tool_names<'c>(
     key: &str,
     expert: &'c Expert,
     spans: &ExpertSpans<'_>,
-    owners: &mut HashMap<&'c str, Owner<'c>>,
+    owners: &mut HashMap<&'c str, Owner<'c>, RandomState>,
 ) {
     owners.clear();
     for (name, skill) in expert.skills.iter().flat_map(|s| s.iter()) {

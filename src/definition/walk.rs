@@ -3,10 +3,10 @@
 use std::ops::Range;
 
 use super::diagnostic::{Severity, closest};
-use super::tree::{Key, Node, Table, Value};
+use super::tree::{Key, List, Node, Table, Value};
 
 pub type Span = Range<usize>;
-pub type Entry<'t, 'i> = (&'t Key<'i>, &'t Node<'i>);
+pub type Entry<'t, 'i> = (&'t Key<'i>, Node<'t, 'i>);
 
 /// Where a value stands, named the way messages name it. Built without allocating, since most
 /// places never need to be written out.
@@ -86,7 +86,7 @@ impl Walker {
     }
 
     /// Unknown keys are warnings, never fatal: real files carry misplaced keys.
-    pub fn check_keys(&mut self, table: &Table<'_>, known: &[&str], place: Place<'_>) {
+    pub fn check_keys(&mut self, table: Table<'_, '_>, known: &[&str], place: Place<'_>) {
         for (key, _) in table.iter() {
             let name = key.get_ref().as_ref();
             if known.contains(&name) {
@@ -105,13 +105,13 @@ impl Walker {
         }
     }
 
-    fn wrong_type(&mut self, key: &str, place: Place<'_>, expected: &str, value: &Node<'_>) {
+    fn wrong_type(&mut self, key: &str, place: Place<'_>, expected: &str, value: Node<'_, '_>) {
         self.error(
             "wrong-type",
             value.span(),
             format!(
                 "`{key}` in {place} must be {expected}, found {}",
-                describe(value.get_ref())
+                describe(value.value())
             ),
             None,
         );
@@ -120,12 +120,12 @@ impl Walker {
     /// A string, borrowed from the file.
     pub fn str<'t>(
         &mut self,
-        table: &'t Table<'_>,
+        table: Table<'t, '_>,
         key: &str,
         place: Place<'_>,
     ) -> Option<(&'t str, Span)> {
         let (_, value) = entry(table, key)?;
-        match value.get_ref() {
+        match value.value() {
             Value::String(s) => Some((s, value.span())),
             _ => {
                 self.wrong_type(key, place, "a string", value);
@@ -134,14 +134,14 @@ impl Walker {
         }
     }
 
-    pub fn string(&mut self, table: &Table<'_>, key: &str, place: Place<'_>) -> Option<String> {
+    pub fn string(&mut self, table: Table<'_, '_>, key: &str, place: Place<'_>) -> Option<String> {
         self.str(table, key, place).map(|(s, _)| s.to_owned())
     }
 
-    pub fn boolean(&mut self, table: &Table<'_>, key: &str, place: Place<'_>) -> Option<bool> {
+    pub fn boolean(&mut self, table: Table<'_, '_>, key: &str, place: Place<'_>) -> Option<bool> {
         let (_, value) = entry(table, key)?;
-        match value.get_ref() {
-            Value::Boolean(b) => Some(*b),
+        match value.value() {
+            Value::Boolean(b) => Some(b),
             _ => {
                 self.wrong_type(key, place, "true or false", value);
                 None
@@ -152,14 +152,14 @@ impl Walker {
     /// A whole number no smaller than `min`.
     pub fn integer(
         &mut self,
-        table: &Table<'_>,
+        table: Table<'_, '_>,
         key: &str,
         place: Place<'_>,
         min: u64,
     ) -> Option<u64> {
         let (_, value) = entry(table, key)?;
-        let parsed = match value.get_ref() {
-            Value::Integer(digits, radix) => i64::from_str_radix(digits, *radix).ok(),
+        let parsed = match value.value() {
+            Value::Integer(digits, radix) => i64::from_str_radix(digits, radix).ok(),
             _ => {
                 self.wrong_type(key, place, "a whole number", value);
                 return None;
@@ -192,18 +192,18 @@ impl Walker {
 
     pub fn string_list<'t, 'i>(
         &mut self,
-        table: &'t Table<'i>,
+        table: Table<'t, 'i>,
         key: &str,
         place: Place<'_>,
     ) -> Option<StringList<'t, 'i>> {
         let (_, value) = entry(table, key)?;
-        let Value::Array(items) = value.get_ref() else {
+        let Value::Array(items) = value.value() else {
             self.wrong_type(key, place, "a list of strings", value);
             return None;
         };
         let mut ok = true;
-        for item in items {
-            if let Value::String(_) = item.get_ref() {
+        for item in items.iter() {
+            if let Value::String(_) = item.value() {
                 continue;
             }
             ok = false;
@@ -212,7 +212,7 @@ impl Walker {
                 item.span(),
                 format!(
                     "every item of `{key}` in {place} must be a string, found {}",
-                    describe(item.get_ref())
+                    describe(item.value())
                 ),
                 None,
             );
@@ -222,7 +222,7 @@ impl Walker {
 
     pub fn strings(
         &mut self,
-        table: &Table<'_>,
+        table: Table<'_, '_>,
         key: &str,
         place: Place<'_>,
     ) -> Option<Vec<String>> {
@@ -232,12 +232,12 @@ impl Walker {
 
     pub fn table<'t, 'i>(
         &mut self,
-        table: &'t Table<'i>,
+        table: Table<'t, 'i>,
         key: &str,
         place: Place<'_>,
-    ) -> Option<(&'t Table<'i>, Span)> {
+    ) -> Option<(Table<'t, 'i>, Span)> {
         let (key_span, value) = entry(table, key)?;
-        match value.get_ref() {
+        match value.value() {
             Value::Table(t) => Some((t, key_span.span())),
             _ => {
                 self.wrong_type(key, place, "a table", value);
@@ -249,11 +249,11 @@ impl Walker {
     /// A value that must be a table (an Expert, a skill, a tool); anything else is reported.
     pub fn expect_table<'t, 'i>(
         &mut self,
-        value: &'t Node<'i>,
+        value: Node<'t, 'i>,
         place: Place<'_>,
         help: impl FnOnce() -> Option<String>,
-    ) -> Option<&'t Table<'i>> {
-        match value.get_ref() {
+    ) -> Option<Table<'t, 'i>> {
+        match value.value() {
             Value::Table(table) => Some(table),
             other => {
                 self.error(
@@ -268,10 +268,10 @@ impl Walker {
     }
 
     /// A value kept as written (provider-specific settings, `runtime`).
-    pub fn plain_value(&mut self, value: &Node<'_>) -> Option<toml::Value> {
-        Some(match value.get_ref() {
+    pub fn plain_value(&mut self, value: Node<'_, '_>) -> Option<toml::Value> {
+        Some(match value.value() {
             Value::String(s) => toml::Value::String(s.to_string()),
-            Value::Integer(digits, radix) => match i64::from_str_radix(digits, *radix) {
+            Value::Integer(digits, radix) => match i64::from_str_radix(digits, radix) {
                 Ok(n) => toml::Value::Integer(n),
                 Err(_) => {
                     self.error(
@@ -287,7 +287,7 @@ impl Walker {
                 Ok(x) => toml::Value::Float(x),
                 Err(_) => toml::Value::Float(f64::NAN),
             },
-            Value::Boolean(b) => toml::Value::Boolean(*b),
+            Value::Boolean(b) => toml::Value::Boolean(b),
             Value::Datetime(d) => toml::Value::Datetime(*d),
             Value::Array(items) => {
                 toml::Value::Array(items.iter().filter_map(|v| self.plain_value(v)).collect())
@@ -307,7 +307,7 @@ impl Walker {
 
 /// A list whose items were all found to be strings.
 #[derive(Clone, Copy)]
-pub struct StringList<'t, 'i>(&'t [Node<'i>]);
+pub struct StringList<'t, 'i>(List<'t, 'i>);
 
 impl<'t> StringList<'t, '_> {
     pub fn len(self) -> usize {
@@ -321,18 +321,18 @@ impl<'t> StringList<'t, '_> {
     }
 
     pub fn iter(self) -> impl Iterator<Item = (&'t str, Span)> {
-        self.0.iter().filter_map(|item| match item.get_ref() {
-            Value::String(s) => Some((s.as_ref(), item.span())),
+        self.0.iter().filter_map(|item| match item.value() {
+            Value::String(s) => Some((s, item.span())),
             _ => None,
         })
     }
 }
 
-pub fn entry<'t, 'i>(table: &'t Table<'i>, key: &str) -> Option<Entry<'t, 'i>> {
+pub fn entry<'t, 'i>(table: Table<'t, 'i>, key: &str) -> Option<Entry<'t, 'i>> {
     table.get(key)
 }
 
-pub fn describe(value: &Value<'_>) -> &'static str {
+pub fn describe(value: Value<'_, '_>) -> &'static str {
     match value {
         Value::String(_) => "a string",
         Value::Integer(..) => "a whole number",
