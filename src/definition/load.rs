@@ -3,12 +3,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use toml::de::DeTable;
-
 use super::diagnostic::{Diagnostic, LineIndex};
 use super::model::Config;
 use super::walk::Walker;
-use super::{parse, validate};
+use super::{parse, tree, validate};
 
 pub const CONFIG_FILE_NAME: &str = "perstack.toml";
 
@@ -122,7 +120,10 @@ pub fn parse_bytes(
 /// (errors and warnings) in file order. Never panics, whatever the input.
 pub fn parse_str(source: &str, path: &Path) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut walker = Walker::default();
-    let (root, syntax_errors) = DeTable::parse_recoverable(source);
+    let (document, syntax_errors) = match tree::parse(source) {
+        Ok(document) => (Some(document), Vec::new()),
+        Err(errors) => (None, errors),
+    };
     for err in &syntax_errors {
         let span = err.span().unwrap_or(0..0);
         let message = err.message().trim().to_string();
@@ -133,13 +134,12 @@ pub fn parse_str(source: &str, path: &Path) -> Result<(Config, Vec<Diagnostic>),
             Some(syntax_help(&message)),
         );
     }
-    let (config, spans) = if syntax_errors.is_empty() {
-        parse::config(&mut walker, root.get_ref())
-    } else {
+    let (config, spans) = match &document {
+        Some(document) => parse::config(&mut walker, document.root()),
         // A broken file gives a broken tree: report the syntax alone rather than guesses.
-        (Config::default(), Default::default())
+        None => (Config::default(), Default::default()),
     };
-    if syntax_errors.is_empty() {
+    if document.is_some() {
         validate::check(&mut walker, &config, &spans);
     }
     let mut findings = walker.findings;

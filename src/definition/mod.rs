@@ -4,6 +4,8 @@ pub mod diagnostic;
 mod load;
 pub mod model;
 mod parse;
+mod tree;
+mod tree_events;
 mod validate;
 mod walk;
 pub mod watch;

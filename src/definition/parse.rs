@@ -1,12 +1,10 @@
 //! From the spanned TOML tree to [`Config`], checking each field where it stands.
 
-use indexmap::IndexMap;
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
-
 use super::diagnostic::closest;
 use super::model::*;
+use super::tree::{Node, Table, Value};
 use super::walk::{Place, Span, Walker, describe, entry};
+use indexmap::IndexMap;
 
 const TOP_KEYS: &[&str] = &[
     "model",
@@ -47,33 +45,32 @@ const SSE_KEYS: &[&str] = &["type", "endpoint", "description", "rule", "pick", "
 const INTERACTIVE_KEYS: &[&str] = &["type", "description", "rule", "tools"];
 const INTERACTIVE_TOOL_KEYS: &[&str] = &["description", "inputJsonSchema"];
 
-/// Where the parts of each Expert stand, for the checks that look across Experts.
+/// Where the parts of each Expert stand, for the checks that look across Experts. Names are
+/// borrowed from the file.
 #[derive(Debug, Default)]
-pub struct ExpertSpans {
+pub struct ExpertSpans<'t> {
     pub key: Span,
     pub skills_key: Option<Span>,
     /// Every skill name written, including skills whose own definition has errors.
-    pub skill_names: Vec<String>,
+    pub skill_names: Vec<&'t str>,
     pub delegates: Vec<Span>,
 }
 
-pub type SpanMap = IndexMap<String, ExpertSpans>;
+pub type SpanMap<'t> = IndexMap<&'t str, ExpertSpans<'t>, foldhash::fast::RandomState>;
 
-pub fn config(walker: &mut Walker, root: &DeTable<'_>) -> (Config, SpanMap) {
+pub fn config<'t>(walker: &mut Walker, root: Table<'t, '_>) -> (Config, SpanMap<'t>) {
     walker.check_keys(root, TOP_KEYS, Place::Top);
-    let mut spans = SpanMap::new();
+    let mut spans = SpanMap::default();
     let mut config = Config {
-        model: walker.string(root, "model", Place::Top).map(|(s, _)| s),
+        model: walker.string(root, "model", Place::Top),
         reasoning_budget: reasoning_budget(walker, root),
         max_steps: walker.integer(root, "maxSteps", Place::Top, 1),
         max_retries: walker.integer(root, "maxRetries", Place::Top, 0),
         timeout: walker.integer(root, "timeout", Place::Top, 1),
-        env_path: walker
-            .string_list(root, "envPath", Place::Top)
-            .map(|items| items.into_iter().map(|(s, _)| s).collect()),
+        env_path: walker.strings(root, "envPath", Place::Top),
         runtime: entry(root, "runtime").and_then(|(_, v)| walker.plain_value(v)),
         perstack_api_base_url: walker
-            .string(root, "perstackApiBaseUrl", Place::Top)
+            .str(root, "perstackApiBaseUrl", Place::Top)
             .and_then(|(url, span)| check_url(walker, "perstackApiBaseUrl", url, span)),
         perstack_base_skill_command: base_skill_command(walker, root),
         provider: walker
@@ -82,20 +79,26 @@ pub fn config(walker: &mut Walker, root: &DeTable<'_>) -> (Config, SpanMap) {
         experts: IndexMap::new(),
     };
     if let Some((experts, experts_span)) = walker.table(root, "experts", Place::Top) {
+        config.experts.reserve(experts.len());
+        spans.reserve(experts.len());
         for (key, value) in experts.iter() {
-            let name = key.get_ref().to_string();
-            let place = Place::Expert(&name);
-            let help = format!("write it as [experts.\"{name}\"] with an `instruction`");
-            let Some(table) = walker.expect_table(value, place, Some(help)) else {
+            let name: &str = key.get_ref();
+            let place = Place::Expert(name);
+            let help = || {
+                Some(format!(
+                    "write it as [experts.\"{name}\"] with an `instruction`"
+                ))
+            };
+            let Some(table) = walker.expect_table(value, place, help) else {
                 continue;
             };
-            check_expert_key(walker, &name, key.span());
+            check_expert_key(walker, name, key.span());
             let mut expert_spans = ExpertSpans {
                 key: key.span(),
                 ..Default::default()
             };
-            if let Some(parsed) = expert(walker, &name, table, key.span(), &mut expert_spans) {
-                config.experts.insert(name.clone(), parsed);
+            if let Some(parsed) = expert(walker, name, table, key.span(), &mut expert_spans) {
+                config.experts.insert(name.to_owned(), parsed);
             }
             spans.insert(name, expert_spans);
         }
@@ -111,7 +114,7 @@ pub fn config(walker: &mut Walker, root: &DeTable<'_>) -> (Config, SpanMap) {
     (config, spans)
 }
 
-fn reasoning_budget(walker: &mut Walker, root: &DeTable<'_>) -> Option<ReasoningBudget> {
+fn reasoning_budget(walker: &mut Walker, root: Table<'_, '_>) -> Option<ReasoningBudget> {
     let (_, value) = entry(root, "reasoningBudget")?;
     let help = format!(
         "use one of {} or a number of tokens",
@@ -119,8 +122,8 @@ fn reasoning_budget(walker: &mut Walker, root: &DeTable<'_>) -> Option<Reasoning
             .map(|n| format!("\"{n}\""))
             .join(", ")
     );
-    match value.get_ref() {
-        DeValue::String(name) => match ReasoningBudget::from_name(name) {
+    match value.value() {
+        Value::String(name) => match ReasoningBudget::from_name(name) {
             Some(budget) => Some(budget),
             None => {
                 walker.error(
@@ -135,7 +138,7 @@ fn reasoning_budget(walker: &mut Walker, root: &DeTable<'_>) -> Option<Reasoning
                 None
             }
         },
-        DeValue::Integer(_) => walker
+        Value::Integer(..) => walker
             .integer(root, "reasoningBudget", Place::Top, 0)
             .map(ReasoningBudget::Tokens),
         other => {
@@ -153,19 +156,19 @@ fn reasoning_budget(walker: &mut Walker, root: &DeTable<'_>) -> Option<Reasoning
     }
 }
 
-fn base_skill_command(walker: &mut Walker, root: &DeTable<'_>) -> Option<Vec<String>> {
+fn base_skill_command(walker: &mut Walker, root: Table<'_, '_>) -> Option<Vec<String>> {
     let (_, value) = entry(root, "perstackBaseSkillCommand")?;
-    if let DeValue::String(command) = value.get_ref() {
+    if let Value::String(command) = value.value() {
         return Some(vec![command.to_string()]);
     }
-    walker
-        .string_list(root, "perstackBaseSkillCommand", Place::Top)
-        .map(|items| items.into_iter().map(|(s, _)| s).collect())
+    walker.strings(root, "perstackBaseSkillCommand", Place::Top)
 }
 
-fn check_url(walker: &mut Walker, key: &str, text: String, span: Span) -> Option<String> {
-    match url::Url::parse(&text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(text),
+fn check_url(walker: &mut Walker, key: &str, text: &str, span: Span) -> Option<String> {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Some(text.to_owned())
+        }
         Ok(_) if !text.contains("://") => {
             walker.error(
                 "invalid-url",
@@ -204,11 +207,11 @@ fn check_url(walker: &mut Walker, key: &str, text: String, span: Span) -> Option
     }
 }
 
-fn provider(walker: &mut Walker, table: &DeTable<'_>, table_span: Span) -> Option<Provider> {
+fn provider(walker: &mut Walker, table: Table<'_, '_>, table_span: Span) -> Option<Provider> {
     walker.check_keys(table, PROVIDER_KEYS, Place::Provider);
     let names = ProviderName::ALL.map(|p| p.as_str());
-    let provider_name = match walker.string(table, "providerName", Place::Provider) {
-        Some((name, span)) => match ProviderName::from_name(&name) {
+    let provider_name = match walker.str(table, "providerName", Place::Provider) {
+        Some((name, span)) => match ProviderName::from_name(name) {
             Some(p) => Some(p),
             None => {
                 let valid = names.join(", ");
@@ -216,7 +219,7 @@ fn provider(walker: &mut Walker, table: &DeTable<'_>, table_span: Span) -> Optio
                     "unknown-provider",
                     span,
                     format!("unknown providerName \"{name}\""),
-                    Some(match closest(&name, names) {
+                    Some(match closest(name, names) {
                         Some(s) => format!("did you mean \"{s}\"? Valid providers: {valid}"),
                         None => format!("valid providers: {valid}"),
                     }),
@@ -248,18 +251,18 @@ fn provider(walker: &mut Walker, table: &DeTable<'_>, table_span: Span) -> Optio
     })
 }
 
-fn provider_setting(walker: &mut Walker, table: &DeTable<'_>) -> ProviderSetting {
+fn provider_setting(walker: &mut Walker, table: Table<'_, '_>) -> ProviderSetting {
     let mut setting = ProviderSetting {
         base_url: walker
-            .string(table, "baseUrl", Place::ProviderSetting)
+            .str(table, "baseUrl", Place::ProviderSetting)
             .and_then(|(url, span)| check_url(walker, "baseUrl", url, span)),
         ..Default::default()
     };
     if let Some((headers, _)) = walker.table(table, "headers", Place::ProviderSetting) {
         let mut map = IndexMap::new();
         for (name, value) in headers.iter() {
-            match value.get_ref() {
-                DeValue::String(v) => {
+            match value.value() {
+                Value::String(v) => {
                     map.insert(name.get_ref().to_string(), v.to_string());
                 }
                 other => walker.error(
@@ -305,16 +308,16 @@ fn check_expert_key(walker: &mut Walker, name: &str, span: Span) {
     }
 }
 
-fn expert(
+fn expert<'t>(
     walker: &mut Walker,
     name: &str,
-    table: &DeTable<'_>,
+    table: Table<'t, '_>,
     key_span: Span,
-    spans: &mut ExpertSpans,
+    spans: &mut ExpertSpans<'t>,
 ) -> Option<Expert> {
     let place = Place::Expert(name);
     walker.check_keys(table, EXPERT_KEYS, place);
-    let instruction = match walker.string(table, "instruction", place) {
+    let instruction = match walker.str(table, "instruction", place) {
         Some((text, span)) => {
             if text.len() > MAX_INSTRUCTION_BYTES {
                 walker.error(
@@ -334,7 +337,7 @@ fn expert(
                     Some("say what this Expert does and how".into()),
                 );
             }
-            Some(text)
+            Some(text.to_owned())
         }
         None => {
             if entry(table, "instruction").is_none() {
@@ -350,7 +353,7 @@ fn expert(
             None
         }
     };
-    let description = walker.string(table, "description", place).map(|(text, span)| {
+    let description = walker.str(table, "description", place).map(|(text, span)| {
         let chars = text.chars().count();
         if chars > MAX_DESCRIPTION_CHARS {
             walker.error(
@@ -360,10 +363,10 @@ fn expert(
                 Some("keep the description to what a caller needs to choose this Expert".into()),
             );
         }
-        text
+        text.to_owned()
     });
-    let version = walker.string(table, "version", place).map(|(text, span)| {
-        if semver::Version::parse(&text).is_err() {
+    let version = walker.str(table, "version", place).map(|(text, span)| {
+        if semver::Version::parse(text).is_err() {
             walker.error(
                 "invalid-version",
                 span,
@@ -371,15 +374,14 @@ fn expert(
                 Some("write it as MAJOR.MINOR.PATCH, such as \"1.0.0\"".into()),
             );
         }
-        text
+        text.to_owned()
     });
     let delegates = walker.string_list(table, "delegates", place).map(|items| {
-        spans.delegates = items.iter().map(|(_, span)| span.clone()).collect();
-        items.into_iter().map(|(s, _)| s).collect()
+        spans.delegates = items.iter().map(|(_, span)| span).collect();
+        items.to_owned_vec()
     });
     let tags = walker.string_list(table, "tags", place).map(|items| {
-        if items.len() > MAX_TAGS {
-            let span = items[MAX_TAGS].1.clone();
+        if let Some((_, span)) = items.iter().nth(MAX_TAGS) {
             walker.error(
                 "too-many-tags",
                 span,
@@ -390,29 +392,28 @@ fn expert(
                 Some("keep the tags that help people find this Expert".into()),
             );
         }
-        for (tag, span) in &items {
+        for (tag, span) in items.iter() {
             if !valid_tag(tag) {
                 walker.error(
                     "invalid-tag",
-                    span.clone(),
+                    span,
                     format!("tag \"{tag}\" of {place} does not match [a-z0-9][a-z0-9_-]*"),
                     Some(format!("write it as \"{}\"", suggest_tag(tag))),
                 );
             }
         }
-        items.into_iter().map(|(s, _)| s).collect()
+        items.to_owned_vec()
     });
-    let min_runtime_version = walker
-        .string(table, "minRuntimeVersion", place)
-        .map(|(s, _)| s);
+    let min_runtime_version = walker.string(table, "minRuntimeVersion", place);
     let skills = walker.table(table, "skills", place).map(|(skills, span)| {
         spans.skills_key = Some(span);
-        let mut map = IndexMap::new();
+        spans.skill_names.reserve(skills.len());
+        let mut map = IndexMap::with_capacity(skills.len());
         for (skill_key, value) in skills.iter() {
-            let skill_name = skill_key.get_ref().to_string();
-            spans.skill_names.push(skill_name.clone());
-            if let Some(parsed) = skill(walker, name, &skill_name, skill_key.span(), value) {
-                map.insert(skill_name, parsed);
+            let skill_name: &str = skill_key.get_ref();
+            spans.skill_names.push(skill_name);
+            if let Some(parsed) = skill(walker, name, skill_name, skill_key.span(), value) {
+                map.insert(skill_name.to_owned(), parsed);
             }
         }
         map
@@ -459,15 +460,15 @@ fn skill(
     expert: &str,
     name: &str,
     key_span: Span,
-    value: &Spanned<DeValue<'_>>,
+    value: Node<'_, '_>,
 ) -> Option<Skill> {
     let place = Place::Skill {
         expert,
         skill: name,
     };
-    let table = walker.expect_table(value, place, None)?;
+    let table = walker.expect_table(value, place, || None)?;
     let valid_types = || Skill::TYPES.join(", ");
-    let Some((kind, kind_span)) = walker.string(table, "type", place) else {
+    let Some((kind, kind_span)) = walker.str(table, "type", place) else {
         if entry(table, "type").is_none() {
             walker.error(
                 "missing-field",
@@ -481,7 +482,7 @@ fn skill(
         }
         return None;
     };
-    match kind.as_str() {
+    match kind {
         "mcpStdioSkill" => stdio_skill(walker, table, place, key_span).map(Skill::McpStdio),
         "mcpSseSkill" => sse_skill(walker, table, place, key_span).map(Skill::McpSse),
         "interactiveSkill" => {
@@ -502,25 +503,14 @@ fn skill(
     }
 }
 
-fn names(
-    walker: &mut Walker,
-    table: &DeTable<'_>,
-    key: &str,
-    place: Place<'_>,
-) -> Option<Vec<String>> {
-    walker
-        .string_list(table, key, place)
-        .map(|items| items.into_iter().map(|(s, _)| s).collect())
-}
-
 fn stdio_skill(
     walker: &mut Walker,
-    table: &DeTable<'_>,
+    table: Table<'_, '_>,
     place: Place<'_>,
     key_span: Span,
 ) -> Option<McpStdioSkill> {
     walker.check_keys(table, STDIO_KEYS, place);
-    let command = walker.string(table, "command", place);
+    let command = walker.str(table, "command", place);
     if command.is_none() && entry(table, "command").is_none() {
         walker.error(
             "missing-field",
@@ -543,7 +533,7 @@ fn stdio_skill(
         }
     }
     let package_name = walker.string(table, "packageName", place);
-    let args = walker.string_list(table, "args", place);
+    let args = walker.strings(table, "args", place);
     match (&package_name, &args, entry(table, "args")) {
         (Some(_), Some(_), Some((args_key, _))) => walker.error(
             "package-and-args",
@@ -563,26 +553,26 @@ fn stdio_skill(
         _ => {}
     }
     Some(McpStdioSkill {
-        command: command?.0,
-        package_name: package_name.map(|(s, _)| s),
-        args: args.map(|items| items.into_iter().map(|(s, _)| s).collect()),
-        description: walker.string(table, "description", place).map(|(s, _)| s),
-        rule: walker.string(table, "rule", place).map(|(s, _)| s),
-        pick: names(walker, table, "pick", place),
-        omit: names(walker, table, "omit", place),
-        required_env: names(walker, table, "requiredEnv", place),
+        command: command?.0.to_owned(),
+        package_name,
+        args,
+        description: walker.string(table, "description", place),
+        rule: walker.string(table, "rule", place),
+        pick: walker.strings(table, "pick", place),
+        omit: walker.strings(table, "omit", place),
+        required_env: walker.strings(table, "requiredEnv", place),
         lazy_init: walker.boolean(table, "lazyInit", place),
     })
 }
 
 fn sse_skill(
     walker: &mut Walker,
-    table: &DeTable<'_>,
+    table: Table<'_, '_>,
     place: Place<'_>,
     key_span: Span,
 ) -> Option<McpSseSkill> {
     walker.check_keys(table, SSE_KEYS, place);
-    let endpoint = match walker.string(table, "endpoint", place) {
+    let endpoint = match walker.str(table, "endpoint", place) {
         Some((url, span)) => check_url(walker, "endpoint", url, span),
         None => {
             if entry(table, "endpoint").is_none() {
@@ -598,22 +588,22 @@ fn sse_skill(
     };
     Some(McpSseSkill {
         endpoint: endpoint?,
-        description: walker.string(table, "description", place).map(|(s, _)| s),
-        rule: walker.string(table, "rule", place).map(|(s, _)| s),
-        pick: names(walker, table, "pick", place),
-        omit: names(walker, table, "omit", place),
+        description: walker.string(table, "description", place),
+        rule: walker.string(table, "rule", place),
+        pick: walker.strings(table, "pick", place),
+        omit: walker.strings(table, "omit", place),
     })
 }
 
 fn interactive_skill(
     walker: &mut Walker,
-    table: &DeTable<'_>,
+    table: Table<'_, '_>,
     place: Place<'_>,
     key_span: Span,
 ) -> Option<InteractiveSkill> {
     walker.check_keys(table, INTERACTIVE_KEYS, place);
-    let description = walker.string(table, "description", place).map(|(s, _)| s);
-    let rule = walker.string(table, "rule", place).map(|(s, _)| s);
+    let description = walker.string(table, "description", place);
+    let rule = walker.string(table, "rule", place);
     let Some((tools_table, _)) = walker.table(table, "tools", place) else {
         if entry(table, "tools").is_none() {
             walker.error(
@@ -625,19 +615,19 @@ fn interactive_skill(
         }
         return None;
     };
-    let mut tools = IndexMap::new();
+    let mut tools = IndexMap::with_capacity(tools_table.len());
     let mut ok = true;
     for (tool_key, value) in tools_table.iter() {
-        let tool_name = tool_key.get_ref().to_string();
+        let tool_name: &str = tool_key.get_ref();
         let Place::Skill { expert, skill } = place else {
             continue;
         };
         let tool_place = Place::Tool {
             expert,
             skill,
-            tool: &tool_name,
+            tool: tool_name,
         };
-        if !valid_tool_name(&tool_name) {
+        if !valid_tool_name(tool_name) {
             walker.error(
                 "invalid-tool-name",
                 tool_key.span(),
@@ -645,15 +635,13 @@ fn interactive_skill(
                 Some("model providers reject other names; rename the tool".into()),
             );
         }
-        let Some(tool) = walker.expect_table(value, tool_place, None) else {
+        let Some(tool) = walker.expect_table(value, tool_place, || None) else {
             ok = false;
             continue;
         };
         walker.check_keys(tool, INTERACTIVE_TOOL_KEYS, tool_place);
-        let tool_description = walker
-            .string(tool, "description", tool_place)
-            .map(|(s, _)| s);
-        let Some((schema, span)) = walker.string(tool, "inputJsonSchema", tool_place) else {
+        let tool_description = walker.string(tool, "description", tool_place);
+        let Some((schema, span)) = walker.str(tool, "inputJsonSchema", tool_place) else {
             if entry(tool, "inputJsonSchema").is_none() {
                 walker.error(
                     "missing-field",
@@ -667,15 +655,15 @@ fn interactive_skill(
             ok = false;
             continue;
         };
-        if !check_object_schema(walker, &schema, span, tool_place) {
+        if !check_object_schema(walker, schema, span, tool_place) {
             ok = false;
             continue;
         }
         tools.insert(
-            tool_name,
+            tool_name.to_owned(),
             InteractiveTool {
                 description: tool_description,
-                input_json_schema: schema,
+                input_json_schema: schema.to_owned(),
             },
         );
     }

@@ -2,31 +2,37 @@
 
 use std::collections::{HashMap, HashSet};
 
+use foldhash::fast::RandomState;
+
 use super::diagnostic::closest;
 use super::model::*;
-use super::parse::SpanMap;
+use super::parse::{ExpertSpans, SpanMap};
 use super::walk::Walker;
 
-pub fn check(walker: &mut Walker, config: &Config, spans: &SpanMap) {
+pub fn check(walker: &mut Walker, config: &Config, spans: &SpanMap<'_>) {
+    // Emptied for each Expert rather than made anew, so a thousand Experts cost two allocations.
+    let mut seen = HashSet::default();
+    let mut owners = HashMap::default();
     for (key, expert) in &config.experts {
-        let Some(expert_spans) = spans.get(key) else {
+        let Some(expert_spans) = spans.get(key.as_str()) else {
             continue;
         };
-        check_delegates(walker, spans, key, expert, expert_spans);
+        check_delegates(walker, spans, key, expert, expert_spans, &mut seen);
         check_base_skill(walker, key, expert, expert_spans);
-        check_tool_names(walker, key, expert, expert_spans);
+        check_tool_names(walker, key, expert, expert_spans, &mut owners);
     }
     check_cycles(walker, config, spans);
 }
 
-fn check_delegates(
+fn check_delegates<'c>(
     walker: &mut Walker,
-    all_spans: &SpanMap,
+    all_spans: &SpanMap<'_>,
     key: &str,
-    expert: &Expert,
-    spans: &super::parse::ExpertSpans,
+    expert: &'c Expert,
+    spans: &ExpertSpans<'_>,
+    seen: &mut HashSet<&'c str, RandomState>,
 ) {
-    let mut seen = HashSet::new();
+    seen.clear();
     for (index, delegate) in expert.delegates().iter().enumerate() {
         let span = spans
             .delegates
@@ -43,7 +49,7 @@ fn check_delegates(
             continue;
         }
         // An Expert whose own definition has errors still counts as defined here.
-        if all_spans.contains_key(delegate) {
+        if all_spans.contains_key(delegate.as_str()) {
             continue;
         }
         if delegate.starts_with('@') {
@@ -57,7 +63,7 @@ fn check_delegates(
             );
             continue;
         }
-        let help = match closest(delegate, all_spans.keys().map(String::as_str)) {
+        let help = match closest(delegate, all_spans.keys().copied()) {
             Some(suggestion) => format!("did you mean \"{suggestion}\"?"),
             None => format!("define [experts.\"{delegate}\"] or remove it from `delegates`"),
         };
@@ -70,16 +76,11 @@ fn check_delegates(
     }
 }
 
-fn check_base_skill(
-    walker: &mut Walker,
-    key: &str,
-    expert: &Expert,
-    spans: &super::parse::ExpertSpans,
-) {
+fn check_base_skill(walker: &mut Walker, key: &str, expert: &Expert, spans: &ExpertSpans<'_>) {
     let Some(skills) = &expert.skills else {
         return;
     };
-    let has_base = spans.skill_names.iter().any(|name| name == BASE_SKILL_NAME)
+    let has_base = spans.skill_names.contains(&BASE_SKILL_NAME)
         || skills
             .values()
             .any(|skill| matches!(skill, Skill::McpStdio(s) if s.is_base()));
@@ -95,20 +96,22 @@ fn check_base_skill(
     }
 }
 
+#[derive(PartialEq)]
+enum Owner<'a> {
+    Interactive(&'a str),
+    Delegate(&'a str),
+}
+
 /// Tools are offered to the model by bare name, so names known before any server starts must not
 /// collide: delegates with each other and with interactive tools.
-fn check_tool_names(
+fn check_tool_names<'c>(
     walker: &mut Walker,
     key: &str,
-    expert: &Expert,
-    spans: &super::parse::ExpertSpans,
+    expert: &'c Expert,
+    spans: &ExpertSpans<'_>,
+    owners: &mut HashMap<&'c str, Owner<'c>, RandomState>,
 ) {
-    #[derive(PartialEq)]
-    enum Owner<'a> {
-        Interactive(&'a str),
-        Delegate(&'a str),
-    }
-    let mut owners: HashMap<&str, Owner<'_>> = HashMap::new();
+    owners.clear();
     for (name, skill) in expert.skills.iter().flat_map(|s| s.iter()) {
         if let Skill::Interactive(interactive) = skill {
             for tool in interactive.tools.keys() {
@@ -144,44 +147,49 @@ fn check_tool_names(
     }
 }
 
-fn check_cycles(walker: &mut Walker, config: &Config, spans: &SpanMap) {
-    // Iterative depth-first search; each cycle is reported once, at its first Expert in file order.
-    let mut reported: HashSet<Vec<String>> = HashSet::new();
-    let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on the path, 2 = done
-    for start in config.experts.keys() {
-        if state.contains_key(start.as_str()) {
+fn check_cycles(walker: &mut Walker, config: &Config, spans: &SpanMap<'_>) {
+    // Iterative depth-first search over positions in `experts`; each cycle is reported once, at its
+    // first Expert in file order.
+    const NEW: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let names: Vec<&str> = config.experts.keys().map(String::as_str).collect();
+    let mut reported: HashSet<Vec<&str>> = HashSet::new();
+    let mut state = vec![NEW; names.len()];
+    for start in 0..names.len() {
+        if state[start] != NEW {
             continue;
         }
-        let mut path: Vec<&str> = vec![start];
+        let mut path: Vec<usize> = vec![start];
         let mut next_child: Vec<usize> = vec![0];
-        state.insert(start, 1);
+        state[start] = ON_PATH;
         while let Some(&node) = path.last() {
             let depth = path.len() - 1;
             let children = config
                 .experts
-                .get(node)
-                .map(|e| e.delegates())
+                .get_index(node)
+                .map(|(_, e)| e.delegates())
                 .unwrap_or(&[]);
             let Some(child) = children.get(next_child[depth]) else {
-                state.insert(node, 2);
+                state[node] = DONE;
                 path.pop();
                 next_child.pop();
                 continue;
             };
             next_child[depth] += 1;
-            if !config.experts.contains_key(child) {
+            let Some(child) = config.experts.get_index_of(child.as_str()) else {
                 continue;
-            }
-            match state.get(child.as_str()) {
-                Some(1) => {
-                    let from = path.iter().position(|n| n == child).unwrap_or(0);
-                    let cycle: Vec<String> = path[from..].iter().map(|s| s.to_string()).collect();
+            };
+            match state[child] {
+                ON_PATH => {
+                    let from = path.iter().position(|&n| n == child).unwrap_or(0);
+                    let cycle: Vec<&str> = path[from..].iter().map(|&n| names[n]).collect();
                     let mut canonical = cycle.clone();
                     canonical.sort();
                     if reported.insert(canonical) {
                         let mut shown = cycle.clone();
-                        shown.push(child.clone());
-                        let span = spans.get(&cycle[0]).map(|s| s.key.clone()).unwrap_or(0..0);
+                        shown.push(names[child]);
+                        let span = spans.get(cycle[0]).map(|s| s.key.clone()).unwrap_or(0..0);
                         walker.warn(
                             "delegation-cycle",
                             span,
@@ -190,12 +198,12 @@ fn check_cycles(walker: &mut Walker, config: &Config, spans: &SpanMap) {
                         );
                     }
                 }
-                Some(_) => {}
-                None => {
-                    state.insert(child, 1);
+                NEW => {
+                    state[child] = ON_PATH;
                     path.push(child);
                     next_child.push(0);
                 }
+                _ => {}
             }
         }
     }

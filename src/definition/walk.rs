@@ -2,16 +2,11 @@
 
 use std::ops::Range;
 
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
-
 use super::diagnostic::{Severity, closest};
+use super::tree::{Key, List, Node, Table, Value};
 
 pub type Span = Range<usize>;
-pub type Entry<'t, 'i> = (
-    &'t Spanned<toml::de::DeString<'i>>,
-    &'t Spanned<DeValue<'i>>,
-);
+pub type Entry<'t, 'i> = (&'t Key<'i>, Node<'t, 'i>);
 
 /// Where a value stands, named the way messages name it. Built without allocating, since most
 /// places never need to be written out.
@@ -91,7 +86,7 @@ impl Walker {
     }
 
     /// Unknown keys are warnings, never fatal: real files carry misplaced keys.
-    pub fn check_keys(&mut self, table: &DeTable<'_>, known: &[&str], place: Place<'_>) {
+    pub fn check_keys(&mut self, table: Table<'_, '_>, known: &[&str], place: Place<'_>) {
         for (key, _) in table.iter() {
             let name = key.get_ref().as_ref();
             if known.contains(&name) {
@@ -110,33 +105,28 @@ impl Walker {
         }
     }
 
-    fn wrong_type(
-        &mut self,
-        key: &str,
-        place: Place<'_>,
-        expected: &str,
-        value: &Spanned<DeValue<'_>>,
-    ) {
+    fn wrong_type(&mut self, key: &str, place: Place<'_>, expected: &str, value: Node<'_, '_>) {
         self.error(
             "wrong-type",
             value.span(),
             format!(
                 "`{key}` in {place} must be {expected}, found {}",
-                describe(value.get_ref())
+                describe(value.value())
             ),
             None,
         );
     }
 
-    pub fn string(
+    /// A string, borrowed from the file.
+    pub fn str<'t>(
         &mut self,
-        table: &DeTable<'_>,
+        table: Table<'t, '_>,
         key: &str,
         place: Place<'_>,
-    ) -> Option<(String, Span)> {
+    ) -> Option<(&'t str, Span)> {
         let (_, value) = entry(table, key)?;
-        match value.get_ref() {
-            DeValue::String(s) => Some((s.to_string(), value.span())),
+        match value.value() {
+            Value::String(s) => Some((s, value.span())),
             _ => {
                 self.wrong_type(key, place, "a string", value);
                 None
@@ -144,10 +134,14 @@ impl Walker {
         }
     }
 
-    pub fn boolean(&mut self, table: &DeTable<'_>, key: &str, place: Place<'_>) -> Option<bool> {
+    pub fn string(&mut self, table: Table<'_, '_>, key: &str, place: Place<'_>) -> Option<String> {
+        self.str(table, key, place).map(|(s, _)| s.to_owned())
+    }
+
+    pub fn boolean(&mut self, table: Table<'_, '_>, key: &str, place: Place<'_>) -> Option<bool> {
         let (_, value) = entry(table, key)?;
-        match value.get_ref() {
-            DeValue::Boolean(b) => Some(*b),
+        match value.value() {
+            Value::Boolean(b) => Some(b),
             _ => {
                 self.wrong_type(key, place, "true or false", value);
                 None
@@ -158,14 +152,14 @@ impl Walker {
     /// A whole number no smaller than `min`.
     pub fn integer(
         &mut self,
-        table: &DeTable<'_>,
+        table: Table<'_, '_>,
         key: &str,
         place: Place<'_>,
         min: u64,
     ) -> Option<u64> {
         let (_, value) = entry(table, key)?;
-        let parsed = match value.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+        let parsed = match value.value() {
+            Value::Integer(digits, radix) => i64::from_str_radix(digits, radix).ok(),
             _ => {
                 self.wrong_type(key, place, "a whole number", value);
                 return None;
@@ -196,48 +190,55 @@ impl Walker {
         }
     }
 
-    pub fn string_list(
+    pub fn string_list<'t, 'i>(
         &mut self,
-        table: &DeTable<'_>,
+        table: Table<'t, 'i>,
         key: &str,
         place: Place<'_>,
-    ) -> Option<Vec<(String, Span)>> {
+    ) -> Option<StringList<'t, 'i>> {
         let (_, value) = entry(table, key)?;
-        let DeValue::Array(items) = value.get_ref() else {
+        let Value::Array(items) = value.value() else {
             self.wrong_type(key, place, "a list of strings", value);
             return None;
         };
-        let mut out = Vec::new();
         let mut ok = true;
         for item in items.iter() {
-            match item.get_ref() {
-                DeValue::String(s) => out.push((s.to_string(), item.span())),
-                other => {
-                    ok = false;
-                    self.error(
-                        "wrong-type",
-                        item.span(),
-                        format!(
-                            "every item of `{key}` in {place} must be a string, found {}",
-                            describe(other)
-                        ),
-                        None,
-                    );
-                }
+            if let Value::String(_) = item.value() {
+                continue;
             }
+            ok = false;
+            self.error(
+                "wrong-type",
+                item.span(),
+                format!(
+                    "every item of `{key}` in {place} must be a string, found {}",
+                    describe(item.value())
+                ),
+                None,
+            );
         }
-        ok.then_some(out)
+        ok.then_some(StringList(items))
+    }
+
+    pub fn strings(
+        &mut self,
+        table: Table<'_, '_>,
+        key: &str,
+        place: Place<'_>,
+    ) -> Option<Vec<String>> {
+        self.string_list(table, key, place)
+            .map(|list| list.to_owned_vec())
     }
 
     pub fn table<'t, 'i>(
         &mut self,
-        table: &'t DeTable<'i>,
+        table: Table<'t, 'i>,
         key: &str,
         place: Place<'_>,
-    ) -> Option<(&'t DeTable<'i>, Span)> {
+    ) -> Option<(Table<'t, 'i>, Span)> {
         let (key_span, value) = entry(table, key)?;
-        match value.get_ref() {
-            DeValue::Table(t) => Some((t, key_span.span())),
+        match value.value() {
+            Value::Table(t) => Some((t, key_span.span())),
             _ => {
                 self.wrong_type(key, place, "a table", value);
                 None
@@ -248,18 +249,18 @@ impl Walker {
     /// A value that must be a table (an Expert, a skill, a tool); anything else is reported.
     pub fn expect_table<'t, 'i>(
         &mut self,
-        value: &'t Spanned<DeValue<'i>>,
+        value: Node<'t, 'i>,
         place: Place<'_>,
-        help: Option<String>,
-    ) -> Option<&'t DeTable<'i>> {
-        match value.get_ref() {
-            DeValue::Table(table) => Some(table),
+        help: impl FnOnce() -> Option<String>,
+    ) -> Option<Table<'t, 'i>> {
+        match value.value() {
+            Value::Table(table) => Some(table),
             other => {
                 self.error(
                     "wrong-type",
                     value.span(),
                     format!("{place} must be a table, found {}", describe(other)),
-                    help,
+                    help(),
                 );
                 None
             }
@@ -267,10 +268,10 @@ impl Walker {
     }
 
     /// A value kept as written (provider-specific settings, `runtime`).
-    pub fn plain_value(&mut self, value: &Spanned<DeValue<'_>>) -> Option<toml::Value> {
-        Some(match value.get_ref() {
-            DeValue::String(s) => toml::Value::String(s.to_string()),
-            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+    pub fn plain_value(&mut self, value: Node<'_, '_>) -> Option<toml::Value> {
+        Some(match value.value() {
+            Value::String(s) => toml::Value::String(s.to_string()),
+            Value::Integer(digits, radix) => match i64::from_str_radix(digits, radix) {
                 Ok(n) => toml::Value::Integer(n),
                 Err(_) => {
                     self.error(
@@ -282,16 +283,16 @@ impl Walker {
                     return None;
                 }
             },
-            DeValue::Float(f) => match f.as_str().replace('_', "").parse::<f64>() {
+            Value::Float(f) => match f.replace('_', "").parse::<f64>() {
                 Ok(x) => toml::Value::Float(x),
                 Err(_) => toml::Value::Float(f64::NAN),
             },
-            DeValue::Boolean(b) => toml::Value::Boolean(*b),
-            DeValue::Datetime(d) => toml::Value::Datetime(*d),
-            DeValue::Array(items) => {
+            Value::Boolean(b) => toml::Value::Boolean(b),
+            Value::Datetime(d) => toml::Value::Datetime(*d),
+            Value::Array(items) => {
                 toml::Value::Array(items.iter().filter_map(|v| self.plain_value(v)).collect())
             }
-            DeValue::Table(t) => {
+            Value::Table(t) => {
                 let mut map = toml::Table::new();
                 for (k, v) in t.iter() {
                     if let Some(v) = self.plain_value(v) {
@@ -304,18 +305,41 @@ impl Walker {
     }
 }
 
-pub fn entry<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<Entry<'t, 'i>> {
-    table.iter().find(|(k, _)| k.get_ref().as_ref() == key)
+/// A list whose items were all found to be strings.
+#[derive(Clone, Copy)]
+pub struct StringList<'t, 'i>(List<'t, 'i>);
+
+impl<'t> StringList<'t, '_> {
+    pub fn len(self) -> usize {
+        self.0.len()
+    }
+
+    pub fn to_owned_vec(self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.len());
+        out.extend(self.iter().map(|(s, _)| s.to_owned()));
+        out
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = (&'t str, Span)> {
+        self.0.iter().filter_map(|item| match item.value() {
+            Value::String(s) => Some((s, item.span())),
+            _ => None,
+        })
+    }
 }
 
-pub fn describe(value: &DeValue<'_>) -> &'static str {
+pub fn entry<'t, 'i>(table: Table<'t, 'i>, key: &str) -> Option<Entry<'t, 'i>> {
+    table.get(key)
+}
+
+pub fn describe(value: Value<'_, '_>) -> &'static str {
     match value {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "a whole number",
-        DeValue::Float(_) => "a decimal number",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a date",
-        DeValue::Array(_) => "a list",
-        DeValue::Table(_) => "a table",
+        Value::String(_) => "a string",
+        Value::Integer(..) => "a whole number",
+        Value::Float(_) => "a decimal number",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date",
+        Value::Array(_) => "a list",
+        Value::Table(_) => "a table",
     }
 }
