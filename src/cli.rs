@@ -87,8 +87,24 @@ pub mod exit {
     pub const INVALID: u8 = 1;
 }
 
+/// Commands that only print end quietly when their reader goes away (`perstack log | head`), as
+/// other command-line tools do, instead of panicking on the closed pipe. `run` keeps the default:
+/// a closed stdout must not stop the run.
+fn quiet_on_closed_pipe() {
+    // SAFETY: restores the default action of one signal before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Validate(_) | Command::Experts(_) | Command::Log(_)
+    ) {
+        quiet_on_closed_pipe();
+    }
     match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Experts(args) => experts_command(&args),

@@ -172,3 +172,13 @@ impl Pty {
         }
     }
 }
+
+/// A test that fails must not leave its workbench running.
+impl Drop for Pty {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
