@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::editor_script;
 use support::mock_llm::{MockLlm, openai};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -22,16 +23,6 @@ fn project(mock: &MockLlm) -> tempfile::TempDir {
     );
     std::fs::write(dir.path().join("perstack.toml"), config).expect("write config");
     dir
-}
-
-/// An "editor" that changes the query in the file it is given.
-fn editor_script(dir: &Path, script: &str) -> String {
-    let path = dir.join("editor.sh");
-    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("write editor");
-    let mut perms = std::fs::metadata(&path).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&path, perms).expect("chmod");
-    path.display().to_string()
 }
 
 /// Runs `perstack run solo Check --break before-llm`, answering each `paused` with the next

@@ -267,15 +267,10 @@ fn a_running_run_keeps_its_definitions_and_a_fork_takes_the_new_ones() {
 #[test]
 fn a_paused_request_is_edited_in_the_editor_and_the_edit_is_sent() {
     let project = Project::new();
-    let editor = project.path().join("editor.sh");
-    std::fs::write(
-        &editor,
-        "#!/bin/sh\nsed -i 's/Write release notes for developers/Write SHORT release notes for developers/' \"$1\"\n",
-    )
-    .unwrap();
-    let mut perms = std::fs::metadata(&editor).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&editor, perms).unwrap();
+    let editor = support::editor_script(
+        project.path(),
+        "sed -i 's/Write release notes for developers/Write SHORT release notes for developers/' \"$1\"",
+    );
     let mut pty = project.start(
         &[
             "release-notes",
@@ -283,7 +278,7 @@ fn a_paused_request_is_edited_in_the_editor_and_the_edit_is_sent() {
             "--break",
             "before-llm@release-notes",
         ],
-        &[("EDITOR", editor.to_str().unwrap()), ("VISUAL", "")],
+        &[("EDITOR", editor.as_str()), ("VISUAL", "")],
     );
     pty.wait_screen("paused before the model call", Duration::from_secs(20));
     pty.send("E");

@@ -211,13 +211,7 @@ impl Driver {
         }
         self.skills = Some(manager);
         for key in self.expert.delegates() {
-            let description = self
-                .job
-                .config
-                .experts
-                .get(key)
-                .and_then(|e| e.description.clone());
-            let tool = crate::skills::delegate::delegate_tool(key, description.as_deref());
+            let tool = crate::skills::delegate::delegate_tool(key, self.description_of(key));
             self.kinds.insert(
                 tool.name.clone(),
                 ToolKind::Delegate {
@@ -237,20 +231,21 @@ impl Driver {
         self.emitter.clone()
     }
 
+    /// What a delegate says of itself, shown to the Expert that may call it.
+    fn description_of(&self, key: &str) -> Option<&str> {
+        self.job
+            .config
+            .experts
+            .get(key)
+            .and_then(|e| e.description.as_deref())
+    }
+
     fn system_prompt(&self) -> String {
         let delegates: Vec<(String, Option<String>)> = self
             .expert
             .delegates()
             .iter()
-            .map(|key| {
-                let description = self
-                    .job
-                    .config
-                    .experts
-                    .get(key)
-                    .and_then(|e| e.description.clone());
-                (key.clone(), description)
-            })
+            .map(|key| (key.clone(), self.description_of(key).map(str::to_string)))
             .collect();
         prompt::system_prompt(
             &self.spec.expert_key,

@@ -366,7 +366,7 @@ struct TerminalGuard {
 }
 
 impl TerminalGuard {
-    /// Raw mode and the alternate screen again, after the terminal was lent out.
+    /// Raw mode and the alternate screen: at start, and again after the terminal was lent out.
     fn resume() -> io::Result<()> {
         enable_raw_mode()?;
         execute!(
@@ -379,18 +379,11 @@ impl TerminalGuard {
 
     fn enter() -> io::Result<Self> {
         install_panic_hook();
-        enable_raw_mode()?;
-        let mut stdout = io::stdout();
-        if let Err(err) = execute!(
-            stdout,
-            EnterAlternateScreen,
-            EnableMouseCapture,
-            EnableBracketedPaste
-        ) {
+        if let Err(err) = TerminalGuard::resume() {
             restore();
             return Err(err);
         }
-        match Terminal::new(CrosstermBackend::new(stdout)) {
+        match Terminal::new(CrosstermBackend::new(io::stdout())) {
             Ok(terminal) => Ok(TerminalGuard { terminal }),
             Err(err) => {
                 restore();

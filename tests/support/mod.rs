@@ -8,3 +8,13 @@ pub mod pty;
 
 #[allow(unused_imports)]
 pub use mcp::*;
+
+/// A shell script that stands in for the person's `$EDITOR`: it runs `script` on the file it is
+/// given (`"$1"`). Returns its path.
+pub fn editor_script(dir: &std::path::Path, script: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("editor.sh");
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("write editor");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path.display().to_string()
+}
