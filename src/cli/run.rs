@@ -148,7 +148,7 @@ pub fn prepare_loaded(loaded: LoadedConfig, overrides: &Overrides) -> Result<Pre
         .model
         .clone()
         .or_else(|| config.model.clone())
-        .unwrap_or_else(|| default_model(name).to_string());
+        .unwrap_or_else(|| llm::providers::info(name).default_model.to_string());
     let mut model = llm::build_provider(name, setting.as_ref(), &model_name, &env, &loaded.dir)
         .map_err(|err| format!("error: {err}"))?;
     if let Some(path) = &overrides.record {
@@ -210,18 +210,6 @@ fn provider_choice(
             Ok((provider, if same { file_setting } else { None }))
         }
         None => Ok((config.provider_name(), file_setting)),
-    }
-}
-
-fn default_model(provider: ProviderName) -> &'static str {
-    match provider {
-        ProviderName::Anthropic => "claude-sonnet-4-5",
-        ProviderName::Openai | ProviderName::AzureOpenai => "gpt-4.1",
-        ProviderName::Google | ProviderName::GoogleVertex => "gemini-2.5-flash",
-        ProviderName::Ollama => "qwen3:8b",
-        ProviderName::Deepseek => "deepseek-chat",
-        ProviderName::AmazonBedrock => "anthropic.claude-sonnet-4-5",
-        ProviderName::Replay => "replay",
     }
 }
 

@@ -176,31 +176,6 @@ impl ProviderName {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == name)
     }
-
-    /// The environment variable that holds the API key, where the provider takes one.
-    pub fn api_key_env(self) -> Option<&'static str> {
-        match self {
-            Self::Anthropic => Some("ANTHROPIC_API_KEY"),
-            Self::Openai => Some("OPENAI_API_KEY"),
-            Self::Google => Some("GOOGLE_GENERATIVE_AI_API_KEY"),
-            Self::AzureOpenai => Some("AZURE_API_KEY"),
-            Self::Deepseek => Some("DEEPSEEK_API_KEY"),
-            Self::Ollama | Self::AmazonBedrock | Self::GoogleVertex | Self::Replay => None,
-        }
-    }
-
-    /// The environment variable that overrides the base URL.
-    pub fn base_url_env(self) -> Option<&'static str> {
-        match self {
-            Self::Anthropic => Some("ANTHROPIC_BASE_URL"),
-            Self::Openai => Some("OPENAI_BASE_URL"),
-            Self::Google => Some("GOOGLE_GENERATIVE_AI_BASE_URL"),
-            Self::Ollama => Some("OLLAMA_BASE_URL"),
-            Self::AzureOpenai => Some("AZURE_BASE_URL"),
-            Self::Deepseek => Some("DEEPSEEK_BASE_URL"),
-            Self::AmazonBedrock | Self::GoogleVertex | Self::Replay => None,
-        }
-    }
 }
 
 impl std::fmt::Display for ProviderName {

@@ -14,7 +14,6 @@ use super::{
 };
 use crate::tool::ToolContent;
 
-pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com/v1";
 pub const API_VERSION: &str = "2023-06-01";
 /// Used when the request sets no `max_tokens`.
 pub const DEFAULT_MAX_TOKENS: u64 = 8192;

@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::anthropic::{self, Anthropic};
-use super::google::{self, Google};
-use super::openai::{self, OpenAi};
+use super::anthropic::Anthropic;
+use super::google::Google;
+use super::openai::OpenAi;
+use super::providers::{self, AZURE_DEFAULT_API_VERSION};
 use super::replay::Replay;
 use super::{LanguageModel, LlmError};
 use crate::definition::{ProviderName, ProviderSetting};
@@ -27,6 +28,7 @@ pub fn build_provider(
     project_dir: &Path,
 ) -> Result<Arc<dyn LanguageModel>, LlmError> {
     let provider = name.as_str();
+    let info = providers::info(name);
     let config_err = |message: String| LlmError::Config {
         provider: provider.to_string(),
         message,
@@ -45,7 +47,7 @@ pub fn build_provider(
         let url = setting
             .and_then(|s| s.base_url.clone())
             .filter(|u| !u.is_empty())
-            .or_else(|| from_env(name.base_url_env()))
+            .or_else(|| from_env(info.base_url_env))
             .or_else(|| default.map(str::to_string));
         if let Some(url) = &url {
             let parsed =
@@ -59,12 +61,12 @@ pub fn build_provider(
     let api_key = || -> Option<String> {
         extra("apiKey")
             .map(str::to_string)
-            .or_else(|| from_env(name.api_key_env()))
+            .or_else(|| from_env(info.api_key_env))
     };
     let required_key = || {
         api_key().ok_or_else(|| LlmError::MissingApiKey {
             provider: provider.to_string(),
-            env: name.api_key_env().unwrap_or("an API key").to_string(),
+            env: info.api_key_env.unwrap_or("an API key").to_string(),
         })
     };
     let headers: Vec<(String, String)> = setting
@@ -75,15 +77,15 @@ pub fn build_provider(
 
     Ok(match name {
         ProviderName::Anthropic => {
-            let url = need(base_url(Some(anthropic::DEFAULT_BASE_URL))?)?;
+            let url = need(base_url(info.default_base_url)?)?;
             Arc::new(Anthropic::new(model, url, required_key()?, headers)?)
         }
         ProviderName::Google => {
-            let url = need(base_url(Some(google::DEFAULT_BASE_URL))?)?;
+            let url = need(base_url(info.default_base_url)?)?;
             Arc::new(Google::new(model, url, required_key()?, headers)?)
         }
         ProviderName::Openai => {
-            let url = need(base_url(Some(openai::OPENAI_BASE_URL))?)?;
+            let url = need(base_url(info.default_base_url)?)?;
             let mut headers = headers;
             if let Some(org) = extra("organization") {
                 headers.push(("OpenAI-Organization".into(), org.to_string()));
@@ -92,18 +94,18 @@ pub fn build_provider(
                 headers.push(("OpenAI-Project".into(), project.to_string()));
             }
             let mut client = OpenAi::new(provider, model, &url, Some(required_key()?), headers)?;
-            client.key_env = name.api_key_env();
+            client.key_env = info.api_key_env;
             client.openai_dialect = true;
             Arc::new(client)
         }
         ProviderName::Deepseek => {
-            let url = need(base_url(Some(openai::DEEPSEEK_BASE_URL))?)?;
+            let url = need(base_url(info.default_base_url)?)?;
             let mut client = OpenAi::new(provider, model, &url, Some(required_key()?), headers)?;
-            client.key_env = name.api_key_env();
+            client.key_env = info.api_key_env;
             Arc::new(client)
         }
         ProviderName::Ollama => {
-            let url = need(base_url(Some(openai::OLLAMA_BASE_URL))?)?;
+            let url = need(base_url(info.default_base_url)?)?;
             // Local servers take no key; one is sent if given (e.g. behind a proxy).
             Arc::new(OpenAi::new(provider, model, &url, api_key(), headers)?)
         }
@@ -123,7 +125,7 @@ pub fn build_provider(
                 }
             };
             let deployment = extra("deployment").unwrap_or(model);
-            let version = extra("apiVersion").unwrap_or(openai::AZURE_DEFAULT_API_VERSION);
+            let version = extra("apiVersion").unwrap_or(AZURE_DEFAULT_API_VERSION);
             Arc::new(OpenAi::azure(
                 model,
                 &url,

@@ -14,7 +14,6 @@ use super::{
 };
 use crate::tool::ToolContent;
 
-pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
 const PROVIDER: &str = "google";
 
 pub struct Google {

@@ -12,6 +12,7 @@ pub mod google;
 pub mod http;
 pub mod openai;
 mod prepared;
+pub mod providers;
 pub mod replay;
 pub mod retry;
 pub mod sse;

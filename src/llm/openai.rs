@@ -16,11 +16,6 @@ use super::{
 use crate::definition::ReasoningBudget;
 use crate::tool::ToolContent;
 
-pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
-pub const OLLAMA_BASE_URL: &str = "http://localhost:11434/v1";
-pub const DEEPSEEK_BASE_URL: &str = "https://api.deepseek.com/v1";
-pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
-
 pub struct OpenAi {
     /// Provider name for errors and display.
     pub provider: String,

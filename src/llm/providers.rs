@@ -1,0 +1,173 @@
+//! Every fact about a provider in one row: its environment variables, default endpoint and
+//! model, wire format and prices. The definition layer names providers; the factory, the CLI and
+//! the workbench's status bar read their facts from here, so adding a provider is one row here
+//! plus one arm in `factory.rs`.
+
+use crate::definition::ProviderName;
+
+/// The shape of the bytes on the wire: which file of this module speaks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    /// Anthropic Messages (`anthropic.rs`).
+    AnthropicMessages,
+    /// OpenAI Chat Completions and the servers that copy it (`openai.rs`).
+    OpenAiChat,
+    /// Google Generative Language `streamGenerateContent` (`google.rs`).
+    GoogleGenerate,
+    /// Answers from a script or a recording (`replay.rs`).
+    Replay,
+    /// Not spoken yet: the factory says so.
+    Unsupported,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderInfo {
+    pub name: ProviderName,
+    /// The variable that holds the API key, where the provider takes one.
+    pub api_key_env: Option<&'static str>,
+    /// The variable that overrides the base URL.
+    pub base_url_env: Option<&'static str>,
+    /// Where requests go when neither the file nor the environment says.
+    pub default_base_url: Option<&'static str>,
+    /// The model used when neither the file nor `--model` names one.
+    pub default_model: &'static str,
+    pub wire: WireFormat,
+}
+
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+
+/// One row per provider, in [`ProviderName::ALL`] order.
+pub const PROVIDERS: [ProviderInfo; 9] = [
+    ProviderInfo {
+        name: ProviderName::Anthropic,
+        api_key_env: Some("ANTHROPIC_API_KEY"),
+        base_url_env: Some("ANTHROPIC_BASE_URL"),
+        default_base_url: Some("https://api.anthropic.com/v1"),
+        default_model: "claude-sonnet-4-5",
+        wire: WireFormat::AnthropicMessages,
+    },
+    ProviderInfo {
+        name: ProviderName::Openai,
+        api_key_env: Some("OPENAI_API_KEY"),
+        base_url_env: Some("OPENAI_BASE_URL"),
+        default_base_url: Some("https://api.openai.com/v1"),
+        default_model: "gpt-4.1",
+        wire: WireFormat::OpenAiChat,
+    },
+    ProviderInfo {
+        name: ProviderName::Google,
+        api_key_env: Some("GOOGLE_GENERATIVE_AI_API_KEY"),
+        base_url_env: Some("GOOGLE_GENERATIVE_AI_BASE_URL"),
+        default_base_url: Some("https://generativelanguage.googleapis.com/v1beta"),
+        default_model: "gemini-2.5-flash",
+        wire: WireFormat::GoogleGenerate,
+    },
+    ProviderInfo {
+        name: ProviderName::Ollama,
+        api_key_env: None,
+        base_url_env: Some("OLLAMA_BASE_URL"),
+        default_base_url: Some("http://localhost:11434/v1"),
+        default_model: "qwen3:8b",
+        wire: WireFormat::OpenAiChat,
+    },
+    ProviderInfo {
+        name: ProviderName::AzureOpenai,
+        api_key_env: Some("AZURE_API_KEY"),
+        base_url_env: Some("AZURE_BASE_URL"),
+        // Made from `resourceName` (or AZURE_RESOURCE_NAME) when no base URL is given.
+        default_base_url: None,
+        default_model: "gpt-4.1",
+        wire: WireFormat::OpenAiChat,
+    },
+    ProviderInfo {
+        name: ProviderName::AmazonBedrock,
+        api_key_env: None,
+        base_url_env: None,
+        default_base_url: None,
+        default_model: "anthropic.claude-sonnet-4-5",
+        wire: WireFormat::Unsupported,
+    },
+    ProviderInfo {
+        name: ProviderName::GoogleVertex,
+        api_key_env: None,
+        base_url_env: None,
+        default_base_url: None,
+        default_model: "gemini-2.5-flash",
+        wire: WireFormat::Unsupported,
+    },
+    ProviderInfo {
+        name: ProviderName::Deepseek,
+        api_key_env: Some("DEEPSEEK_API_KEY"),
+        base_url_env: Some("DEEPSEEK_BASE_URL"),
+        default_base_url: Some("https://api.deepseek.com/v1"),
+        default_model: "deepseek-chat",
+        wire: WireFormat::OpenAiChat,
+    },
+    ProviderInfo {
+        name: ProviderName::Replay,
+        api_key_env: None,
+        base_url_env: None,
+        default_base_url: None,
+        default_model: "replay",
+        wire: WireFormat::Replay,
+    },
+];
+
+/// The row of `name`.
+pub fn info(name: ProviderName) -> &'static ProviderInfo {
+    // The table is in `ProviderName::ALL` order; a test keeps it so.
+    let index = ProviderName::ALL
+        .iter()
+        .position(|p| *p == name)
+        .unwrap_or(0);
+    &PROVIDERS[index]
+}
+
+/// US dollars per million input and output tokens, matched by model-name prefix (the first
+/// match wins, so longer prefixes come first). Prices move; this is a guide for an estimate.
+const PRICES: &[(&str, f64, f64)] = &[
+    ("claude-opus-4", 15.0, 75.0),
+    ("claude-sonnet-4", 3.0, 15.0),
+    ("claude-haiku-4", 1.0, 5.0),
+    ("claude-3-5-haiku", 0.8, 4.0),
+    ("gpt-4.1-mini", 0.4, 1.6),
+    ("gpt-4.1-nano", 0.1, 0.4),
+    ("gpt-4.1", 2.0, 8.0),
+    ("gpt-4o-mini", 0.15, 0.6),
+    ("gpt-4o", 2.5, 10.0),
+    ("gpt-5-mini", 0.25, 2.0),
+    ("gpt-5", 1.25, 10.0),
+    ("o3", 2.0, 8.0),
+    ("gemini-2.5-pro", 1.25, 10.0),
+    ("gemini-2.5-flash", 0.3, 2.5),
+    ("deepseek-chat", 0.27, 1.1),
+];
+
+/// The estimated cost in dollars, or None for a model not in the table.
+pub fn estimate_cost(model: &str, input_tokens: u64, output_tokens: u64) -> Option<f64> {
+    let (_, input, output) = PRICES
+        .iter()
+        .find(|(prefix, _, _)| model.starts_with(prefix))?;
+    Some((input_tokens as f64 * input + output_tokens as f64 * output) / 1_000_000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_one_row_per_provider_in_order() {
+        for (row, name) in PROVIDERS.iter().zip(ProviderName::ALL) {
+            assert_eq!(row.name, name);
+            assert_eq!(info(name).name, name);
+        }
+    }
+
+    #[test]
+    fn known_models_have_a_price_and_others_none() {
+        let (input, output) = (1_000_000, 100_000);
+        assert_eq!(estimate_cost("claude-sonnet-4-5", input, output), Some(4.5));
+        assert_eq!(estimate_cost("gpt-4.1-mini", input, output), Some(0.56));
+        assert_eq!(estimate_cost("replay", input, output), None);
+    }
+}
