@@ -45,9 +45,67 @@ fn now_nanos() -> u128 {
 
 pub use crate::time::now_millis;
 
+/// Where the run machine takes the time and fresh ids from: the system in a real run, a
+/// counter in tests, so every transition can be checked without a real clock.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> u64;
+    fn new_id(&self) -> String;
+}
+
+/// The system's time and [`new_id`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        now_millis()
+    }
+
+    fn new_id(&self) -> String {
+        new_id()
+    }
+}
+
+/// A deterministic clock: time starts at `start_ms` and moves one millisecond per reading;
+/// ids are `id1`, `id2`, ...
+#[derive(Debug, Default)]
+pub struct CountingClock {
+    ms: AtomicU64,
+    ids: AtomicU64,
+}
+
+impl CountingClock {
+    pub fn new(start_ms: u64) -> Self {
+        CountingClock {
+            ms: AtomicU64::new(start_ms),
+            ids: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Clock for CountingClock {
+    fn now_ms(&self) -> u64 {
+        self.ms.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn new_id(&self) -> String {
+        format!("id{}", self.ids.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_counting_clock_is_deterministic() {
+        let clock = CountingClock::new(1_000);
+        assert_eq!((clock.now_ms(), clock.now_ms()), (1_000, 1_001));
+        assert_eq!(
+            (clock.new_id(), clock.new_id()),
+            ("id1".into(), "id2".into())
+        );
+    }
 
     #[test]
     fn ids_are_unique_and_well_formed() {

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use super::checkpoint::{Checkpoint, CheckpointStatus, DelegatedBy, Job, JobStatus, Store, Usage};
 use super::control::Debugger;
 use super::event::RunEvent;
-use super::id::now_millis;
+use super::id::{Clock, SystemClock, now_millis};
 use super::message::ToolResult;
 use super::writer::StoreWriter;
 use crate::definition::{Config, ReasoningBudget};
@@ -41,6 +41,8 @@ pub struct JobContext {
     pub lock: Option<Lock>,
     /// Breakpoints and the controls that answer pauses; a workbench shares one across jobs.
     pub debugger: Arc<Debugger>,
+    /// Step times and the ids the run machine makes.
+    pub clock: Arc<dyn Clock>,
     pub(super) steps_used: AtomicU64,
     pub(super) cancel: watch::Receiver<bool>,
 }
@@ -72,6 +74,7 @@ impl JobContext {
             env: HashMap::new(),
             lock: None,
             debugger: Arc::new(Debugger::default()),
+            clock: Arc::new(SystemClock),
             steps_used: AtomicU64::new(steps_already_used),
             cancel,
         }

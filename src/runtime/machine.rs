@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::checkpoint::{Checkpoint, CheckpointError, CheckpointStatus, Usage};
 use super::event::{EventKind, Step};
 use super::frozen::Frozen;
-use super::id::{new_id, now_millis};
+use super::id::Clock;
 use super::message::{Message, Part, ToolCall, ToolResult};
 use crate::skills::base::ATTEMPT_COMPLETION;
 
@@ -107,6 +107,8 @@ pub struct Machine {
     /// The step being built.
     step: Step,
     pending_interactive: Vec<ToolCall>,
+    /// The time and ids come from outside, so a transition depends only on its inputs.
+    clock: Arc<dyn Clock>,
 }
 
 const EMPTY_ANSWER_NOTE: &str = "Your last answer was empty. Continue the task: call a tool, or call attemptCompletion when the task is done.";
@@ -114,8 +116,14 @@ const TRUNCATED_NOTE: &str = "Your last answer was cut off by the output token l
 
 impl Machine {
     /// A machine continuing from `checkpoint` (a fresh one for a new run, or a stored one to
-    /// resume). `tools` names every tool the Expert may call.
-    pub fn new(checkpoint: Checkpoint, max_retries: u64, tools: HashMap<String, ToolKind>) -> Self {
+    /// resume). `tools` names every tool the Expert may call; `clock` gives step times and the
+    /// ids of new messages and checkpoints.
+    pub fn new(
+        checkpoint: Checkpoint,
+        max_retries: u64,
+        tools: HashMap<String, ToolKind>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let step = empty_step(checkpoint.step_number);
         Machine {
             state: State::Init,
@@ -124,6 +132,7 @@ impl Machine {
             tools,
             step,
             pending_interactive: Vec::new(),
+            clock,
         }
     }
 
@@ -235,7 +244,7 @@ impl Machine {
             State::GeneratingToolCall
         };
         if self.step.started_at == 0 {
-            self.step.started_at = now_millis();
+            self.step.started_at = self.clock.now_ms();
         }
         let messages = Arc::new(self.checkpoint.messages.clone());
         let mut effects = Vec::new();
@@ -264,7 +273,7 @@ impl Machine {
             return self.retry(note);
         }
         self.checkpoint.retry_count = None;
-        let message = Message::expert(answer_parts(&generation));
+        let message = Message::expert_with(&*self.clock, answer_parts(&*self.clock, &generation));
         self.checkpoint.messages.push(Frozen::new(message.clone()));
         self.step.new_messages.push(message.clone());
         if generation.tool_calls.is_empty() {
@@ -349,7 +358,7 @@ impl Machine {
             .cloned();
         if let (Some(result), Some(true)) = (completion, completion_accepted) {
             self.state = State::ResolvingToolResult;
-            let message = Message::tool_results(&results);
+            let message = Message::tool_results_with(&*self.clock, &results);
             self.checkpoint.messages.push(Frozen::new(message.clone()));
             self.step.new_messages.push(message);
             self.step.tool_results.extend(results);
@@ -368,7 +377,7 @@ impl Machine {
         let mut effects = vec![Effect::Emit(EventKind::ResolveToolResults {
             tool_results: results.clone(),
         })];
-        let message = Message::tool_results(&results);
+        let message = Message::tool_results_with(&*self.clock, &results);
         self.checkpoint.messages.push(Frozen::new(message.clone()));
         self.step.new_messages.push(message.clone());
         self.step.tool_results.extend(results);
@@ -380,8 +389,8 @@ impl Machine {
         let finished = Arc::new(self.checkpoint.clone());
         effects.push(Effect::SaveCheckpoint(finished.clone()));
         let mut step = std::mem::replace(&mut self.step, empty_step(finished.step_number + 1));
-        step.finished_at = Some(now_millis());
-        self.checkpoint.id = new_id();
+        step.finished_at = Some(self.clock.now_ms());
+        self.checkpoint.id = self.clock.new_id();
         self.checkpoint.step_number += 1;
         effects.push(Effect::Emit(EventKind::ContinueToNextStep {
             checkpoint: finished,
@@ -404,7 +413,7 @@ impl Machine {
             self.state = State::GeneratingToolCall;
             return self.on_generation(generation);
         }
-        let message = Message::expert(answer_parts(&generation));
+        let message = Message::expert_with(&*self.clock, answer_parts(&*self.clock, &generation));
         self.checkpoint.messages.push(Frozen::new(message.clone()));
         self.step.new_messages.push(message);
         self.complete(generation.text)
@@ -414,7 +423,7 @@ impl Machine {
         self.checkpoint.status = CheckpointStatus::Completed;
         self.state = State::Stopped(CheckpointStatus::Completed);
         let mut step = std::mem::replace(&mut self.step, empty_step(self.checkpoint.step_number));
-        step.finished_at = Some(now_millis());
+        step.finished_at = Some(self.clock.now_ms());
         let checkpoint = Arc::new(self.checkpoint.clone());
         vec![
             Effect::SaveCheckpoint(checkpoint.clone()),
@@ -440,7 +449,7 @@ impl Machine {
             return self.stop(CheckpointStatus::StoppedByError, Some(error));
         }
         self.checkpoint.retry_count = Some(attempt);
-        let note_message = Message::user(note);
+        let note_message = Message::user_with(&*self.clock, note);
         self.checkpoint
             .messages
             .push(Frozen::new(note_message.clone()));
@@ -500,21 +509,21 @@ fn empty_step(step_number: u64) -> Step {
     }
 }
 
-fn answer_parts(generation: &Generation) -> Vec<Part> {
+fn answer_parts(clock: &dyn Clock, generation: &Generation) -> Vec<Part> {
     let mut parts: Vec<Part> = generation
         .thinking
         .iter()
         .map(|(thinking, signature)| Part::ThinkingPart {
-            id: new_id(),
+            id: clock.new_id(),
             thinking: thinking.clone(),
             signature: signature.clone(),
         })
         .collect();
     if !generation.text.is_empty() {
-        parts.push(Part::text(generation.text.clone()));
+        parts.push(Part::text_with(clock, generation.text.clone()));
     }
     parts.extend(generation.tool_calls.iter().map(|call| Part::ToolCallPart {
-        id: new_id(),
+        id: clock.new_id(),
         tool_call_id: call.id.clone(),
         tool_name: call.name.clone(),
         args: call.args.clone(),

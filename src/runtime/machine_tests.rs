@@ -16,7 +16,10 @@ fn fresh_checkpoint() -> Checkpoint {
             "job",
             "run",
             expert,
-            vec![Message::instruction("system prompt")],
+            vec![Message::instruction_with(
+                &crate::runtime::id::CountingClock::new(0),
+                "system prompt",
+            )],
         )
     }
 }
@@ -43,8 +46,12 @@ fn tools() -> HashMap<String, ToolKind> {
     ])
 }
 
+fn clock() -> Arc<dyn crate::runtime::id::Clock> {
+    Arc::new(crate::runtime::id::CountingClock::new(1_000))
+}
+
 fn machine() -> Machine {
-    Machine::new(fresh_checkpoint(), 2, tools())
+    Machine::new(fresh_checkpoint(), 2, tools(), clock())
 }
 
 fn names(effects: &[Effect]) -> Vec<String> {
@@ -317,7 +324,7 @@ fn interactive_calls_stop_the_run_and_resume_with_the_answer() {
     assert_eq!(stored.pending_tool_calls.as_ref().map(Vec::len), Some(1));
     assert_eq!(stored.partial_tool_results.as_ref().map(Vec::len), Some(1));
 
-    let mut resumed = Machine::new(stored, 2, tools());
+    let mut resumed = Machine::new(stored, 2, tools(), clock());
     assert_eq!(names(&resumed.start(Vec::new())), ["startRun"]);
     assert_eq!(resumed.state(), State::CallingInteractiveTool);
     let effects = resumed.handle(Input::InteractiveAnswered(vec![result(
@@ -404,4 +411,36 @@ fn a_hand_edited_request_is_recorded_in_every_later_checkpoint() {
         }
     }));
     assert_eq!(m.checkpoint().edited_requests, [step]);
+}
+
+#[test]
+fn the_same_inputs_give_the_same_checkpoints_byte_for_byte() {
+    let run = || {
+        let mut m = machine();
+        m.start(vec![Message::user_with(&*clock(), "hello")]);
+        m.handle(Input::StepReserved(true));
+        m.handle(calls(&[("c1", "readTextFile")]));
+        let effects = m.handle(Input::ToolsDone {
+            results: vec![result("c1", "readTextFile", "text")],
+            completion_accepted: None,
+            delegated_usage: Usage::default(),
+        });
+        m.handle(Input::StepReserved(true));
+        m.handle(text("Done."));
+        let saved: Vec<String> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::SaveCheckpoint(c) => serde_json::to_string(c).ok(),
+                _ => None,
+            })
+            .collect();
+        (
+            saved,
+            serde_json::to_string(m.checkpoint()).unwrap_or_default(),
+        )
+    };
+    let (first, second) = (run(), run());
+    assert!(!first.0.is_empty(), "a tool step saves a checkpoint");
+    assert_eq!(first, second);
+    assert!(first.1.contains("\"id\":\"id"), "ids come from the clock");
 }

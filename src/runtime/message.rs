@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::id::new_id;
+use super::id::{Clock, SystemClock};
 use crate::tool::{ToolContent, ToolOutput};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,31 +93,51 @@ pub struct ToolResult {
 
 impl Message {
     pub fn instruction(text: impl Into<String>) -> Self {
+        Self::instruction_with(&SystemClock, text)
+    }
+
+    pub fn instruction_with(clock: &dyn Clock, text: impl Into<String>) -> Self {
         Message::InstructionMessage {
-            id: new_id(),
-            contents: vec![Part::text(text)],
+            id: clock.new_id(),
+            contents: vec![Part::text_with(clock, text)],
             cache: true,
         }
     }
 
     pub fn user(text: impl Into<String>) -> Self {
+        Self::user_with(&SystemClock, text)
+    }
+
+    /// A user message whose ids come from `clock`.
+    pub fn user_with(clock: &dyn Clock, text: impl Into<String>) -> Self {
         Message::UserMessage {
-            id: new_id(),
-            contents: vec![Part::text(text)],
+            id: clock.new_id(),
+            contents: vec![Part::text_with(clock, text)],
         }
     }
 
     pub fn expert(contents: Vec<Part>) -> Self {
+        Self::expert_with(&SystemClock, contents)
+    }
+
+    pub fn expert_with(clock: &dyn Clock, contents: Vec<Part>) -> Self {
         Message::ExpertMessage {
-            id: new_id(),
+            id: clock.new_id(),
             contents,
         }
     }
 
     pub fn tool_results(results: &[ToolResult]) -> Self {
+        Self::tool_results_with(&SystemClock, results)
+    }
+
+    pub fn tool_results_with(clock: &dyn Clock, results: &[ToolResult]) -> Self {
         Message::ToolMessage {
-            id: new_id(),
-            contents: results.iter().map(Part::tool_result).collect(),
+            id: clock.new_id(),
+            contents: results
+                .iter()
+                .map(|r| Part::tool_result_with(clock, r))
+                .collect(),
         }
     }
 
@@ -145,15 +165,19 @@ impl Message {
 
 impl Part {
     pub fn text(text: impl Into<String>) -> Self {
+        Self::text_with(&SystemClock, text)
+    }
+
+    pub fn text_with(clock: &dyn Clock, text: impl Into<String>) -> Self {
         Part::TextPart {
-            id: new_id(),
+            id: clock.new_id(),
             text: text.into(),
         }
     }
 
     pub fn tool_call(call: &ToolCall) -> Self {
         Part::ToolCallPart {
-            id: new_id(),
+            id: SystemClock.new_id(),
             tool_call_id: call.id.clone(),
             tool_name: call.tool_name.clone(),
             args: call.args.clone(),
@@ -161,8 +185,12 @@ impl Part {
     }
 
     pub fn tool_result(result: &ToolResult) -> Self {
+        Self::tool_result_with(&SystemClock, result)
+    }
+
+    pub fn tool_result_with(clock: &dyn Clock, result: &ToolResult) -> Self {
         Part::ToolResultPart {
-            id: new_id(),
+            id: clock.new_id(),
             tool_call_id: result.id.clone(),
             tool_name: result.tool_name.clone(),
             contents: result
@@ -170,9 +198,9 @@ impl Part {
                 .contents
                 .iter()
                 .map(|content| match content {
-                    ToolContent::Text { text } => Part::text(text.clone()),
+                    ToolContent::Text { text } => Part::text_with(clock, text.clone()),
                     ToolContent::Image { mime_type, data } => Part::ImageInlinePart {
-                        id: new_id(),
+                        id: clock.new_id(),
                         encoded_data: data.clone(),
                         mime_type: mime_type.clone(),
                     },

@@ -383,7 +383,12 @@ impl Driver {
                 "tools": self.tools.iter().map(|t| &t.name).collect::<Vec<_>>(),
             }),
         );
-        let mut machine = Machine::new(checkpoint, self.job.max_retries, self.kinds.clone());
+        let mut machine = Machine::new(
+            checkpoint,
+            self.job.max_retries,
+            self.kinds.clone(),
+            self.job.clock.clone(),
+        );
         // Each effect keeps the step it was produced in: a finished step's events carry its
         // number even though the machine has already moved on to the next one.
         let step = machine.checkpoint().step_number;
