@@ -265,6 +265,40 @@ async fn a_model_error_after_retries_stops_with_a_saved_checkpoint() {
     assert_eq!(checkpoints[0]["status"], "stoppedByError");
 }
 
+#[tokio::test]
+async fn a_rate_limited_generation_is_retried_and_the_retries_are_stored_and_counted() {
+    let mock = MockLlm::start().await;
+    mock.push(Reply::status(429).header("retry-after", "0"));
+    mock.push(Reply::status(429).header("retry-after", "0"));
+    mock.push(openai::text_reply("Third time lucky."));
+    let project = Project::new(&mock, &solo());
+    let run = project.run(&["solo", "Answer"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let on_stdout = run.types().iter().filter(|t| *t == "retry").count();
+    assert_eq!(on_stdout, 2, "{:?}", run.types());
+    // The same events are in the store, where `perstack log` reads them.
+    let log = std::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
+        .args(["log", "--json", "--type", "retry"])
+        .current_dir(project.path())
+        .output()
+        .expect("perstack log runs");
+    assert!(
+        log.status.success(),
+        "{}",
+        String::from_utf8_lossy(&log.stderr)
+    );
+    let stored: Vec<Value> = String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON event a line"))
+        .collect();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(stored.iter().all(|e| e["type"] == "retry"));
+    // The step's checkpoint counts its generation's retries, as Perstack's do.
+    let checkpoints = project.checkpoints();
+    assert_eq!(checkpoints.len(), 1);
+    assert_eq!(checkpoints[0]["retryCount"], 2, "{}", checkpoints[0]);
+}
+
 fn team() -> String {
     format!(
         r#"

@@ -1,6 +1,7 @@
 //! One generation: the exact request is built, shown, sent with retries, and streamed back
 //! as events; the answer goes back to the machine.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use futures_util::StreamExt;
@@ -44,17 +45,18 @@ impl Driver {
             return Input::Cancelled;
         }
         let PendingRequest { prepared, edited } = pending;
-        let ids = self.ids.clone();
-        let events = self.job.events.clone();
+        let emitter = self.emitter();
+        let counted = self.provider_retries.clone();
         let hook: RetryHook = Arc::new(move |info| {
-            let _ = events.send(ids.event(
+            counted.fetch_add(1, Ordering::Relaxed);
+            emitter.emit(
                 step,
                 EventKind::Retry {
                     reason: info.error.to_string(),
                     attempt: u64::from(info.attempt),
                     delay_ms: Some(info.delay.as_millis() as u64),
                 },
-            ));
+            );
         });
         let mut stream =
             match send_with_retry(model.as_ref(), prepared, &self.job.retry, Some(&hook)).await {

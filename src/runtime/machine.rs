@@ -107,6 +107,8 @@ pub struct Machine {
     /// The step being built.
     step: Step,
     pending_interactive: Vec<ToolCall>,
+    /// Empty or cut answers retried in a row: limited by maxRetries.
+    answer_retries: u64,
     /// The time and ids come from outside, so a transition depends only on its inputs.
     clock: Arc<dyn Clock>,
 }
@@ -132,6 +134,7 @@ impl Machine {
             tools,
             step,
             pending_interactive: Vec::new(),
+            answer_retries: 0,
             clock,
         }
     }
@@ -147,6 +150,15 @@ impl Machine {
     /// The base skill's todo list, kept in every checkpoint from now on.
     pub fn set_todos(&mut self, todos: Vec<crate::skills::base::Todo>) {
         self.checkpoint.todos = todos;
+    }
+
+    /// This step's generation was retried `count` more times, by the provider layer (rate
+    /// limits, server errors) or by the machine (an empty answer): the checkpoint's
+    /// `retryCount`, as Perstack keeps it.
+    pub fn count_retries(&mut self, count: u64) {
+        if count > 0 {
+            self.checkpoint.retry_count = Some(self.checkpoint.retry_count.unwrap_or(0) + count);
+        }
     }
 
     /// Start (or resume) the run. `input_messages` are the messages this run adds (the query,
@@ -245,6 +257,8 @@ impl Machine {
         };
         if self.step.started_at == 0 {
             self.step.started_at = self.clock.now_ms();
+            // `retryCount` counts the retries of this step's generation.
+            self.checkpoint.retry_count = None;
         }
         let messages = Arc::new(self.checkpoint.messages.clone());
         let mut effects = Vec::new();
@@ -272,7 +286,7 @@ impl Machine {
             };
             return self.retry(note);
         }
-        self.checkpoint.retry_count = None;
+        self.answer_retries = 0;
         let message = Message::expert_with(&*self.clock, answer_parts(&*self.clock, &generation));
         self.checkpoint.messages.push(Frozen::new(message.clone()));
         self.step.new_messages.push(message.clone());
@@ -438,7 +452,7 @@ impl Machine {
     }
 
     fn retry(&mut self, note: &str) -> Vec<Effect> {
-        let attempt = self.checkpoint.retry_count.unwrap_or(0) + 1;
+        let attempt = self.answer_retries + 1;
         if attempt > self.max_retries {
             let error = CheckpointError {
                 name: "RetryLimitExceeded".into(),
@@ -448,7 +462,8 @@ impl Machine {
             };
             return self.stop(CheckpointStatus::StoppedByError, Some(error));
         }
-        self.checkpoint.retry_count = Some(attempt);
+        self.answer_retries = attempt;
+        self.count_retries(1);
         let note_message = Message::user_with(&*self.clock, note);
         self.checkpoint
             .messages

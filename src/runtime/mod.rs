@@ -3,6 +3,7 @@
 mod calls;
 pub mod checkpoint;
 pub mod control;
+mod emitter;
 pub mod event;
 pub mod frozen;
 mod generate;

@@ -2,7 +2,7 @@
 //! feeds the results back, for one run and, recursively, for the runs it delegates to.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::future::BoxFuture;
@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use super::calls::Origin;
 use super::checkpoint::{Checkpoint, CheckpointStatus, ExpertRef};
 use super::control::{Control, PausePoint};
+use super::emitter::Emitter;
 use super::event::{EventKind, RunIds};
 use super::frozen::Frozen;
 use super::generate::PendingRequest;
@@ -53,21 +54,6 @@ pub fn run_expert(job: Arc<JobContext>, spec: RunSpec) -> BoxFuture<'static, Run
         let mut driver = Driver::new(job, spec, expert, run_id);
         driver.run().await
     })
-}
-
-/// Sends a run's events to the UI or JSONL and to the store.
-#[derive(Clone)]
-struct Emitter {
-    job: Arc<JobContext>,
-    ids: RunIds,
-}
-
-impl Emitter {
-    fn emit(&self, step: u64, kind: EventKind) {
-        let event = self.ids.event(step, kind);
-        self.job.writer.event(&event);
-        let _ = self.job.events.send(event);
-    }
 }
 
 fn skill_event(report: SkillEvent) -> EventKind {
@@ -113,6 +99,8 @@ pub(super) struct Driver {
     pub(super) kinds: HashMap<String, ToolKind>,
     /// Kept from step to step, so each step converts only its new messages.
     pub(super) request: Mutex<RunRequest>,
+    /// Retries of the current model call by the provider layer, for the checkpoint's count.
+    pub(super) provider_retries: Arc<AtomicU64>,
 }
 
 impl Driver {
@@ -131,10 +119,7 @@ impl Driver {
             expert_key: spec.expert_key.clone(),
             parent_run_id: spec.parent.as_ref().map(|p| p.run_id.clone()),
         };
-        let emitter = Emitter {
-            job: job.clone(),
-            ids: ids.clone(),
-        };
+        let emitter = Emitter::new(job.clone(), ids.clone());
         let request = Mutex::new(RunRequest::new(job.reasoning, spec.expert_key.clone()));
         Driver {
             job,
@@ -147,6 +132,7 @@ impl Driver {
             tools: Vec::new(),
             kinds: HashMap::new(),
             request,
+            provider_retries: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -227,7 +213,7 @@ impl Driver {
         Ok(())
     }
 
-    fn emitter(&self) -> Emitter {
+    pub(super) fn emitter(&self) -> Emitter {
         self.emitter.clone()
     }
 
@@ -368,10 +354,10 @@ impl Driver {
         if let Some(skills) = &self.skills {
             skills.base().restore_todos(checkpoint.todos.clone());
         }
-        let _ = self.job.store.write_run_setting(
+        self.job.writer.run_setting(
             &self.job.job_id,
             &self.ids.run_id,
-            &json!({
+            json!({
                 "jobId": self.job.job_id,
                 "runId": self.ids.run_id,
                 "expertKey": self.spec.expert_key,
@@ -457,10 +443,11 @@ impl Driver {
                 } => {
                     // The pause before the model call is inside `generate`: after the request
                     // is built, so what a paused run shows is exactly what will be sent.
-                    match self
+                    let generated = self
                         .cancellable(self.generate(step, &messages, run_result))
-                        .await
-                    {
+                        .await;
+                    machine.count_retries(self.provider_retries.swap(0, Ordering::Relaxed));
+                    match generated {
                         Input::GenerationFailed(error) => {
                             let point = PausePoint::OnError {
                                 message: error.message.clone(),

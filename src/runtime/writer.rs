@@ -11,6 +11,11 @@ use super::event::RunEvent;
 
 enum Write {
     Checkpoint(Arc<Checkpoint>),
+    RunSetting {
+        job_id: String,
+        run_id: String,
+        setting: serde_json::Value,
+    },
     Event(Box<RunEvent>),
     Flush(Sender<()>),
 }
@@ -39,6 +44,15 @@ impl StoreWriter {
 
     pub fn checkpoint(&self, checkpoint: Arc<Checkpoint>) {
         self.send(Write::Checkpoint(checkpoint));
+    }
+
+    /// A run's settings, as `run-setting.json` (synced: it is written once per run).
+    pub fn run_setting(&self, job_id: &str, run_id: &str, setting: serde_json::Value) {
+        self.send(Write::RunSetting {
+            job_id: job_id.to_string(),
+            run_id: run_id.to_string(),
+            setting,
+        });
     }
 
     /// Streaming deltas are not stored: the `complete*` event that follows holds their text.
@@ -104,6 +118,11 @@ fn write_all(store: &Store, receiver: Receiver<Write>, errors: &Mutex<Vec<StoreE
                 Ok(())
             }
             Write::Checkpoint(checkpoint) => store.write_checkpoint(&checkpoint).map(|_| ()),
+            Write::RunSetting {
+                job_id,
+                run_id,
+                setting,
+            } => store.write_run_setting(&job_id, &run_id, &setting),
             Write::Event(event) => store.write_event(
                 &event.job_id,
                 &event.run_id,
