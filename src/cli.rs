@@ -11,6 +11,7 @@ use crate::definition::{self, ConfigError, Diagnostic, LoadedConfig};
 mod experts;
 mod install;
 mod log;
+pub mod logging;
 pub mod run;
 
 #[derive(Debug, Parser)]
@@ -23,6 +24,15 @@ pub mod run;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How much to log: to stderr, or to perstack/workbench.log for `start`
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "warn",
+        value_name = "LEVEL"
+    )]
+    pub log_level: logging::LogLevel,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,7 +65,7 @@ pub struct StartArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     #[command(flatten)]
-    pub overrides: run::Overrides,
+    pub overrides: crate::runtime::Overrides,
     /// Colours: dark (default), light, high-contrast, or the path of a theme file
     #[arg(long, value_name = "NAME|PATH")]
     pub theme: Option<String>,
@@ -105,13 +115,62 @@ pub fn main() -> ExitCode {
     ) {
         quiet_on_closed_pipe();
     }
+    if !matches!(cli.command, Command::Start(_)) {
+        logging::to_stderr(cli.log_level);
+    }
     match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Experts(args) => experts_command(&args),
         Command::Run(args) => run::run(&args),
         Command::Log(args) => log::log(&args),
         Command::Install(args) => install::run(&args),
-        Command::Start(args) => crate::tui::start(&args),
+        Command::Start(args) => start(&args, cli.log_level),
+    }
+}
+
+/// `perstack start`: loads and prepares here, at the edge, then hands the screen to the
+/// workbench.
+fn start(args: &StartArgs, log_level: logging::LogLevel) -> ExitCode {
+    let started = std::time::Instant::now();
+    let theme = match crate::tui::theme::Theme::load(args.theme.as_deref()) {
+        Ok(theme) => theme,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    let loaded = match load_or_report(&args.config) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let runtime = crate::runtime::Runtime::prepare(&loaded, &args.overrides);
+    let workspace = match &runtime {
+        Ok(runtime) => runtime.workspace.clone(),
+        Err(_) => args
+            .overrides
+            .workspace
+            .clone()
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(std::env::temp_dir),
+    };
+    let _log = logging::to_workbench_file(&workspace, log_level);
+    if let Ok(Some(warning)) = runtime.as_ref().map(|r| r.lock_warning.as_ref()) {
+        tracing::warn!("{warning}");
+    }
+    let options = crate::tui::WorkbenchOptions {
+        expert_key: args.expert_key.clone(),
+        query: args.query.clone(),
+        theme,
+        breakpoints: args.breakpoints.clone(),
+        overrides: args.overrides.clone(),
+        started,
+    };
+    match crate::tui::start(loaded, runtime, workspace, options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(exit::INVALID)
+        }
     }
 }
 

@@ -45,6 +45,34 @@ fn now_nanos() -> u128 {
 
 pub use crate::time::now_millis;
 
+/// An id given by a person (`--job-id`, `--continue-job`, `--resume-from`) names a directory or
+/// file under the store, so it must be a plain name: never a path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{flag} {id:?} is not a valid id: use 1 to 128 letters, digits, '-', '_' or '.', not starting with '.'"
+)]
+pub struct InvalidId {
+    pub flag: &'static str,
+    pub id: String,
+}
+
+pub fn check_id(flag: &'static str, id: &str) -> Result<(), InvalidId> {
+    let plain = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if plain {
+        Ok(())
+    } else {
+        Err(InvalidId {
+            flag,
+            id: id.to_string(),
+        })
+    }
+}
+
 /// Where the run machine takes the time and fresh ids from: the system in a real run, a
 /// counter in tests, so every transition can be checked without a real clock.
 pub trait Clock: Send + Sync {
@@ -96,6 +124,27 @@ impl Clock for CountingClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_that_are_paths_are_refused() {
+        for bad in [
+            "",
+            "/tmp/x",
+            "../../escape",
+            "a/b",
+            "..",
+            ".hidden",
+            "a\\b",
+            "a b",
+        ] {
+            assert!(check_id("--job-id", bad).is_err(), "{bad:?} was accepted");
+        }
+        for good in ["job-1", "0w6z9ytdcgn52hipg97s6328", "release_2.0"] {
+            assert_eq!(check_id("--job-id", good), Ok(()));
+        }
+        assert_eq!(new_id().len(), 24);
+        assert_eq!(check_id("--job-id", &new_id()), Ok(()));
+    }
 
     #[test]
     fn the_counting_clock_is_deterministic() {

@@ -162,7 +162,7 @@ pub fn write_job_record(
         finished_at: (status != JobStatus::Running).then(now_millis),
     };
     if let Err(err) = job.store.write_job(&record) {
-        eprintln!("perstack: job record not saved: {err}");
+        tracing::warn!("job record not saved: {err}");
     }
 }
 

@@ -14,4 +14,9 @@ pub mod message;
 pub mod prompt;
 mod request;
 pub mod run;
+mod session;
 pub mod writer;
+
+pub use session::{
+    Canceller, JobHandle, JobStart, Overrides, PrepareError, Runtime, StartError, answers_for,
+};

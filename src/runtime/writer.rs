@@ -70,7 +70,7 @@ impl StoreWriter {
         }
     }
 
-    /// Waits until everything queued so far is on disk, reporting on stderr what could not be
+    /// Waits until everything queued so far is on disk, logging what could not be
     /// written; later writes are still taken.
     pub fn flush(&self) {
         let (done, wait) = channel();
@@ -82,7 +82,7 @@ impl StoreWriter {
             .map(|mut e| std::mem::take(&mut *e))
             .unwrap_or_default();
         for error in errors {
-            eprintln!("perstack: {error}");
+            tracing::warn!("{error}");
         }
     }
 
@@ -105,7 +105,7 @@ impl StoreWriter {
 impl Drop for StoreWriter {
     fn drop(&mut self) {
         for error in self.finish() {
-            eprintln!("perstack: {error}");
+            tracing::warn!("{error}");
         }
     }
 }

@@ -1,16 +1,12 @@
 //! `AppState` driven by whole event sequences and keys: no terminal, no clock, no IO.
 
-use std::sync::Arc;
-
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tokio::sync::{mpsc, watch};
 
 use super::app::{AppState, CallStatus, Effect, JobState, Mode, Msg, PromptView, RunStatus};
 use super::keymap::PaneId;
 use super::test_support::*;
 use crate::runtime::checkpoint::CheckpointStatus;
 use crate::runtime::event::EventKind;
-use crate::runtime::run::{JobContext, RunSpec, RunStart, run_expert};
 
 fn feed(moment: Moment) -> AppState {
     let script = scripted_run(moment);
@@ -417,33 +413,22 @@ async fn the_example_run_builds_the_expected_tree() {
         "/perstack.toml"
     )))
     .unwrap();
-    let overrides = crate::cli::run::Overrides {
+    let overrides = crate::runtime::Overrides {
         replay: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.replay.toml").into()),
         workspace: Some(dir.path().to_path_buf()),
         ..Default::default()
     };
-    let prepared = crate::cli::run::prepare_loaded(loaded.clone(), &overrides).unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (_cancel, cancel_rx) = watch::channel(false);
-    let job = Arc::new(JobContext::new(
-        "job".into(),
-        prepared.config.clone(),
-        prepared.workspace.clone(),
-        prepared.model.clone(),
-        prepared.store.clone(),
-        tx,
-        cancel_rx,
-        0,
-    ));
-    let spec = RunSpec {
-        expert_key: "release-notes".into(),
-        run_id: None,
-        start: RunStart::Query("Write release notes for developers".into()),
-        parent: None,
+    let runtime = crate::runtime::Runtime::prepare(&loaded, &overrides).unwrap();
+    let start = crate::runtime::JobStart::New {
+        query: "Write release notes for developers".into(),
+        job_id: Some("job".into()),
     };
-    run_expert(job, spec).await;
+    let mut job = runtime
+        .start("release-notes", start, Default::default())
+        .await
+        .unwrap();
     let mut state = AppState::new(&loaded.config, "replay".into());
-    while let Ok(event) = rx.try_recv() {
+    while let Some(event) = job.events.recv().await {
         state.update(Msg::Run(Box::new(event)));
     }
     assert_eq!(state.job_state, JobState::Completed);

@@ -6,7 +6,6 @@
 
 use std::io::{self, Write as _};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{
@@ -22,11 +21,13 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
-use crate::cli::{self, StartArgs, run::prepare_loaded};
+use crate::definition::LoadedConfig;
 use crate::definition::watch::{ConfigWatcher, Reload};
 use crate::editor::Edited;
+use crate::runtime::control::Breakpoint;
 use crate::runtime::event::RunEvent;
 use crate::runtime::id::now_millis;
+use crate::runtime::{Overrides, PrepareError, Runtime};
 
 pub mod app;
 pub mod highlight;
@@ -50,7 +51,7 @@ pub mod test_support;
 use app::{AppState, Msg};
 use highlight::Highlighter;
 use panes::Ctx;
-use runner::{Ready, Runner, log};
+use runner::Runner;
 use theme::Theme;
 
 /// 60 frames a second at most.
@@ -60,80 +61,72 @@ const FRAME: Duration = Duration::from_millis(16);
 /// enough to keep a reload well under a tenth of a second.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(30);
 
-pub fn start(args: &StartArgs) -> ExitCode {
-    let started = Instant::now();
-    let theme = match Theme::load(args.theme.as_deref()) {
-        Ok(theme) => theme,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::from(cli::exit::INVALID);
-        }
+/// What the workbench opens with, from the command line or any other front end.
+pub struct WorkbenchOptions {
+    /// The Expert to select, and a query to start at once.
+    pub expert_key: Option<String>,
+    pub query: Option<String>,
+    pub theme: Theme,
+    pub breakpoints: Vec<Breakpoint>,
+    /// Kept for rebuilding the runtime after a reload or a switch to replay.
+    pub overrides: Overrides,
+    /// When the command started, for the first-frame time in the log.
+    pub started: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkbenchError {
+    #[error("cannot start the async runtime: {0}")]
+    AsyncRuntime(io::Error),
+    #[error("cannot open the terminal: {0}")]
+    Terminal(io::Error),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Opens the workbench on `loaded`. Without a runtime (no API key, say) it still opens: it
+/// shows why and offers the replay provider.
+pub fn start(
+    loaded: LoadedConfig,
+    runtime: Result<Runtime, PrepareError>,
+    workspace: PathBuf,
+    options: WorkbenchOptions,
+) -> Result<(), WorkbenchError> {
+    let (runtime, provider_error) = match runtime {
+        Ok(runtime) => (Some(runtime), None),
+        Err(err) => (None, Some(err.to_string())),
     };
-    let loaded = match cli::load_or_report(&args.config) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    // Without a key the workbench still opens: it shows the error and offers replay.
-    let (ready, provider_error) = match prepare_loaded(loaded.clone(), &args.overrides) {
-        Ok(prepared) => (Some(Ready::from(prepared)), None),
-        Err(err) => (None, Some(err.trim_start_matches("error: ").to_string())),
-    };
-    let workspace = ready
-        .as_ref()
-        .map(|r| r.workspace.clone())
-        .or_else(|| args.overrides.workspace.clone())
-        .or_else(|| std::env::current_dir().ok())
-        .unwrap_or_else(std::env::temp_dir);
-    let model = ready
+    let model = runtime
         .as_ref()
         .map(|r| model_label(r.model.as_ref()))
-        .or_else(|| args.overrides.model.clone())
+        .or_else(|| options.overrides.model.clone())
         .or_else(|| loaded.config.model.clone())
         .unwrap_or_default();
     let mut state = AppState::new(&loaded.config, model);
-    state.breakpoints = args.breakpoints.clone();
-    // A small file read once, before the first frame.
-    if let Ok(Some(lock)) =
-        crate::skills::lock::read_lock(&crate::skills::lock::lock_path(&loaded.path))
-    {
-        state.use_lock(&lock);
+    state.breakpoints = options.breakpoints.clone();
+    // Without a runtime the lock is still worth reading: it lists the skills' tools.
+    let lock = match &runtime {
+        Some(runtime) => runtime.lock.clone(),
+        None => crate::skills::lock::read_lock(&crate::skills::lock::lock_path(&loaded.path))
+            .ok()
+            .flatten(),
+    };
+    if let Some(lock) = &lock {
+        state.use_lock(lock);
     }
     state.provider_error = provider_error;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(cli::exit::INVALID);
-        }
-    };
-    let log_path = log_file(&workspace);
-    let _stderr = StderrToFile::new(&log_path);
-    log(&format!("workbench starting; log {}", log_path.display()));
-    let terminal = match TerminalGuard::enter() {
-        Ok(terminal) => terminal,
-        Err(err) => {
-            drop(_stderr);
-            eprintln!("error: cannot open the terminal: {err}");
-            return ExitCode::from(cli::exit::INVALID);
-        }
-    };
-    let result = runtime.block_on(run_loop(
-        terminal, state, theme, args, loaded, ready, workspace, started,
+        .map_err(WorkbenchError::AsyncRuntime)?;
+    tracing::info!("workbench starting");
+    let terminal = TerminalGuard::enter().map_err(WorkbenchError::Terminal)?;
+    let result = tokio.block_on(run_loop(
+        terminal, state, &options, loaded, runtime, workspace,
     ));
-    // The guard inside run_loop restored the terminal; say why we stopped, if it was an error.
-    drop(_stderr);
     // Background tasks (a cancelled run writing its checkpoint) get a moment, then stop.
-    runtime.shutdown_timeout(Duration::from_millis(500));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::from(cli::exit::INVALID)
-        }
-    }
+    tokio.shutdown_timeout(Duration::from_millis(500));
+    Ok(result?)
 }
 
 /// The model as shown and priced: a replayed run costs nothing.
@@ -145,26 +138,15 @@ pub fn model_label(model: &dyn crate::llm::LanguageModel) -> String {
     }
 }
 
-fn log_file(workspace: &std::path::Path) -> PathBuf {
-    let dir = workspace.join("perstack");
-    if std::fs::create_dir_all(&dir).is_ok() {
-        dir.join("workbench.log")
-    } else {
-        std::env::temp_dir().join("perstack-workbench.log")
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
 async fn run_loop(
     mut terminal: TerminalGuard,
     mut state: AppState,
-    theme: Theme,
-    args: &StartArgs,
-    loaded: crate::definition::LoadedConfig,
-    ready: Option<Ready>,
+    options: &WorkbenchOptions,
+    loaded: LoadedConfig,
+    runtime: Option<Runtime>,
     workspace: PathBuf,
-    started: Instant,
 ) -> io::Result<()> {
+    let theme = &options.theme;
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<RunEvent>();
     let (msgs_tx, mut msgs_rx) = mpsc::unbounded_channel::<Msg>();
     let (reload_tx, mut reload_rx) = mpsc::unbounded_channel::<Reload>();
@@ -178,12 +160,12 @@ async fn run_loop(
     };
     let mut runner = Runner::new(
         loaded,
-        args.overrides.clone(),
-        ready,
+        options.overrides.clone(),
+        runtime,
         workspace.clone(),
         events_tx,
         msgs_tx,
-        args.breakpoints.clone(),
+        options.breakpoints.clone(),
     );
     let highlighter = Highlighter::new(&theme.syntax);
     let size = terminal.terminal.size()?;
@@ -194,8 +176,8 @@ async fn run_loop(
     state.update(Msg::Tick {
         now_ms: now_millis(),
     });
-    if let Some(key) = &args.expert_key {
-        let effects = match &args.query {
+    if let Some(key) = &options.expert_key {
+        let effects = match &options.query {
             Some(query) => state.start_query(key, query.clone()),
             None => state.start_query_box(key),
         };
@@ -213,7 +195,7 @@ async fn run_loop(
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             let ctx = Ctx {
-                theme: &theme,
+                theme,
                 highlighter: &highlighter,
             };
             terminal
@@ -222,14 +204,14 @@ async fn run_loop(
             dirty = false;
             last_draw = Instant::now();
             if let Some(seen) = reload_seen.take() {
-                log(&format!(
+                tracing::info!(
                     "reload drawn {:?} after the watcher reported it",
                     seen.elapsed()
-                ));
+                );
             }
             if first_frame {
                 first_frame = false;
-                log(&format!("first frame after {:?}", started.elapsed()));
+                tracing::info!("first frame after {:?}", options.started.elapsed());
                 // Debug builds only: lets the end-to-end test check the panic path.
                 #[cfg(debug_assertions)]
                 if std::env::var_os("PERSTACK_WORKBENCH_TEST_PANIC").is_some() {
@@ -265,8 +247,8 @@ async fn run_loop(
             _ = tokio::time::sleep(Duration::from_secs(1)), if running && !dirty => {
                 msgs.push(Msg::Tick { now_ms: now_millis() });
             },
-            _ = term_signal.recv() => { log("SIGTERM: restoring the terminal"); return Ok(()); },
-            _ = hangup.recv() => { log("SIGHUP: restoring the terminal"); return Ok(()); },
+            _ = term_signal.recv() => { tracing::info!("SIGTERM: restoring the terminal"); return Ok(()); },
+            _ = hangup.recv() => { tracing::info!("SIGHUP: restoring the terminal"); return Ok(()); },
         }
         if msgs.is_empty() {
             continue;
@@ -416,63 +398,8 @@ pub fn restore() {
 fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        // The screen first, so the message is readable; then stderr back to the terminal.
+        // The screen first, so the message is readable.
         restore();
-        StderrToFile::restore_saved();
         previous(info);
     }));
-}
-
-/// While the workbench owns the screen, anything written to stderr goes to the log file.
-struct StderrToFile {
-    active: bool,
-}
-
-static SAVED_STDERR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
-
-impl StderrToFile {
-    fn new(path: &std::path::Path) -> Self {
-        use std::os::fd::IntoRawFd as _;
-        let Ok(file) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        else {
-            return StderrToFile { active: false };
-        };
-        let fd = file.into_raw_fd();
-        // SAFETY: dup/dup2/close on descriptors this process owns; no Rust object aliases them.
-        unsafe {
-            let saved = libc::dup(2);
-            if saved < 0 || libc::dup2(fd, 2) < 0 {
-                libc::close(fd);
-                if saved >= 0 {
-                    libc::close(saved);
-                }
-                return StderrToFile { active: false };
-            }
-            libc::close(fd);
-            SAVED_STDERR.store(saved, std::sync::atomic::Ordering::SeqCst);
-        }
-        StderrToFile { active: true }
-    }
-
-    fn restore_saved() {
-        let saved = SAVED_STDERR.swap(-1, std::sync::atomic::Ordering::SeqCst);
-        if saved >= 0 {
-            // SAFETY: `saved` is the descriptor dup'ed in `new` and not yet closed.
-            unsafe {
-                libc::dup2(saved, 2);
-                libc::close(saved);
-            }
-        }
-    }
-}
-
-impl Drop for StderrToFile {
-    fn drop(&mut self) {
-        if self.active {
-            StderrToFile::restore_saved();
-        }
-    }
 }

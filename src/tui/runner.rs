@@ -5,64 +5,41 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::app::{Effect, Msg};
-use crate::cli::run::{Overrides, Prepared, prepare_loaded};
+use crate::definition::LoadedConfig;
 use crate::definition::watch::Reload;
-use crate::definition::{Config, LoadedConfig};
-use crate::llm::LanguageModel;
-use crate::runtime::checkpoint::Store;
 use crate::runtime::control::{Breakpoint, Control, Debugger};
 use crate::runtime::event::RunEvent;
-use crate::runtime::id::{new_id, now_millis};
-use crate::runtime::job::run_job;
-use crate::runtime::run::{JobContext, RunStart};
-
-/// What a job needs once a provider is ready.
-#[derive(Clone)]
-pub struct Ready {
-    pub config: Arc<Config>,
-    pub model: Arc<dyn LanguageModel>,
-    pub workspace: PathBuf,
-    pub store: Store,
-    /// What MCP skills may draw their `requiredEnv` from, and perstack.lock.
-    pub env: Arc<std::collections::HashMap<String, String>>,
-    pub lock: Option<crate::skills::lock::Lock>,
-}
-
-impl From<Prepared> for Ready {
-    fn from(p: Prepared) -> Self {
-        Ready {
-            config: p.config,
-            model: p.model,
-            workspace: p.workspace,
-            store: p.store,
-            env: Arc::new(p.env),
-            lock: p.lock,
-        }
-    }
-}
+use crate::runtime::{Canceller, JobStart, Overrides, Runtime};
 
 pub struct Runner {
     pub loaded: LoadedConfig,
     pub overrides: Overrides,
-    /// Filled by a background task when the provider is switched to replay.
-    pub ready: Arc<Mutex<Option<Ready>>>,
+    /// Filled again by a background task when the definitions or the provider change.
+    pub runtime: Arc<Mutex<Option<Runtime>>>,
     pub workspace: PathBuf,
     events: mpsc::UnboundedSender<RunEvent>,
     msgs: mpsc::UnboundedSender<Msg>,
-    cancel: Option<watch::Sender<bool>>,
+    cancel: Arc<Mutex<CancelSlot>>,
     /// One for the whole session: breakpoints outlive jobs.
     debugger: Arc<Debugger>,
     controls: mpsc::UnboundedSender<Control>,
+}
+
+/// The running job's canceller, and whether a cancel came before the job had started.
+#[derive(Default)]
+struct CancelSlot {
+    canceller: Option<Canceller>,
+    requested: bool,
 }
 
 impl Runner {
     pub fn new(
         loaded: LoadedConfig,
         overrides: Overrides,
-        ready: Option<Ready>,
+        runtime: Option<Runtime>,
         workspace: PathBuf,
         events: mpsc::UnboundedSender<RunEvent>,
         msgs: mpsc::UnboundedSender<Msg>,
@@ -74,11 +51,11 @@ impl Runner {
             controls,
             loaded,
             overrides,
-            ready: Arc::new(Mutex::new(ready)),
+            runtime: Arc::new(Mutex::new(runtime)),
             workspace,
             events,
             msgs,
-            cancel: None,
+            cancel: Arc::default(),
         }
     }
 
@@ -87,10 +64,9 @@ impl Runner {
         match effect {
             Effect::Quit => return false,
             Effect::StartRun { expert_key, query } => {
-                let job_id = self.overrides.job_id.clone().unwrap_or_else(new_id);
                 // A given job id is for the first job only; later ones get fresh ids.
-                self.overrides.job_id = None;
-                self.spawn_job(job_id, expert_key, RunStart::Query(query), Some(0), true);
+                let job_id = self.overrides.job_id.take();
+                self.spawn_job(expert_key, JobStart::New { query, job_id });
             }
             Effect::Resume {
                 expert_key,
@@ -98,29 +74,26 @@ impl Runner {
                 query,
                 answers,
             } => {
-                let job_id = checkpoint.job_id.clone();
-                let start = RunStart::Resume {
-                    checkpoint: Box::new((*checkpoint).clone()),
+                let start = JobStart::Checkpoint {
+                    checkpoint,
                     query,
                     answers,
                     fork: false,
                 };
-                // The job record (steps used, start time) is read on the job's task.
-                self.spawn_job(job_id, expert_key, start, None, true);
+                self.spawn_job(expert_key, start);
             }
             Effect::Fork {
                 expert_key,
                 checkpoint,
             } => {
-                let job_id = checkpoint.job_id.clone();
-                let start = RunStart::Resume {
-                    checkpoint: Box::new((*checkpoint).clone()),
+                // A fork adds a run to the job and leaves the original's files as they were.
+                let start = JobStart::Checkpoint {
+                    checkpoint,
                     query: None,
                     answers: Vec::new(),
                     fork: true,
                 };
-                // A fork adds a run to the job and leaves the original's files as they were.
-                self.spawn_job(job_id, expert_key, start, None, false);
+                self.spawn_job(expert_key, start);
             }
             Effect::SetBreakpoints(breakpoints) => self.debugger.set_breakpoints(breakpoints),
             Effect::Control(control) => {
@@ -130,8 +103,11 @@ impl Runner {
             // `send_edit`.
             Effect::EditRequest { .. } => {}
             Effect::Cancel => {
-                if let Some(cancel) = &self.cancel {
-                    let _ = cancel.send(true);
+                if let Ok(mut slot) = self.cancel.lock() {
+                    slot.requested = true;
+                    if let Some(canceller) = &slot.canceller {
+                        canceller.cancel();
+                    }
                 }
             }
             Effect::WriteBody { name, body } => {
@@ -150,57 +126,49 @@ impl Runner {
         true
     }
 
-    fn spawn_job(
-        &mut self,
-        job_id: String,
-        expert_key: String,
-        start: RunStart,
-        steps_used: Option<u64>,
-        record: bool,
-    ) {
-        let started_at = now_millis();
-        let ready = self.ready.lock().ok().and_then(|r| r.clone());
-        let Some(ready) = ready else {
+    fn spawn_job(&mut self, expert_key: String, start: JobStart) {
+        let runtime = self.runtime.lock().ok().and_then(|r| r.clone());
+        let Some(runtime) = runtime else {
             let _ = self.msgs.send(Msg::JobEnded {
                 error: Some("no model provider: press r to use the replay provider".into()),
             });
             return;
         };
-        let (cancel_tx, cancel_rx) = watch::channel(false);
-        self.cancel = Some(cancel_tx);
+        if let Ok(mut slot) = self.cancel.lock() {
+            *slot = CancelSlot::default();
+        }
         self.debugger.stop_stepping();
-        let events = self.events.clone();
-        let msgs = self.msgs.clone();
-        let debugger = self.debugger.clone();
+        let (events, msgs, debugger) = (
+            self.events.clone(),
+            self.msgs.clone(),
+            self.debugger.clone(),
+        );
+        let cancel = self.cancel.clone();
         tokio::spawn(async move {
-            let (steps_used, started_at) = match steps_used {
-                Some(steps) => (steps, started_at),
-                None => {
-                    let (store, id) = (ready.store.clone(), job_id.clone());
-                    tokio::task::spawn_blocking(move || store.read_job(&id).ok())
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|j| (j.total_steps, j.started_at))
-                        .unwrap_or((0, started_at))
+            let mut job = match runtime.start(&expert_key, start, debugger).await {
+                Ok(job) => job,
+                Err(err) => {
+                    let _ = msgs.send(Msg::JobEnded {
+                        error: Some(err.to_string()),
+                    });
+                    return;
                 }
             };
-            let job = Arc::new(
-                JobContext::new(
-                    job_id,
-                    ready.config,
-                    ready.workspace,
-                    ready.model,
-                    ready.store,
-                    events,
-                    cancel_rx,
-                    steps_used,
-                )
-                .with_environment((*ready.env).clone(), ready.lock)
-                .with_debugger(debugger),
-            );
-            let outcome = run_job(job.clone(), &expert_key, start, started_at, record).await;
-            log(&format!("job {} ended: {:?}", job.job_id, outcome.status));
+            if let Ok(mut slot) = cancel.lock() {
+                let canceller = job.canceller();
+                if slot.requested {
+                    canceller.cancel();
+                }
+                slot.canceller = Some(canceller);
+            }
+            while let Some(event) = job.events.recv().await {
+                if events.send(event).is_err() {
+                    break;
+                }
+            }
+            let job_id = job.job_id.clone();
+            let outcome = job.outcome().await;
+            tracing::info!(job = %job_id, status = ?outcome.status, "job ended");
             let _ = msgs.send(Msg::JobEnded {
                 error: outcome.error,
             });
@@ -261,18 +229,18 @@ impl Runner {
     /// `note` is said when it is ready.
     fn rebuild_provider(&self, note: Option<String>) {
         let (overrides, loaded) = (self.overrides.clone(), self.loaded.clone());
-        let (ready, msgs) = (self.ready.clone(), self.msgs.clone());
+        let (slot, msgs) = (self.runtime.clone(), self.msgs.clone());
         // Building a provider reads env files: off the UI's thread.
-        tokio::task::spawn_blocking(move || match prepare_loaded(loaded, &overrides) {
-            Ok(prepared) => {
-                let model = super::model_label(prepared.model.as_ref());
-                if let Ok(mut slot) = ready.lock() {
-                    *slot = Some(prepared.into());
+        tokio::task::spawn_blocking(move || match Runtime::prepare(&loaded, &overrides) {
+            Ok(runtime) => {
+                let model = super::model_label(runtime.model.as_ref());
+                if let Ok(mut slot) = slot.lock() {
+                    *slot = Some(runtime);
                 }
                 let _ = msgs.send(Msg::ProviderReady { model, note });
             }
             Err(err) => {
-                let _ = msgs.send(Msg::ProviderFailed(err));
+                let _ = msgs.send(Msg::ProviderFailed(err.to_string()));
             }
         });
     }
@@ -296,9 +264,4 @@ fn write_body(dir: &Path, name: &str, body: &str) -> std::io::Result<PathBuf> {
     };
     std::fs::write(&path, body)?;
     Ok(path)
-}
-
-/// A line in the workbench log (stderr is redirected there while the screen is ours).
-pub fn log(line: &str) {
-    eprintln!("[{}] {line}", now_millis());
 }
