@@ -23,9 +23,7 @@ use super::prompt;
 use super::request::RunRequest;
 use crate::definition::Expert;
 use crate::skills::workspace::Workspace;
-use crate::skills::{
-    SkillEvent, SkillEventKind, SkillManager, SkillManagerOptions, ToolKind as SkillToolKind,
-};
+use crate::skills::{SkillEvent, SkillEventKind, SkillManager, SkillManagerOptions};
 use crate::time::rfc3339;
 use crate::tool::ToolDefinition;
 
@@ -187,10 +185,10 @@ impl Driver {
         let is_delegate = self.spec.parent.is_some();
         for tool in manager.tools() {
             let skill_name = manager.skill_of(&tool.name).unwrap_or_default().to_string();
-            let kind = match manager.kind_of(&tool.name) {
-                Some(SkillToolKind::Interactive) if is_delegate => continue,
-                Some(SkillToolKind::Interactive) => ToolKind::Interactive { skill_name },
-                _ => ToolKind::Skill { skill_name },
+            let kind = match manager.is_interactive(&tool.name) {
+                true if is_delegate => continue,
+                true => ToolKind::Interactive { skill_name },
+                false => ToolKind::Skill { skill_name },
             };
             self.kinds.insert(tool.name.clone(), kind);
             self.tools.push(tool);

@@ -20,17 +20,6 @@ use crate::skills::mcp::{McpError, McpOptions, McpSkill};
 use crate::skills::workspace::Workspace;
 use crate::tool::{ToolDefinition, ToolOutput};
 
-/// Who answers a tool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ToolKind {
-    /// The built-in base skill, in-process.
-    Base,
-    /// An MCP server.
-    Mcp,
-    /// A human, through the runtime (the manager only lists these).
-    Interactive,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum SkillError {
     #[error("skill {skill} failed to start: {source}")]
@@ -104,14 +93,6 @@ impl Entry {
                 }
                 _ => skill.offers(tool_name),
             },
-        }
-    }
-
-    fn kind(&self) -> ToolKind {
-        match self {
-            Entry::Base { .. } => ToolKind::Base,
-            Entry::Mcp { .. } => ToolKind::Mcp,
-            Entry::Interactive { .. } => ToolKind::Interactive,
         }
     }
 }
@@ -272,10 +253,10 @@ impl SkillManager {
         self.entries.iter().find(|e| e.offers(tool_name))
     }
 
-    /// Whether a tool is answered in-process, by an MCP server or by a human; `None` for a
-    /// tool no skill offers.
-    pub fn kind_of(&self, tool_name: &str) -> Option<ToolKind> {
-        self.entry_of(tool_name).map(Entry::kind)
+    /// Whether a person answers this tool (an interactive skill's), not a program. The
+    /// runtime's `ToolKind` says how each tool is answered; this is the fact it needs from here.
+    pub fn is_interactive(&self, tool_name: &str) -> bool {
+        matches!(self.entry_of(tool_name), Some(Entry::Interactive { .. }))
     }
 
     /// The name of the skill that offers a tool.

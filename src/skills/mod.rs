@@ -9,4 +9,4 @@ pub mod mcp;
 pub mod workspace;
 
 pub use event::{ConnectedInfo, SkillEvent, SkillEventKind};
-pub use manager::{SkillError, SkillManager, SkillManagerOptions, ToolKind};
+pub use manager::{SkillError, SkillManager, SkillManagerOptions};
