@@ -35,6 +35,8 @@ pub struct OpenAi {
     /// OpenAI (any base URL) and Azure: reasoning models get `max_completion_tokens` and
     /// `reasoning_effort`.
     pub openai_dialect: bool,
+    /// How much of an answer is taken; see [`http::StreamLimits`].
+    pub limits: http::StreamLimits,
     client: reqwest::Client,
 }
 
@@ -55,6 +57,7 @@ impl OpenAi {
             extra_headers,
             key_env: None,
             openai_dialect: false,
+            limits: http::StreamLimits::default(),
             client: http::client()?,
         })
     }
@@ -82,6 +85,7 @@ impl OpenAi {
             extra_headers,
             key_env: Some("AZURE_API_KEY"),
             openai_dialect: true,
+            limits: http::StreamLimits::default(),
             client: http::client()?,
         })
     }
@@ -261,6 +265,7 @@ impl LanguageModel for OpenAi {
                 key_env: self.key_env,
             },
             Decoder::new(&self.provider),
+            self.limits,
         ))
     }
 }
