@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use perstack::skills::lock::{LockedExpert, LockedSkill};
-use perstack::skills::{SkillError, SkillEventKind, SkillManagerOptions, ToolKind};
+use perstack::skills::{SkillError, SkillEventKind, SkillManagerOptions};
 use perstack::tool::ToolContent;
 use serde_json::json;
 use support::*;
@@ -38,10 +38,11 @@ async fn lists_tools_and_calls_echo_and_add() {
     assert_eq!(echo.description, "Returns the text it is given");
     assert_eq!(echo.input_schema["properties"]["text"]["type"], "string");
 
-    assert_eq!(s.manager.kind_of("echo"), Some(ToolKind::Mcp));
-    assert_eq!(s.manager.kind_of("readTextFile"), Some(ToolKind::Base));
     assert_eq!(s.manager.skill_of("echo"), Some("test"));
-    assert_eq!(s.manager.kind_of("nope"), None);
+    assert_eq!(s.manager.skill_of("readTextFile"), Some("@perstack/base"));
+    assert_eq!(s.manager.skill_of("nope"), None);
+    assert!(!s.manager.is_interactive("echo"));
+    assert!(!s.manager.is_interactive("readTextFile"));
 
     let out = s.manager.call("echo", json!({"text": "hello"})).await;
     assert!(!out.is_error, "{out:?}");
@@ -401,7 +402,7 @@ async fn interactive_tools_are_listed_but_not_called() {
                  [experts.t.skills.ask.tools.askUser]\ndescription = \"Ask the user\"\n\
                  inputJsonSchema = '{\"type\": \"object\", \"properties\": {\"q\": {\"type\": \"string\"}}}'\n";
     let s = start(&expert(skill), &env_with(&[])).await;
-    assert_eq!(s.manager.kind_of("askUser"), Some(ToolKind::Interactive));
+    assert!(s.manager.is_interactive("askUser"));
     let tool = s.manager.tools().into_iter().find(|t| t.name == "askUser");
     assert_eq!(
         tool.unwrap().input_schema["properties"]["q"]["type"],

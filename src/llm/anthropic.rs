@@ -24,6 +24,8 @@ pub struct Anthropic {
     pub base_url: String,
     pub api_key: String,
     pub extra_headers: Vec<(String, String)>,
+    /// How much of an answer is taken; see [`http::StreamLimits`].
+    pub limits: http::StreamLimits,
     client: reqwest::Client,
 }
 
@@ -39,6 +41,7 @@ impl Anthropic {
             base_url: base_url.into(),
             api_key: api_key.into(),
             extra_headers,
+            limits: http::StreamLimits::default(),
             client: http::client()?,
         })
     }
@@ -171,6 +174,7 @@ impl LanguageModel for Anthropic {
                 key_env: Some("ANTHROPIC_API_KEY"),
             },
             Decoder::default(),
+            self.limits,
         ))
     }
 }

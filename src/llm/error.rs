@@ -52,6 +52,29 @@ pub enum LlmError {
     #[error("{provider}: generation timed out after {}s", after.as_secs_f64())]
     Timeout { provider: String, after: Duration },
 
+    /// The answer went past a size limit; more of the same would not help, so not retried.
+    #[error(
+        "{provider}: {what} is larger than the limit of {limit} bytes; if the model is meant to \
+         answer this much, raise the limit with {env}=<bytes> in the environment or a .env file"
+    )]
+    TooLarge {
+        provider: String,
+        /// What went over: a line of the stream, or the answer.
+        what: String,
+        limit: usize,
+        /// The variable that raises the limit.
+        env: &'static str,
+    },
+
+    #[error(
+        "{env}={value:?} is not a number of bytes: set it to a whole number above 0, e.g. {example}, or unset it"
+    )]
+    BadLimit {
+        env: &'static str,
+        value: String,
+        example: usize,
+    },
+
     #[error("replay: {message}")]
     Replay { message: String },
 
@@ -67,6 +90,7 @@ impl LlmError {
                 matches!(status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529)
             }
             LlmError::Connection { .. } | LlmError::StreamCut { .. } => true,
+            LlmError::TooLarge { .. } => false,
             LlmError::Provider { kind, message, .. } => {
                 let kind = kind.to_ascii_lowercase();
                 kind.contains("overloaded")

@@ -17,7 +17,7 @@ use super::google::Google;
 use super::openai::OpenAi;
 use super::providers::{self, AZURE_DEFAULT_API_VERSION};
 use super::replay::Replay;
-use super::{LanguageModel, LlmError};
+use super::{LanguageModel, LlmError, http};
 use crate::definition::{ProviderName, ProviderSetting};
 
 pub fn build_provider(
@@ -74,15 +74,20 @@ pub fn build_provider(
         .map(|h| h.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
     let need = |url: Option<String>| url.ok_or_else(|| config_err("baseUrl is required".into()));
+    let limits = http::StreamLimits::from_env(env)?;
 
     Ok(match name {
         ProviderName::Anthropic => {
             let url = need(base_url(info.default_base_url)?)?;
-            Arc::new(Anthropic::new(model, url, required_key()?, headers)?)
+            let mut client = Anthropic::new(model, url, required_key()?, headers)?;
+            client.limits = limits;
+            Arc::new(client)
         }
         ProviderName::Google => {
             let url = need(base_url(info.default_base_url)?)?;
-            Arc::new(Google::new(model, url, required_key()?, headers)?)
+            let mut client = Google::new(model, url, required_key()?, headers)?;
+            client.limits = limits;
+            Arc::new(client)
         }
         ProviderName::Openai => {
             let url = need(base_url(info.default_base_url)?)?;
@@ -96,18 +101,22 @@ pub fn build_provider(
             let mut client = OpenAi::new(provider, model, &url, Some(required_key()?), headers)?;
             client.key_env = info.api_key_env;
             client.openai_dialect = true;
+            client.limits = limits;
             Arc::new(client)
         }
         ProviderName::Deepseek => {
             let url = need(base_url(info.default_base_url)?)?;
             let mut client = OpenAi::new(provider, model, &url, Some(required_key()?), headers)?;
             client.key_env = info.api_key_env;
+            client.limits = limits;
             Arc::new(client)
         }
         ProviderName::Ollama => {
             let url = need(base_url(info.default_base_url)?)?;
             // Local servers take no key; one is sent if given (e.g. behind a proxy).
-            Arc::new(OpenAi::new(provider, model, &url, api_key(), headers)?)
+            let mut client = OpenAi::new(provider, model, &url, api_key(), headers)?;
+            client.limits = limits;
+            Arc::new(client)
         }
         ProviderName::AzureOpenai => {
             let url = match base_url(None)? {
@@ -126,14 +135,10 @@ pub fn build_provider(
             };
             let deployment = extra("deployment").unwrap_or(model);
             let version = extra("apiVersion").unwrap_or(AZURE_DEFAULT_API_VERSION);
-            Arc::new(OpenAi::azure(
-                model,
-                &url,
-                deployment,
-                version,
-                required_key()?,
-                headers,
-            )?)
+            let mut client =
+                OpenAi::azure(model, &url, deployment, version, required_key()?, headers)?;
+            client.limits = limits;
+            Arc::new(client)
         }
         ProviderName::Replay => {
             let script = extra("script").ok_or_else(|| {

@@ -21,6 +21,8 @@ pub struct Google {
     pub base_url: String,
     pub api_key: String,
     pub extra_headers: Vec<(String, String)>,
+    /// How much of an answer is taken; see [`http::StreamLimits`].
+    pub limits: http::StreamLimits,
     client: reqwest::Client,
 }
 
@@ -36,6 +38,7 @@ impl Google {
             base_url: base_url.into(),
             api_key: api_key.into(),
             extra_headers,
+            limits: http::StreamLimits::default(),
             client: http::client()?,
         })
     }
@@ -184,6 +187,7 @@ impl LanguageModel for Google {
                 key_env: Some("GOOGLE_GENERATIVE_AI_API_KEY"),
             },
             Decoder::default(),
+            self.limits,
         ))
     }
 }

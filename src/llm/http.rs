@@ -1,7 +1,7 @@
 //! What the HTTP providers share: the client, sending a prepared request, error bodies, and
 //! turning an SSE byte stream into neutral chunks through a per-format decoder.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -9,8 +9,54 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 
-use super::sse::{SseEvent, SseParser};
+use super::sse::{SseError, SseEvent, SseParser};
 use super::{ChunkStream, LlmError, PreparedRequest, StreamChunk};
+
+/// Raises the longest line of an answer stream (and the most data of one event), in bytes.
+pub const MAX_SSE_LINE_ENV: &str = "PERSTACK_MAX_SSE_LINE_BYTES";
+/// Raises the most text, thinking and tool arguments one answer may hold, in bytes.
+pub const MAX_ANSWER_ENV: &str = "PERSTACK_MAX_ANSWER_BYTES";
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
+/// How much of an answer is taken before the generation ends with [`LlmError::TooLarge`]:
+/// a server that never ends a line, or never stops answering, must not exhaust memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    pub max_line_bytes: usize,
+    pub max_answer_bytes: usize,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_line_bytes: super::sse::DEFAULT_MAX_LINE_BYTES,
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
+        }
+    }
+}
+
+impl StreamLimits {
+    /// The defaults, with [`MAX_SSE_LINE_ENV`] and [`MAX_ANSWER_ENV`] from `env` where set.
+    pub fn from_env(env: &HashMap<String, String>) -> Result<Self, LlmError> {
+        let read = |name: &'static str, default: usize| match env.get(name).map(|v| v.trim()) {
+            None | Some("") => Ok(default),
+            Some(value) => value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| LlmError::BadLimit {
+                    env: name,
+                    value: value.to_string(),
+                    example: default,
+                }),
+        };
+        let defaults = StreamLimits::default();
+        Ok(StreamLimits {
+            max_line_bytes: read(MAX_SSE_LINE_ENV, defaults.max_line_bytes)?,
+            max_answer_bytes: read(MAX_ANSWER_ENV, defaults.max_answer_bytes)?,
+        })
+    }
+}
 
 /// Turns the SSE events of one wire format into neutral chunks.
 pub trait ChunkDecoder: Send + Unpin + 'static {
@@ -66,12 +112,14 @@ pub struct ErrorContext<'a> {
     pub key_env: Option<&'a str>,
 }
 
-/// Sends the prepared bytes; a non-2xx status becomes an [`LlmError::Http`].
+/// Sends the prepared bytes; a non-2xx status becomes an [`LlmError::Http`]. The answer is
+/// cut off with [`LlmError::TooLarge`] past `limits`.
 pub async fn send_sse<D: ChunkDecoder>(
     client: &reqwest::Client,
     prepared: PreparedRequest,
     ctx: ErrorContext<'_>,
     decoder: D,
+    limits: StreamLimits,
 ) -> Result<ChunkStream, LlmError> {
     let provider = ctx.provider.to_string();
     let method =
@@ -89,7 +137,12 @@ pub async fn send_sse<D: ChunkDecoder>(
         .await
         .map_err(|e| LlmError::Connection {
             provider: provider.clone(),
-            message: error_chain(&e),
+            // reqwest names the URL, query and all: name it redacted instead.
+            message: format!(
+                "{}: {}",
+                prepared.redacted_url(),
+                error_chain(&e.without_url())
+            ),
         })?;
     let status = response.status();
     if !status.is_success() {
@@ -106,11 +159,13 @@ pub async fn send_sse<D: ChunkDecoder>(
     Ok(DecodeStream {
         provider,
         bytes,
-        parser: SseParser::new(),
+        parser: SseParser::with_max_line(limits.max_line_bytes),
         events: Vec::new(),
         decoder,
         pending: VecDeque::new(),
         state: State::Streaming,
+        max_answer_bytes: limits.max_answer_bytes,
+        answer_bytes: 0,
     }
     .boxed())
 }
@@ -203,6 +258,9 @@ struct DecodeStream<D> {
     decoder: D,
     pending: VecDeque<StreamChunk>,
     state: State,
+    max_answer_bytes: usize,
+    /// Text, thinking and tool arguments decoded so far.
+    answer_bytes: usize,
 }
 
 impl<D: ChunkDecoder> DecodeStream<D> {
@@ -211,22 +269,50 @@ impl<D: ChunkDecoder> DecodeStream<D> {
             if self.decoder.done() {
                 break;
             }
+            let before = self.pending.len();
             self.decoder.event(event, &mut self.pending)?;
+            self.answer_bytes += self
+                .pending
+                .range(before..)
+                .map(content_bytes)
+                .sum::<usize>();
+            if self.answer_bytes > self.max_answer_bytes {
+                // The event that went over is not handed out: the answer stays within the limit.
+                self.pending.truncate(before);
+                return Err(LlmError::TooLarge {
+                    provider: self.provider.clone(),
+                    what: "the answer (text, thinking and tool arguments)".into(),
+                    limit: self.max_answer_bytes,
+                    env: MAX_ANSWER_ENV,
+                });
+            }
         }
         Ok(())
     }
 
+    fn sse_error(&self, error: SseError) -> LlmError {
+        match error {
+            SseError::TooLong { what, limit } => LlmError::TooLarge {
+                provider: self.provider.clone(),
+                what: format!("{what} of the answer stream"),
+                limit,
+                env: MAX_SSE_LINE_ENV,
+            },
+            other => LlmError::protocol(&self.provider, other.to_string()),
+        }
+    }
+
     fn on_bytes(&mut self, bytes: &[u8]) -> Result<(), LlmError> {
-        self.parser
-            .feed(bytes, &mut self.events)
-            .map_err(|e| LlmError::protocol(&self.provider, e.to_string()))?;
+        if let Err(error) = self.parser.feed(bytes, &mut self.events) {
+            return Err(self.sse_error(error));
+        }
         self.run_events()
     }
 
     fn on_end(&mut self) -> Result<(), LlmError> {
-        self.parser
-            .finish(&mut self.events)
-            .map_err(|e| LlmError::protocol(&self.provider, e.to_string()))?;
+        if let Err(error) = self.parser.finish(&mut self.events) {
+            return Err(self.sse_error(error));
+        }
         self.run_events()?;
         self.decoder.end(&mut self.pending)
     }
@@ -256,7 +342,7 @@ impl<D: ChunkDecoder> Stream for DecodeStream<D> {
                 Poll::Ready(Some(Ok(bytes))) => this.on_bytes(&bytes),
                 Poll::Ready(Some(Err(e))) => Err(LlmError::StreamCut {
                     provider: this.provider.clone(),
-                    detail: Some(error_chain(&e)),
+                    detail: Some(error_chain(&e.without_url())),
                 }),
                 Poll::Ready(None) => {
                     let result = this.on_end();
@@ -270,6 +356,18 @@ impl<D: ChunkDecoder> Stream for DecodeStream<D> {
                 this.state = State::Failing(err);
             }
         }
+    }
+}
+
+/// The bytes of answer a chunk carries: what a response accumulates.
+fn content_bytes(chunk: &StreamChunk) -> usize {
+    match chunk {
+        StreamChunk::TextDelta { text } => text.len(),
+        StreamChunk::ReasoningDelta { text, signature } => {
+            text.len() + signature.as_ref().map_or(0, String::len)
+        }
+        StreamChunk::ToolCallArgumentsDelta { delta, .. } => delta.len(),
+        _ => 0,
     }
 }
 

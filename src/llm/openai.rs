@@ -30,6 +30,8 @@ pub struct OpenAi {
     /// OpenAI (any base URL) and Azure: reasoning models get `max_completion_tokens` and
     /// `reasoning_effort`.
     pub openai_dialect: bool,
+    /// How much of an answer is taken; see [`http::StreamLimits`].
+    pub limits: http::StreamLimits,
     client: reqwest::Client,
 }
 
@@ -50,6 +52,7 @@ impl OpenAi {
             extra_headers,
             key_env: None,
             openai_dialect: false,
+            limits: http::StreamLimits::default(),
             client: http::client()?,
         })
     }
@@ -77,6 +80,7 @@ impl OpenAi {
             extra_headers,
             key_env: Some("AZURE_API_KEY"),
             openai_dialect: true,
+            limits: http::StreamLimits::default(),
             client: http::client()?,
         })
     }
@@ -256,6 +260,7 @@ impl LanguageModel for OpenAi {
                 key_env: self.key_env,
             },
             Decoder::new(&self.provider),
+            self.limits,
         ))
     }
 }

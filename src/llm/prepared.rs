@@ -68,6 +68,12 @@ impl PreparedRequest {
             .collect()
     }
 
+    /// The URL for display and logs: credentials in it (`user:password@`, `?key=...`)
+    /// replaced by `[redacted]`.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
     pub fn body(&self) -> &Bytes {
         &self.body
     }
@@ -131,6 +137,69 @@ pub fn is_secret_header(name: &str) -> bool {
         || name.contains("secret")
 }
 
+/// `url` with the user information of its authority and the values of credential query
+/// parameters replaced by `[redacted]`; everything else is left exactly as written.
+pub fn redact_url(url: &str) -> String {
+    let (before_fragment, fragment) = match url.find('#') {
+        Some(i) => url.split_at(i),
+        None => (url, ""),
+    };
+    let (before_query, query) = match before_fragment.find('?') {
+        Some(i) => (&before_fragment[..i], Some(&before_fragment[i + 1..])),
+        None => (before_fragment, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    match before_query.find("://") {
+        Some(scheme_end) => {
+            let authority_start = scheme_end + 3;
+            let rest = &before_query[authority_start..];
+            let authority_len = rest.find('/').unwrap_or(rest.len());
+            let authority = &rest[..authority_len];
+            out.push_str(&before_query[..authority_start]);
+            match authority.rfind('@') {
+                Some(at) => {
+                    out.push_str(REDACTED);
+                    out.push_str(&authority[at..]);
+                }
+                None => out.push_str(authority),
+            }
+            out.push_str(&rest[authority_len..]);
+        }
+        None => out.push_str(before_query),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((name, _)) if is_secret_param(name) => {
+                    out.push_str(name);
+                    out.push('=');
+                    out.push_str(REDACTED);
+                }
+                _ => out.push_str(pair),
+            }
+        }
+    }
+    out.push_str(fragment);
+    out
+}
+
+/// Query parameter names that carry credentials (`key` is Google's API key parameter).
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "key"
+        || name == "sig"
+        || name.contains("apikey")
+        || name.contains("api_key")
+        || name.contains("api-key")
+        || name.contains("token")
+        || name.contains("secret")
+        || name.contains("password")
+}
+
 /// Serialises in redacted form: events and logs never hold a key.
 impl Serialize for PreparedRequest {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -142,7 +211,7 @@ impl Serialize for PreparedRequest {
         let mut st = s.serialize_struct("PreparedRequest", 5)?;
         st.serialize_field("provider", &self.provider)?;
         st.serialize_field("method", &self.method)?;
-        st.serialize_field("url", &self.url)?;
+        st.serialize_field("url", &self.redacted_url())?;
         st.serialize_field("headers", &headers)?;
         st.serialize_field("body", &body)?;
         st.end()
@@ -163,6 +232,63 @@ mod tests {
         assert!(err.contains("object"), "{err}");
         let err = check_json_body(br#"{"model":"m","messages":{}}"#, &need).expect_err("field");
         assert!(err.contains("`messages` as an array"), "{err}");
+    }
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        let cases = [
+            (
+                "http://user:SECRET@host/v1/chat/completions",
+                "http://[redacted]@host/v1/chat/completions",
+            ),
+            (
+                "https://SECRET@host:8443/v1",
+                "https://[redacted]@host:8443/v1",
+            ),
+            (
+                "https://g.test/v1beta/models/m:streamGenerateContent?alt=sse&key=SECRET",
+                "https://g.test/v1beta/models/m:streamGenerateContent?alt=sse&key=[redacted]",
+            ),
+            (
+                "https://h.test/v1?api_key=SECRET&apikey=SECRET&access_token=SECRET&token=SECRET&api-version=2024",
+                "https://h.test/v1?api_key=[redacted]&apikey=[redacted]&access_token=[redacted]&token=[redacted]&api-version=2024",
+            ),
+            (
+                "https://u:SECRET@h.test/p?KEY=SECRET#frag",
+                "https://[redacted]@h.test/p?KEY=[redacted]#frag",
+            ),
+            // Nothing secret: left exactly as written, spaces and all.
+            (
+                "replay:/a dir/demo.replay.toml",
+                "replay:/a dir/demo.replay.toml",
+            ),
+            (
+                "https://h.test/p?alt=sse&monkey=1&flag",
+                "https://h.test/p?alt=sse&monkey=1&flag",
+            ),
+            // An `@` in the path is not user information.
+            ("https://h.test/v1/@scope/x", "https://h.test/v1/@scope/x"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(redact_url(url), expected, "{url}");
+        }
+        let req = PreparedRequest::new(
+            "google",
+            "POST",
+            "http://user:SECRET@h.test/v1?key=SECRET",
+            vec![],
+            "{}",
+        );
+        assert_eq!(
+            req.redacted_url(),
+            "http://[redacted]@h.test/v1?key=[redacted]"
+        );
+        let shown = serde_json::to_string(&req).unwrap();
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert_eq!(
+            req.url, "http://user:SECRET@h.test/v1?key=SECRET",
+            "sent as is"
+        );
     }
 
     #[test]

@@ -10,16 +10,25 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// The longest line (and the most data in one event) a parser takes by default.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SseError {
     #[error("line {line} is not valid UTF-8")]
     InvalidUtf8 { line: usize },
     #[error("line {line} is not an SSE field: {text:?}")]
     Malformed { line: usize, text: String },
+    /// A line (or the data of one event) over the limit: a stream that never ends its line
+    /// must not grow without bound.
+    #[error("{what} is longer than {limit} bytes")]
+    TooLong { what: String, limit: usize },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseParser {
+    /// The longest line, and the most data one event may collect.
+    max_line: usize,
     /// The start of a line whose end has not arrived yet.
     partial: Vec<u8>,
     /// The previous chunk ended in `\r`: a leading `\n` belongs to that line end.
@@ -30,9 +39,35 @@ pub struct SseParser {
     line_no: usize,
 }
 
+impl Default for SseParser {
+    fn default() -> Self {
+        Self::with_max_line(DEFAULT_MAX_LINE_BYTES)
+    }
+}
+
 impl SseParser {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A parser that refuses lines, and events' data, longer than `max_line` bytes.
+    pub fn with_max_line(max_line: usize) -> Self {
+        SseParser {
+            max_line,
+            partial: Vec::new(),
+            skip_lf: false,
+            event: String::new(),
+            data: String::new(),
+            has_data: false,
+            line_no: 0,
+        }
+    }
+
+    fn line_too_long(&self) -> SseError {
+        SseError::TooLong {
+            what: format!("line {}", self.line_no + 1),
+            limit: self.max_line,
+        }
     }
 
     /// Feeds bytes; complete events are appended to `out`.
@@ -54,6 +89,9 @@ impl SseParser {
                     Some(_) => {}
                 }
             }
+            if self.partial.len() + line.len() > self.max_line {
+                return Err(self.line_too_long());
+            }
             if self.partial.is_empty() {
                 self.line(line, out)?;
             } else {
@@ -64,6 +102,9 @@ impl SseParser {
                 self.partial = joined;
                 result?;
             }
+        }
+        if self.partial.len() + bytes.len() > self.max_line {
+            return Err(self.line_too_long());
         }
         self.partial.extend_from_slice(bytes);
         Ok(())
@@ -100,6 +141,12 @@ impl SseParser {
         };
         match field {
             "data" => {
+                if self.data.len() + value.len() + 1 > self.max_line {
+                    return Err(SseError::TooLong {
+                        what: format!("the data of the event ending at line {}", self.line_no),
+                        limit: self.max_line,
+                    });
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -203,6 +250,55 @@ mod tests {
     fn plain_json_line_is_an_error() {
         let err = parse_all(&[b"{\"error\": \"boom\"}\n\n"]).unwrap_err();
         assert!(matches!(err, SseError::Malformed { line: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_without_growing() {
+        // Split or whole, ended or not: a line over the limit is an error once it is seen.
+        let mut parser = SseParser::with_max_line(16);
+        let mut out = Vec::new();
+        parser.feed(b"data: 0123456789", &mut out).unwrap();
+        let err = parser.feed(b"abcdef", &mut out).unwrap_err();
+        assert_eq!(
+            err,
+            SseError::TooLong {
+                what: "line 1".into(),
+                limit: 16
+            }
+        );
+        let mut parser = SseParser::with_max_line(16);
+        let err = parser
+            .feed(b"data: ok\n\ndata: 0123456789abcdef\n\n", &mut out)
+            .unwrap_err();
+        assert!(
+            matches!(err, SseError::TooLong { ref what, .. } if what == "line 3"),
+            "{err}"
+        );
+        assert_eq!(
+            out,
+            vec![ev("", "ok")],
+            "events before the long line still count"
+        );
+        // Exactly at the limit is fine.
+        assert_eq!(
+            SseParser::with_max_line(16)
+                .feed(b"data: 0123456789\n\n", &mut Vec::new())
+                .map(|_| ()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn an_event_with_too_much_data_is_refused() {
+        let mut parser = SseParser::with_max_line(16);
+        let err = parser
+            .feed(b"data: 12345\ndata: 12345\ndata: 12345\n", &mut Vec::new())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the data of the event ending at line 3 is longer than 16 bytes"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -182,7 +182,7 @@ impl PendingRequest {
                 provider: model.provider().to_string(),
                 model: model.model().to_string(),
                 method: prepared.method.clone(),
-                url: prepared.url.clone(),
+                url: prepared.redacted_url(),
                 headers: prepared.redacted_headers(),
                 body: prepared.body_text(),
                 edited: self.edited,

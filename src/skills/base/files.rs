@@ -4,7 +4,7 @@ use std::io;
 use std::path::Path;
 
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::ToolError;
 use super::args::Args;
@@ -32,34 +32,9 @@ pub async fn read_text_file(ws: &Workspace, args: &Args) -> Result<ToolOutput> {
     let path = ws.resolve(&args.string("path")?)?;
     let from = args.opt_u64("from")?;
     let to = args.opt_u64("to")?;
+    let column = args.opt_u64("column")?.unwrap_or(1);
+    let text = read_whole_text(ws, &path, "readTextFile", "head, tail or grep").await?;
     let shown = ws.display(&path);
-    let meta = tokio::fs::metadata(&path)
-        .await
-        .map_err(|e| io_error("read", ws, &path, e))?;
-    if meta.is_dir() {
-        return Err(ToolError::message(format!(
-            "{shown} is a directory; use listDirectory to see its contents"
-        )));
-    }
-    if !meta.is_file() {
-        // A FIFO or device could block the call forever.
-        return Err(ToolError::message(format!("{shown} is not a regular file")));
-    }
-    if meta.len() > MAX_TEXT_FILE_BYTES {
-        return Err(ToolError::message(format!(
-            "{shown} is {} bytes, more than the {MAX_TEXT_FILE_BYTES} bytes readTextFile reads; \
-             use exec with a tool such as head, tail or grep instead",
-            meta.len()
-        )));
-    }
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|e| io_error("read", ws, &path, e))?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        ToolError::message(format!(
-            "{shown} is not UTF-8 text; use readImageFile for images or exec for binary files"
-        ))
-    })?;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let total = lines.len() as u64;
     let first = from.unwrap_or(1);
@@ -67,6 +42,11 @@ pub async fn read_text_file(ws: &Workspace, args: &Args) -> Result<ToolOutput> {
     if first == 0 {
         return Err(ToolError::message(
             "`from` is a 1-based line number; use 1 for the first line",
+        ));
+    }
+    if column == 0 {
+        return Err(ToolError::message(
+            "`column` is a 1-based character position; use 1 for the start of the line",
         ));
     }
     if let Some(to) = to
@@ -83,16 +63,38 @@ pub async fn read_text_file(ws: &Workspace, args: &Args) -> Result<ToolOutput> {
     }
     let mut out = String::new();
     let mut shown_last = first.saturating_sub(1);
-    for line in lines
+    let range = lines
         .iter()
+        .zip(1u64..)
         .skip(first.saturating_sub(1) as usize)
-        .take(last.saturating_sub(first.saturating_sub(1)) as usize)
-    {
-        if out.len() + line.len() > MAX_TEXT_OUTPUT_BYTES {
-            break;
+        .take(last.saturating_sub(first.saturating_sub(1)) as usize);
+    for (&line, number) in range {
+        let start_column = if number == first { column } else { 1 };
+        let line = skip_chars(line, start_column - 1).ok_or_else(|| {
+            ToolError::message(format!(
+                "`column` ({column}) is past the end of line {number} of {shown}, which has {} characters",
+                line.chars().count()
+            ))
+        })?;
+        if out.len() + line.len() <= MAX_TEXT_OUTPUT_BYTES {
+            out.push_str(line);
+            shown_last = number;
+            continue;
         }
-        out.push_str(line);
-        shown_last += 1;
+        if out.is_empty() {
+            // One line longer than a whole answer: hand it out in pieces, each saying where
+            // the next starts, so every character can be reached.
+            let piece = &line[..floor_char_boundary(line, MAX_TEXT_OUTPUT_BYTES)];
+            let end_column = start_column + piece.chars().count() as u64 - 1;
+            out.push_str(piece);
+            out.push_str(&format!(
+                "\n[truncated: line {number} is too long for one call; showed its characters \
+                 {start_column}-{end_column}; pass from: {number}, column: {} to read on]",
+                end_column + 1
+            ));
+            return Ok(ToolOutput::text(out));
+        }
+        break;
     }
     if shown_last < last {
         out.push_str(&format!(
@@ -104,13 +106,31 @@ pub async fn read_text_file(ws: &Workspace, args: &Args) -> Result<ToolOutput> {
     Ok(ToolOutput::text(out))
 }
 
+/// `line` without its first `count` characters; `None` when it has fewer. The line end counts
+/// as a character, so a column just past the text (at the line end) is still valid.
+fn skip_chars(line: &str, count: u64) -> Option<&str> {
+    if count == 0 {
+        return Some(line);
+    }
+    let mut indices = line.char_indices().map(|(i, _)| i).chain([line.len()]);
+    let start = indices.nth(usize::try_from(count).ok()?)?;
+    (start < line.len()).then(|| &line[start..])
+}
+
+/// The largest char boundary of `text` at or below `max`.
+fn floor_char_boundary(text: &str, max: usize) -> usize {
+    let mut cut = max.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    cut
+}
+
 pub async fn write_text_file(ws: &Workspace, args: &Args) -> Result<ToolOutput> {
     let path = ws.resolve(&args.string("path")?)?;
     let text = args.string("text")?;
     create_parent(ws, &path).await?;
-    tokio::fs::write(&path, text.as_bytes())
-        .await
-        .map_err(|e| io_error("write", ws, &path, e))?;
+    overwrite(ws, &path, text.as_bytes()).await?;
     Ok(ToolOutput::text(format!(
         "wrote {} bytes to {}",
         text.len(),
@@ -122,12 +142,9 @@ pub async fn append_text_file(ws: &Workspace, args: &Args) -> Result<ToolOutput>
     let path = ws.resolve(&args.string("path")?)?;
     let text = args.string("text")?;
     create_parent(ws, &path).await?;
-    let mut file = tokio::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&path)
-        .await
-        .map_err(|e| io_error("open", ws, &path, e))?;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.append(true).create(true);
+    let (mut file, _) = open_regular(ws, &path, &mut options, "open").await?;
     file.write_all(text.as_bytes())
         .await
         .map_err(|e| io_error("append to", ws, &path, e))?;
@@ -151,9 +168,7 @@ pub async fn edit_text_file(ws: &Workspace, args: &Args) -> Result<ToolOutput> {
             "`oldText` is empty; give the exact text to replace (use appendTextFile to add at the end)",
         ));
     }
-    let text = tokio::fs::read_to_string(&path)
-        .await
-        .map_err(|e| io_error("read", ws, &path, e))?;
+    let text = read_whole_text(ws, &path, "editTextFile", "sed").await?;
     match text.matches(old_text.as_str()).count() {
         0 => Err(ToolError::message(format!(
             "`oldText` was not found in {shown}; it must match the file exactly, including \
@@ -161,9 +176,7 @@ pub async fn edit_text_file(ws: &Workspace, args: &Args) -> Result<ToolOutput> {
         ))),
         1 => {
             let edited = text.replacen(old_text.as_str(), &new_text, 1);
-            tokio::fs::write(&path, edited.as_bytes())
-                .await
-                .map_err(|e| io_error("write", ws, &path, e))?;
+            overwrite(ws, &path, edited.as_bytes()).await?;
             Ok(ToolOutput::text(format!("edited {shown}")))
         }
         n => Err(ToolError::message(format!(
@@ -171,6 +184,97 @@ pub async fn edit_text_file(ws: &Workspace, args: &Args) -> Result<ToolOutput> {
              surrounding text to make it unique"
         ))),
     }
+}
+
+/// A whole text file, refused when it is not a regular file, larger than
+/// [`MAX_TEXT_FILE_BYTES`] (`tool` and `instead` name the tool and the exec commands to use),
+/// or not UTF-8.
+async fn read_whole_text(ws: &Workspace, path: &Path, tool: &str, instead: &str) -> Result<String> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.read(true);
+    let (file, meta) = open_regular(ws, path, &mut options, "read").await?;
+    let too_large = |size: u64| {
+        ToolError::message(format!(
+            "{} is {size} bytes, more than the {MAX_TEXT_FILE_BYTES} bytes {tool} handles; \
+             use exec with a tool such as {instead} instead",
+            ws.display(path)
+        ))
+    };
+    if meta.len() > MAX_TEXT_FILE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    // Bounded even if the file grows after the check.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_TEXT_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| io_error("read", ws, path, e))?;
+    if bytes.len() as u64 > MAX_TEXT_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        ToolError::message(format!(
+            "{} is not UTF-8 text; use readImageFile for images or exec for binary files",
+            ws.display(path)
+        ))
+    })
+}
+
+/// Replaces the content of a regular file, creating it if needed.
+async fn overwrite(ws: &Workspace, path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    let (mut file, _) = open_regular(ws, path, &mut options, "write").await?;
+    file.write_all(bytes)
+        .await
+        .map_err(|e| io_error("write", ws, path, e))?;
+    file.flush()
+        .await
+        .map_err(|e| io_error("write", ws, path, e))
+}
+
+/// Opens a regular file without ever waiting on a FIFO or a device, which could hold the call
+/// (and the process) forever: other kinds are refused before opening, and the open itself is
+/// non-blocking so one swapped in after the check is refused too instead of waited on.
+async fn open_regular(
+    ws: &Workspace,
+    path: &Path,
+    options: &mut tokio::fs::OpenOptions,
+    action: &str,
+) -> Result<(tokio::fs::File, std::fs::Metadata)> {
+    match tokio::fs::metadata(path).await {
+        Ok(meta) => refuse_irregular(ws, path, &meta)?,
+        // A missing file is the open's to create or report.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(action, ws, path, e)),
+    }
+    let file = options
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .await
+        .map_err(|e| io_error(action, ws, path, e))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| io_error(action, ws, path, e))?;
+    refuse_irregular(ws, path, &meta)?;
+    Ok((file, meta))
+}
+
+fn refuse_irregular(ws: &Workspace, path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    let shown = ws.display(path);
+    if meta.is_dir() {
+        return Err(ToolError::message(format!(
+            "{shown} is a directory; use listDirectory to see its contents"
+        )));
+    }
+    if !meta.is_file() {
+        return Err(ToolError::message(format!(
+            "{shown} is not a regular file (a FIFO, socket or device); the file tools only \
+             work on regular files"
+        )));
+    }
+    Ok(())
 }
 
 pub async fn move_file(ws: &Workspace, args: &Args) -> Result<ToolOutput> {

@@ -84,6 +84,7 @@ pub fn definitions() -> Vec<ToolDefinition> {
                 "path": path_prop("File to read"),
                 "from": {"type": "number", "description": "First line to return (1-based)"},
                 "to": {"type": "number", "description": "Last line to return (inclusive)"},
+                "column": {"type": "number", "description": "Character of line `from` to start at (1-based), for lines too long for one call"},
             }),
             &["path"],
         ),

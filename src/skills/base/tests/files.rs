@@ -120,6 +120,128 @@ async fn read_text_file_cuts_long_output_and_says_where_to_continue() {
     );
 }
 
+fn make_fifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn every_file_tool_refuses_a_fifo_without_waiting_on_it() {
+    let (_dir, skill) = setup();
+    make_fifo(&root(&skill).join("fifo"));
+    let calls = [
+        ("readTextFile", json!({"path": "fifo"})),
+        ("writeTextFile", json!({"path": "fifo", "text": "x"})),
+        ("appendTextFile", json!({"path": "fifo", "text": "x"})),
+        (
+            "editTextFile",
+            json!({"path": "fifo", "oldText": "a", "newText": "b"}),
+        ),
+    ];
+    for (tool, args) in calls {
+        // Nobody opens the other end: a blocking open would never return.
+        let text = tokio::time::timeout(std::time::Duration::from_secs(5), err(&skill, tool, args))
+            .await
+            .unwrap_or_else(|_| panic!("{tool} waited on the FIFO"));
+        assert!(
+            text.contains("fifo is not a regular file"),
+            "{tool}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn edit_text_file_refuses_files_over_the_read_limit() {
+    let (_dir, skill) = setup();
+    let path = root(&skill).join("huge.txt");
+    // Sparse: the size is over the limit without writing it.
+    let file = std::fs::File::create(&path).expect("create");
+    file.set_len(files::MAX_TEXT_FILE_BYTES + 1)
+        .expect("set_len");
+    let text = err(
+        &skill,
+        "editTextFile",
+        json!({"path": "huge.txt", "oldText": "a", "newText": "b"}),
+    )
+    .await;
+    assert!(
+        text.contains(&format!(
+            "more than the {} bytes editTextFile handles",
+            files::MAX_TEXT_FILE_BYTES
+        )) && text.contains("use exec"),
+        "{text}"
+    );
+    // Within the limit, an edit of a file that is not UTF-8 says so.
+    std::fs::write(root(&skill).join("bin"), [0xff, b'a', 0xfe]).expect("write");
+    let text = err(
+        &skill,
+        "editTextFile",
+        json!({"path": "bin", "oldText": "a", "newText": "b"}),
+    )
+    .await;
+    assert!(text.contains("not UTF-8"), "{text}");
+}
+
+#[tokio::test]
+async fn a_line_longer_than_one_answer_is_read_in_pieces() {
+    let (_dir, skill) = setup();
+    // 1 MB on one line, with multi-byte characters so pieces must end on char boundaries,
+    // then a short second line.
+    let long: String = "aé😀".repeat(1024 * 1024 / 7) + "\n";
+    let content = long.clone() + "tail\n";
+    std::fs::write(root(&skill).join("wide.txt"), &content).expect("write");
+    let mut read = String::new();
+    let mut args = json!({"path": "wide.txt", "to": 1});
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        assert!(calls < 20, "no progress: {args}");
+        let text = ok(&skill, "readTextFile", args.clone()).await;
+        let Some(note) = text.rfind("\n[truncated: line 1 is too long") else {
+            read.push_str(&text);
+            break;
+        };
+        assert!(note <= files::MAX_TEXT_OUTPUT_BYTES, "{note}");
+        read.push_str(&text[..note]);
+        let hint = &text[note..];
+        let column: u64 = hint
+            .split("column: ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no column in {hint}"));
+        assert_eq!(column as usize, read.chars().count() + 1, "{hint}");
+        args = json!({"path": "wide.txt", "from": 1, "to": 1, "column": column});
+    }
+    assert_eq!(read, long, "every character of the line, in order");
+    assert!(calls >= 4, "{calls}");
+    // Reading on past the long line: the rest of it, then the next line.
+    let text = ok(
+        &skill,
+        "readTextFile",
+        json!({"path": "wide.txt", "from": 1, "column": long.chars().count() - 1}),
+    )
+    .await;
+    assert_eq!(text, "😀\ntail\n");
+    let text = err(
+        &skill,
+        "readTextFile",
+        json!({"path": "wide.txt", "from": 2, "column": 6}),
+    )
+    .await;
+    assert!(text.contains("past the end of line 2"), "{text}");
+    let text = err(
+        &skill,
+        "readTextFile",
+        json!({"path": "wide.txt", "column": 0}),
+    )
+    .await;
+    assert!(text.contains("1-based"), "{text}");
+}
+
 #[tokio::test]
 async fn edit_text_file_needs_exactly_one_match() {
     let (_dir, skill) = setup();
