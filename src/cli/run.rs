@@ -151,7 +151,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(code::ERROR);
         }
     };
-    match tokio.block_on(run_job(args, runtime)) {
+    let result = tokio.block_on(run_job(args, runtime));
+    // A tool still blocked in the OS (a FIFO, a hung disk) must not keep the process alive:
+    // everything that matters is stored by now.
+    tokio.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(status) => ExitCode::from(exit_code(status)),
         Err(err) => {
             eprintln!("error: {err}");
