@@ -4,10 +4,11 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 
 use super::app::{AppState, Mode};
-use super::keymap::PaneId;
+use super::panes::{PaneId, SIDE_BY_SIDE_WIDTH};
 
-/// At this width and above the four panes sit side by side; below it they become tabs.
-pub const WIDE: u16 = 120;
+/// At this width and above the panes sit side by side; below it they become tabs. Each pane
+/// declares the columns it needs (`Pane::WIDTH`); this is their sum.
+pub const WIDE: u16 = SIDE_BY_SIDE_WIDTH;
 
 pub struct Areas {
     pub tabs: Option<Rect>,
@@ -30,12 +31,13 @@ pub fn areas(state: &AppState) -> Areas {
     .areas(full);
     let input = (input_height > 0).then_some(input);
     if state.width >= WIDE {
-        let columns = Layout::horizontal([
-            Constraint::Percentage(22),
-            Constraint::Percentage(34),
-            Constraint::Percentage(26),
-            Constraint::Percentage(18),
-        ])
+        // Each pane's share of the width is its weight over the sum of all weights.
+        let total: u32 = PaneId::ALL.iter().map(|p| p.width().weight).sum();
+        let columns = Layout::horizontal(
+            PaneId::ALL
+                .iter()
+                .map(|p| Constraint::Ratio(p.width().weight, total)),
+        )
         .split(body);
         let panes = PaneId::ALL
             .iter()
