@@ -1,4 +1,7 @@
-//! `AppState`: everything the workbench shows, as plain data, changed only by `update(msg)`.
+//! `AppState`: everything the workbench shows, as plain data, changed only by `update(msg)`: the
+//! job's data (definitions, runs, timeline, breakpoints), the panes of the registry, each owning
+//! its cursor, scroll and folds (`panes::Panes`), and the modes. A key goes to the focused pane
+//! first; what a pane asks beyond its own state comes back as a `Request` and is applied here.
 //! No drawing and no IO here: `update` returns effects as data and the loop in `mod.rs`
 //! performs them (start or cancel a run, write a file) and feeds the results back as messages.
 

@@ -106,3 +106,46 @@ pub fn tab_at(state: &AppState, col: u16, row: u16) -> Option<PaneId> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::Msg;
+    use crate::tui::test_support::example_config;
+
+    fn state(width: u16) -> AppState {
+        let mut state = AppState::new(&example_config(), "claude-sonnet-4-5".into());
+        state.update(Msg::Resize { width, height: 30 });
+        state
+    }
+
+    #[test]
+    fn the_panes_sit_side_by_side_from_the_sum_of_their_minimums() {
+        let wide = areas(&state(WIDE));
+        assert!(wide.tabs.is_none());
+        assert_eq!(wide.panes.len(), PaneId::ALL.len());
+        for (pane, area) in &wide.panes {
+            assert!(
+                area.width >= pane.width().min,
+                "{} is {} columns, fewer than its {}",
+                pane.title(),
+                area.width,
+                pane.width().min
+            );
+        }
+        let narrow = areas(&state(WIDE - 1));
+        assert!(narrow.tabs.is_some());
+        assert_eq!(narrow.panes.len(), 1);
+    }
+
+    #[test]
+    fn the_columns_follow_the_registry_order_and_weights() {
+        let areas = areas(&state(200));
+        let order: Vec<PaneId> = areas.panes.iter().map(|(p, _)| *p).collect();
+        assert_eq!(order, PaneId::ALL);
+        let widths: Vec<u16> = areas.panes.iter().map(|(_, a)| a.width).collect();
+        assert_eq!(widths.iter().sum::<u16>(), 200);
+        // Prompt weighs most, Timeline least.
+        assert_eq!(widths, [44, 68, 52, 36]);
+    }
+}

@@ -115,31 +115,31 @@ impl<'a> JobData<'a> {
     }
 }
 
+/// The view of `$state`'s job fields, borrowing each field on its own so that the borrow does
+/// not cover `$state.panes`.
+macro_rules! job_data {
+    ($state:expr) => {
+        JobData {
+            experts: &$state.experts,
+            runs: &$state.runs,
+            root_run: $state.root_run.as_deref(),
+            timeline: &$state.timeline,
+            selected_expert: $state.selected_expert,
+            selected_run: $state.selected_run.as_deref(),
+            pinned: $state.pinned,
+        }
+    };
+}
+
 impl AppState {
     /// The job's data, for reading.
     pub fn job(&self) -> JobData<'_> {
-        JobData {
-            experts: &self.experts,
-            runs: &self.runs,
-            root_run: self.root_run.as_deref(),
-            timeline: &self.timeline,
-            selected_expert: self.selected_expert,
-            selected_run: self.selected_run.as_deref(),
-            pinned: self.pinned,
-        }
+        job_data!(self)
     }
 
     /// The panes to change and the job's data to read, borrowed side by side.
     pub(super) fn panes_and_job(&mut self) -> (&mut Panes, JobData<'_>) {
-        let job = JobData {
-            experts: &self.experts,
-            runs: &self.runs,
-            root_run: self.root_run.as_deref(),
-            timeline: &self.timeline,
-            selected_expert: self.selected_expert,
-            selected_run: self.selected_run.as_deref(),
-            pinned: self.pinned,
-        };
+        let job = job_data!(self);
         (&mut self.panes, job)
     }
 }

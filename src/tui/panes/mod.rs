@@ -131,7 +131,7 @@ pub enum Request {
     SelectRun(String),
     /// Show the state at this timeline entry.
     Pin(usize),
-    /// Back to the live state: the Prompt pane chose a step of its own.
+    /// Stop showing a pinned checkpoint: the Prompt pane chose a step of its own.
     Unpin,
     ToggleBreakpoint(Breakpoint),
     /// Fork, mark for a diff, or diff at this timeline entry.
