@@ -31,7 +31,7 @@ fn big_state() -> AppState {
         state.update(Msg::Run(Box::new(event)));
     }
     state.focus = PaneId::Prompt;
-    state.prompt_scroll = state.prompt_len() / 2;
+    state.panes.prompt.scroll = state.prompt_len() / 2;
     state
 }
 
@@ -74,7 +74,7 @@ fn redraw(c: &mut Criterion) {
         KeyCode::Char('v'),
         KeyModifiers::NONE,
     )));
-    state.prompt_scroll = state.prompt_len() / 2;
+    state.panes.prompt.scroll = state.prompt_len() / 2;
     c.bench_function("redraw 200x50, 10k-message run, raw body", |b| {
         b.iter(|| {
             terminal

@@ -1,4 +1,7 @@
-//! `AppState`: everything the workbench shows, as plain data, changed only by `update(msg)`.
+//! `AppState`: everything the workbench shows, as plain data, changed only by `update(msg)`: the
+//! job's data (definitions, runs, timeline, breakpoints), the panes of the registry, each owning
+//! its cursor, scroll and folds (`panes::Panes`), and the modes. A key goes to the focused pane
+//! first; what a pane asks beyond its own state comes back as a `Request` and is applied here.
 //! No drawing and no IO here: `update` returns effects as data and the loop in `mod.rs`
 //! performs them (start or cancel a run, write a file) and feeds the results back as messages.
 
@@ -10,102 +13,28 @@ use serde_json::Value;
 
 use super::keymap::{self, Action, PaneId};
 use super::layout;
+use super::panes::{EventState, InputCtx, Panes, Request};
 use crate::definition::Config;
 use crate::runtime::checkpoint::{Checkpoint, Usage};
-use crate::runtime::control::{Breakpoint, Control, PausePoint};
-use crate::runtime::event::RunEvent;
+use crate::runtime::control::{Breakpoint, PausePoint};
 use crate::runtime::message::{ToolCall, ToolResult};
 use crate::tool::ToolOutput;
 
 mod debug;
 mod diff;
 mod events;
+mod job;
+mod msg;
 mod views;
 
 pub use diff::{DiffLine, DiffSource, DiffView};
+pub use job::JobData;
+pub use msg::{Effect, Mode, Msg};
 
 pub use views::*;
 
 /// A result longer than this many lines is folded until `e` unfolds it.
 pub const FOLD_LINES: usize = 12;
-
-#[derive(Debug, Clone)]
-pub enum Msg {
-    Key(KeyEvent),
-    Paste(String),
-    Click {
-        col: u16,
-        row: u16,
-    },
-    Wheel {
-        col: u16,
-        row: u16,
-        down: bool,
-    },
-    Resize {
-        width: u16,
-        height: u16,
-    },
-    Run(Box<RunEvent>),
-    /// A job's top-level run returned (also when it failed before emitting anything).
-    JobEnded {
-        error: Option<String>,
-    },
-    /// A line for the status bar (a file written, a provider switched).
-    Status(String),
-    ProviderReady {
-        model: String,
-        /// Said in the status line (a rebuild after a reload says nothing).
-        note: Option<String>,
-    },
-    ProviderFailed(String),
-    /// perstack.toml changed on disk and is valid: these definitions are in force for new runs.
-    Reloaded {
-        config: Arc<Config>,
-        changes: Vec<String>,
-        lock: Option<crate::skills::lock::Lock>,
-    },
-    /// perstack.toml changed on disk and is invalid: each diagnostic, rendered.
-    ReloadFailed(Vec<String>),
-    Tick {
-        now_ms: u64,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    StartRun {
-        expert_key: String,
-        query: String,
-    },
-    /// Resume the job's coordinator from `checkpoint`, with a follow-up query or answers.
-    Resume {
-        expert_key: String,
-        checkpoint: Arc<Checkpoint>,
-        query: Option<String>,
-        answers: Vec<ToolResult>,
-    },
-    Cancel,
-    WriteBody {
-        name: String,
-        body: String,
-    },
-    UseReplay,
-    /// The workbench's breakpoints changed: the runtime holds them.
-    SetBreakpoints(Vec<Breakpoint>),
-    /// Answer the paused run.
-    Control(Control),
-    /// Hand the terminal to $EDITOR with the body about to be sent.
-    EditRequest {
-        body: String,
-    },
-    /// A new run from a checkpoint, under the definitions now in force.
-    Fork {
-        expert_key: String,
-        checkpoint: Arc<Checkpoint>,
-    },
-    Quit,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
@@ -144,19 +73,6 @@ pub enum RunStatus {
     WaitingForAnswer,
 }
 
-/// Input boxes and overlays; keys go to the topmost one.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Mode {
-    Normal,
-    Query { input: String },
-    FollowUp { input: String },
-    Answer { question: String, input: String },
-    Search { input: String },
-    ConfirmQuit,
-    Help,
-    Diff,
-}
-
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub experts: Vec<ExpertInfo>,
@@ -178,21 +94,13 @@ pub struct AppState {
     pub resume_from: Option<Arc<Checkpoint>>,
     pub pending_question: Option<ToolCall>,
     pub timeline: Vec<TimelineEntry>,
-    // Selections and scroll positions, one group per pane.
+    // The selection every pane follows.
     pub selected_expert: usize,
-    pub expert_cursor: usize,
     pub selected_run: Option<String>,
     /// A timeline entry being inspected; None follows the live state.
     pub pinned: Option<usize>,
-    pub prompt_step: Option<u64>,
-    pub prompt_view: PromptView,
-    pub prompt_scroll: usize,
-    pub show_thinking: bool,
-    pub search: Option<String>,
-    pub call_cursor: usize,
-    pub call_expanded: bool,
-    pub call_unfolded: bool,
-    pub timeline_cursor: usize,
+    /// Each pane's own state: cursors, scroll positions, folds, views.
+    pub panes: Panes,
     /// Breakpoints as the workbench last set them in the runtime.
     pub breakpoints: Vec<Breakpoint>,
     /// Where a run is paused, waiting for step / continue / abort.
@@ -253,18 +161,9 @@ impl AppState {
             pending_question: None,
             timeline: Vec::new(),
             selected_expert: 0,
-            expert_cursor: 1,
             selected_run: None,
             pinned: None,
-            prompt_step: None,
-            prompt_view: PromptView::Conversation,
-            prompt_scroll: 0,
-            show_thinking: false,
-            search: None,
-            call_cursor: 0,
-            call_expanded: false,
-            call_unfolded: false,
-            timeline_cursor: 0,
+            panes: Panes::default(),
             breakpoints: Vec::new(),
             paused: None,
             reload_errors: Vec::new(),
@@ -283,39 +182,17 @@ impl AppState {
 
     /// The run the Prompt and Tool calls panes show.
     pub fn current_run(&self) -> Option<&RunView> {
-        self.selected_run
-            .as_ref()
-            .or(self.root_run.as_ref())
-            .and_then(|id| self.runs.get(id))
+        self.job().current_run()
     }
 
     /// The step the Prompt pane shows: the pinned checkpoint's, the chosen one, or the latest.
     pub fn current_step(&self) -> Option<(u64, &StepView)> {
-        let run = self.current_run()?;
-        let wanted = self.pinned_step().or(self.prompt_step);
-        match wanted {
-            Some(n) => run.steps.range(..=n).next_back().map(|(k, v)| (*k, v)),
-            None => run.steps.iter().next_back().map(|(k, v)| (*k, v)),
-        }
-    }
-
-    fn pinned_step(&self) -> Option<u64> {
-        let entry = self.timeline.get(self.pinned?)?;
-        (Some(&entry.run_id) == self.current_run().map(|r| &r.run_id)).then_some(entry.step)
+        self.job().step_at(self.panes.prompt.step)
     }
 
     /// The calls the Tool calls pane lists (only those up to a pinned checkpoint).
     pub fn visible_calls(&self) -> &[ToolCallView] {
-        let Some(run) = self.current_run() else {
-            return &[];
-        };
-        match self.pinned_step() {
-            Some(step) => {
-                let n = run.calls.iter().take_while(|c| c.step <= step).count();
-                &run.calls[..n]
-            }
-            None => &run.calls,
-        }
+        self.job().visible_calls()
     }
 
     /// The job's tokens. A finished delegate's usage is already in its parent's (usage is
@@ -370,117 +247,23 @@ impl AppState {
     /// The rows of the Experts pane: the live run tree first (when there is a job), then the
     /// definitions, the selected Expert opened to its skills, tools and delegates.
     pub fn expert_rows(&self) -> Vec<ExpertRow> {
-        let mut rows = Vec::new();
-        if let Some(root) = &self.root_run {
-            rows.push(ExpertRow::Header("Runs"));
-            self.push_run_rows(root, 0, &mut rows);
-            // Forks are top-level runs of the same job, after the original.
-            for fork in self
-                .runs
-                .values()
-                .filter(|r| r.parent.is_none() && r.run_id != *root)
-            {
-                self.push_run_rows(&fork.run_id, 0, &mut rows);
-            }
-        }
-        rows.push(ExpertRow::Header("Definitions"));
-        for (i, expert) in self.experts.iter().enumerate() {
-            rows.push(ExpertRow::Expert(i));
-            if i != self.selected_expert {
-                continue;
-            }
-            for skill in &expert.skills {
-                rows.push(ExpertRow::Detail(format!(
-                    "  ◆ {} ({})",
-                    skill.name, skill.kind
-                )));
-                match &skill.tools {
-                    Some(tools) => {
-                        for tool in tools {
-                            rows.push(ExpertRow::Detail(format!("      {tool}")));
-                        }
-                    }
-                    None => rows.push(ExpertRow::Detail(
-                        "      tools listed after `perstack install`".into(),
-                    )),
-                }
-            }
-            for delegate in &expert.delegates {
-                rows.push(ExpertRow::Detail(format!("  → {delegate}")));
-            }
-        }
-        rows
+        self.job().expert_rows()
     }
 
     /// Puts the Experts pane's cursor on `target`, wherever rows above it moved it.
     fn cursor_to(&mut self, target: &ExpertRow) {
-        if let Some(row) = self.expert_rows().iter().position(|r| r == target) {
-            self.expert_cursor = row;
-        }
-    }
-
-    fn push_run_rows(&self, run_id: &str, depth: usize, rows: &mut Vec<ExpertRow>) {
-        let Some(run) = self.runs.get(run_id) else {
-            return;
-        };
-        rows.push(ExpertRow::Run {
-            run_id: run_id.to_string(),
-            depth,
-        });
-        // Depth is bounded by the runtime's delegation limit.
-        for child in &run.children {
-            self.push_run_rows(child, depth + 1, rows);
-        }
+        let (panes, job) = self.panes_and_job();
+        panes.experts.cursor_to(&job, target);
     }
 
     /// Lines of the Prompt pane's current view, for scrolling and search.
     pub fn prompt_len(&self) -> usize {
-        let Some((_, step)) = self.current_step() else {
-            return 0;
-        };
-        match self.prompt_view {
-            PromptView::Raw => step.pretty.as_ref().map(|p| p.len()).unwrap_or(0) + 3,
-            PromptView::Conversation => {
-                let conv = if self.show_thinking {
-                    step.conv_len
-                } else {
-                    step.conv_folded_len
-                };
-                conv + streaming_lines(step, self.show_thinking).len()
-            }
-        }
+        self.panes.prompt.len(&self.job())
     }
 
     /// One line of the Prompt pane's current view (for search; the pane draws its own).
     pub fn prompt_line(&self, i: usize) -> Option<String> {
-        let run = self.current_run()?;
-        let (_, step) = self.current_step()?;
-        match self.prompt_view {
-            PromptView::Raw => {
-                let pretty = step.pretty.as_ref()?;
-                // The three header lines (method + url, headers) come first.
-                i.checked_sub(3).map(|i| pretty.line(i).to_string())
-            }
-            PromptView::Conversation => {
-                let (len, line) = if self.show_thinking {
-                    (step.conv_len, run.conv.get(i))
-                } else {
-                    (
-                        step.conv_folded_len,
-                        run.conv_folded
-                            .get(i)
-                            .and_then(|&j| run.conv.get(j as usize)),
-                    )
-                };
-                if i < len {
-                    line.map(|l| l.text.clone())
-                } else {
-                    streaming_lines(step, self.show_thinking)
-                        .get(i - len)
-                        .map(|(_, t)| t.to_string())
-                }
-            }
-        }
+        self.panes.prompt.line(&self.job(), i)
     }
 
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
@@ -518,10 +301,7 @@ impl AppState {
                 }
                 Vec::new()
             }
-            Msg::Click { col, row } => {
-                self.on_click(col, row);
-                Vec::new()
-            }
+            Msg::Click { col, row } => self.on_click(col, row),
             Msg::Wheel { col, row, down } => {
                 if let Some(pane) = layout::pane_at(self, col, row) {
                     self.focus = pane;
@@ -726,8 +506,12 @@ impl AppState {
                 }]
             }
             Mode::Search { input } => {
-                self.search = (!input.is_empty()).then_some(input);
-                self.find_next(self.prompt_scroll);
+                let (panes, job) = self.panes_and_job();
+                panes.prompt.search = (!input.is_empty()).then_some(input);
+                let from = panes.prompt.scroll;
+                if let Some(status) = panes.prompt.find_next(from, &job) {
+                    self.status = Some(status);
+                }
                 Vec::new()
             }
             other => {
@@ -755,10 +539,10 @@ impl AppState {
         self.selected_run = None;
         self.resume_from = None;
         self.pinned = None;
-        self.prompt_step = None;
-        self.prompt_scroll = 0;
-        self.call_cursor = 0;
-        self.timeline_cursor = 0;
+        self.panes.prompt.step = None;
+        self.panes.prompt.scroll = 0;
+        self.panes.tool_calls.cursor = 0;
+        self.panes.timeline.cursor = 0;
         self.job_id = None;
         self.job_state = JobState::Running;
         self.job_started_at = Some(self.now_ms);
@@ -790,20 +574,72 @@ impl AppState {
         Vec::new()
     }
 
+    /// A key's action: the focused pane first, then the keys every pane shares.
     fn on_action(&mut self, action: Action) -> Vec<Effect> {
+        let focus = self.focus;
+        let (state, requests) =
+            self.with_pane_input(|panes, cx| panes.on_action(focus, action, cx));
+        if state == EventState::Consumed {
+            return self.apply_requests(requests);
+        }
+        self.on_global_action(action)
+    }
+
+    /// Lends the panes and the job's data to `handle`, and returns what the pane asked for.
+    fn with_pane_input(
+        &mut self,
+        handle: impl FnOnce(&mut Panes, &mut InputCtx) -> EventState,
+    ) -> (EventState, Vec<Request>) {
+        let page = self.height.saturating_sub(6).max(1) as usize;
+        let (panes, job) = self.panes_and_job();
+        let mut cx = InputCtx {
+            job,
+            page,
+            requests: Vec::new(),
+        };
+        let state = handle(panes, &mut cx);
+        (state, cx.requests)
+    }
+
+    fn apply_requests(&mut self, requests: Vec<Request>) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for request in requests {
+            match request {
+                Request::SelectExpert(i) => {
+                    self.selected_expert = i;
+                    self.cursor_to(&ExpertRow::Expert(i));
+                }
+                Request::SelectRun(run_id) => self.select_run(run_id),
+                Request::Pin(index) => self.pin(index),
+                Request::Unpin => self.pinned = None,
+                Request::ToggleBreakpoint(breakpoint) => {
+                    effects.extend(self.toggle_breakpoint(breakpoint))
+                }
+                Request::Fork(index) => effects.extend(self.fork_from_timeline(index)),
+                Request::MarkDiff(index) => self.mark_for_diff(index),
+                Request::Diff(index) => self.open_diff(index),
+                Request::Open(mode) => self.mode = mode,
+                Request::Status(text) => self.status = Some(text),
+                Request::Effect(effect) => effects.push(effect),
+            }
+        }
+        effects
+    }
+
+    /// The keys no pane took.
+    fn on_global_action(&mut self, action: Action) -> Vec<Effect> {
         match action {
-            Action::BreakBeforeLlm
-            | Action::BreakBeforeTool
-            | Action::BreakAfterStep
-            | Action::BreakOnError
-            | Action::Step
-            | Action::Continue
-            | Action::EditRequest
-            | Action::Fork
-            | Action::MarkDiff
-            | Action::Diff => return self.on_debug_action(action),
-            Action::FocusNext => self.focus = PaneId::ALL[(self.focus.index() + 1) % 4],
-            Action::FocusPrev => self.focus = PaneId::ALL[(self.focus.index() + 3) % 4],
+            Action::Step | Action::Continue | Action::EditRequest => {
+                return self.on_debug_action(action);
+            }
+            Action::FocusNext => {
+                let next = (self.focus.index() + 1) % PaneId::ALL.len();
+                self.focus = PaneId::ALL[next];
+            }
+            Action::FocusPrev => {
+                let count = PaneId::ALL.len();
+                self.focus = PaneId::ALL[(self.focus.index() + count - 1) % count];
+            }
             Action::Focus(pane) => self.focus = pane,
             Action::Help => self.mode = Mode::Help,
             Action::Quit => {
@@ -833,180 +669,30 @@ impl AppState {
                     self.status = Some("a follow-up needs a completed job".into());
                 }
             }
-            Action::Cancel => {
-                if self.job_state.active() {
-                    self.status = Some("cancelling; the last checkpoint is kept".into());
-                    return vec![Effect::Cancel];
-                }
+            Action::Cancel if self.job_state.active() => {
+                self.status = Some("cancelling; the last checkpoint is kept".into());
+                return vec![Effect::Cancel];
             }
-            Action::UseReplay => {
-                if !self.job_state.active() {
-                    return vec![Effect::UseReplay];
-                }
-            }
+            Action::UseReplay if !self.job_state.active() => return vec![Effect::UseReplay],
             Action::Back => {
                 self.pinned = None;
-                self.prompt_step = None;
-                self.call_expanded = false;
+                self.panes.prompt.step = None;
+                self.panes.tool_calls.expanded = false;
             }
-            Action::Search => {
-                self.mode = Mode::Search {
-                    input: String::new(),
-                }
-            }
-            Action::NextMatch => self.find_next(self.prompt_scroll + 1),
-            Action::ToggleView => {
-                self.prompt_view = match self.prompt_view {
-                    PromptView::Raw => PromptView::Conversation,
-                    PromptView::Conversation => PromptView::Raw,
-                };
-                self.prompt_scroll = 0;
-            }
-            Action::ToggleThinking => {
-                self.show_thinking = !self.show_thinking;
-                self.prompt_scroll = 0;
-            }
-            Action::WriteBody => {
-                let Some((step, view)) = self.current_step() else {
-                    self.status = Some("no request to write yet".into());
-                    return Vec::new();
-                };
-                let (Some(request), Some(run)) = (&view.request, self.current_run()) else {
-                    self.status = Some("no request to write yet".into());
-                    return Vec::new();
-                };
-                return vec![Effect::WriteBody {
-                    name: format!(
-                        "request-{}-{}-step{step}.json",
-                        run.expert_key,
-                        short(&run.run_id)
-                    ),
-                    body: request.body.clone(),
-                }];
-            }
-            Action::ExpandResult => self.call_unfolded = !self.call_unfolded,
-            Action::Enter => self.on_enter(),
-            Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
-                let page = self.height.saturating_sub(6).max(1) as isize;
-                let delta = match action {
-                    Action::Up => -1,
-                    Action::Down => 1,
-                    Action::PageUp => -page,
-                    _ => page,
-                };
-                self.move_by(delta);
-            }
-            Action::Top => self.move_by(isize::MIN / 2),
-            Action::Bottom => self.move_by(isize::MAX / 2),
-            Action::Left | Action::Right => match self.focus {
-                PaneId::Prompt => self.step_by(if action == Action::Left { -1 } else { 1 }),
-                PaneId::ToolCalls => self.call_expanded = action == Action::Right,
-                _ => {}
-            },
+            // Pane keys the focused pane does not use; cancel or replay when they do not apply.
+            _ => {}
         }
         Vec::new()
     }
 
-    fn step_by(&mut self, delta: i64) {
-        let Some(run) = self.current_run() else {
-            return;
-        };
-        let steps: Vec<u64> = run.steps.keys().copied().collect();
-        if steps.is_empty() {
-            return;
-        }
-        let current = self.current_step().map(|(n, _)| n);
-        let pos = current
-            .and_then(|c| steps.iter().position(|&s| s == c))
-            .unwrap_or(steps.len().saturating_sub(1));
-        let next = (pos as i64 + delta).clamp(0, steps.len() as i64 - 1);
-        self.pinned = None;
-        self.prompt_step = steps.get(next as usize).copied();
-        self.prompt_scroll = 0;
-    }
-
-    fn find_next(&mut self, from: usize) {
-        let Some(needle) = self.search.clone().map(|s| s.to_lowercase()) else {
-            return;
-        };
-        let len = self.prompt_len();
-        let found = (from..len).chain(0..from.min(len)).find(|&i| {
-            self.prompt_line(i)
-                .is_some_and(|l| l.to_lowercase().contains(&needle))
-        });
-        match found {
-            Some(i) => {
-                self.prompt_scroll = i;
-                self.status = Some(format!("\"{needle}\" at line {}", i + 1));
-            }
-            None => self.status = Some(format!("\"{needle}\" not found")),
-        }
-    }
-
-    fn move_by(&mut self, delta: isize) {
-        let clamp = |value: usize, len: usize| -> usize {
-            (value as isize)
-                .saturating_add(delta)
-                .clamp(0, len.saturating_sub(1) as isize) as usize
-        };
-        match self.focus {
-            PaneId::Experts => {
-                let rows = self.expert_rows();
-                let mut cursor = clamp(self.expert_cursor, rows.len());
-                // Skip to the nearest selectable row in the direction of travel.
-                while !rows.get(cursor).is_some_and(ExpertRow::selectable) {
-                    if delta < 0 && cursor > 0 {
-                        cursor -= 1;
-                    } else if delta >= 0 && cursor + 1 < rows.len() {
-                        cursor += 1;
-                    } else {
-                        cursor = self.expert_cursor;
-                        break;
-                    }
-                }
-                self.expert_cursor = cursor;
-            }
-            PaneId::Prompt => {
-                self.prompt_scroll = clamp(self.prompt_scroll, self.prompt_len());
-            }
-            PaneId::ToolCalls => {
-                self.call_cursor = clamp(self.call_cursor, self.visible_calls().len());
-                self.call_unfolded = false;
-            }
-            PaneId::Timeline => {
-                self.timeline_cursor = clamp(self.timeline_cursor, self.timeline.len());
-            }
-        }
-    }
-
-    fn on_enter(&mut self) {
-        match self.focus {
-            PaneId::Experts => match self.expert_rows().get(self.expert_cursor) {
-                Some(ExpertRow::Expert(i)) => {
-                    let i = *i;
-                    self.selected_expert = i;
-                    self.cursor_to(&ExpertRow::Expert(i));
-                }
-                Some(ExpertRow::Run { run_id, .. }) => self.select_run(run_id.clone()),
-                _ => {}
-            },
-            PaneId::Prompt => {}
-            PaneId::ToolCalls => {
-                let call = self.visible_calls().get(self.call_cursor).cloned();
-                match call.and_then(|c| c.delegate_run) {
-                    Some(child) => self.select_run(child),
-                    None => self.call_expanded = !self.call_expanded,
-                }
-            }
-            PaneId::Timeline => {
-                if let Some(entry) = self.timeline.get(self.timeline_cursor) {
-                    self.selected_run = Some(entry.run_id.clone());
-                    self.pinned = Some(self.timeline_cursor);
-                    self.prompt_step = None;
-                    self.prompt_scroll = 0;
-                    self.call_cursor = 0;
-                }
-            }
+    /// Shows the state at a timeline entry: its run, up to its checkpoint.
+    fn pin(&mut self, index: usize) {
+        if let Some(entry) = self.timeline.get(index) {
+            self.selected_run = Some(entry.run_id.clone());
+            self.pinned = Some(index);
+            self.panes.prompt.step = None;
+            self.panes.prompt.scroll = 0;
+            self.panes.tool_calls.cursor = 0;
         }
     }
 
@@ -1016,14 +702,14 @@ impl AppState {
             .iter()
             .position(|r| matches!(r, ExpertRow::Run { run_id: id, .. } if *id == run_id))
         {
-            self.expert_cursor = row;
+            self.panes.experts.cursor = row;
         }
         self.selected_run = Some(run_id);
         self.pinned = None;
-        self.prompt_step = None;
-        self.prompt_scroll = 0;
-        self.call_cursor = 0;
-        self.call_expanded = false;
+        self.panes.prompt.step = None;
+        self.panes.prompt.scroll = 0;
+        self.panes.tool_calls.cursor = 0;
+        self.panes.tool_calls.expanded = false;
     }
 
     fn open_answer_dialog(&mut self) {
@@ -1044,50 +730,25 @@ impl AppState {
         };
     }
 
-    fn on_click(&mut self, col: u16, row: u16) {
+    fn on_click(&mut self, col: u16, row: u16) -> Vec<Effect> {
         if let Some(pane) = layout::tab_at(self, col, row) {
             self.focus = pane;
-            return;
+            return Vec::new();
         }
         let Some(pane) = layout::pane_at(self, col, row) else {
-            return;
+            return Vec::new();
         };
         self.focus = pane;
         let Some(area) = layout::pane_area(self, pane) else {
-            return;
+            return Vec::new();
         };
         // Rows inside the border; the lists scroll so the cursor stays in view.
         let Some(line) = row.checked_sub(area.y + 1) else {
-            return;
+            return Vec::new();
         };
         let height = area.height.saturating_sub(2) as usize;
-        let line = line as usize;
-        match pane {
-            PaneId::Experts => {
-                let rows = self.expert_rows();
-                let index = scroll_offset(self.expert_cursor, height, rows.len()) + line;
-                if rows.get(index).is_some_and(ExpertRow::selectable) {
-                    self.expert_cursor = index;
-                    self.on_enter();
-                }
-            }
-            PaneId::Timeline => {
-                let index = scroll_offset(self.timeline_cursor, height, self.timeline.len()) + line;
-                if index < self.timeline.len() {
-                    self.timeline_cursor = index;
-                    self.on_enter();
-                }
-            }
-            PaneId::ToolCalls => {
-                // Only the list rows above an expanded call map one to one.
-                let calls = self.visible_calls().len();
-                let index = scroll_offset(self.call_cursor, height, calls) + line;
-                if index < calls && (!self.call_expanded || index <= self.call_cursor) {
-                    self.call_expanded = index == self.call_cursor && !self.call_expanded;
-                    self.call_cursor = index;
-                }
-            }
-            PaneId::Prompt => {}
-        }
+        let (_, requests) =
+            self.with_pane_input(|panes, cx| panes.on_click(pane, line as usize, height, cx));
+        self.apply_requests(requests)
     }
 }

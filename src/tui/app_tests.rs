@@ -137,7 +137,7 @@ fn a_completed_run_has_totals_timeline_and_results() {
         ]
     );
     assert_eq!(state.timeline[0].depth, 1);
-    assert_eq!(state.timeline_cursor, 4);
+    assert_eq!(state.panes.timeline.cursor, 4);
     assert!(state.resume_from.is_some());
 }
 
@@ -161,9 +161,9 @@ fn enter_on_a_delegate_call_selects_the_child_run() {
     key(&mut state, KeyCode::Char('3'));
     assert_eq!(state.focus, PaneId::ToolCalls);
     key(&mut state, KeyCode::Char('l'));
-    assert!(state.call_expanded);
+    assert!(state.panes.tool_calls.expanded);
     key(&mut state, KeyCode::Char('h'));
-    assert!(!state.call_expanded);
+    assert!(!state.panes.tool_calls.expanded);
     key(&mut state, KeyCode::Enter);
     assert_eq!(state.current_run().unwrap().run_id, READER);
     assert_eq!(state.visible_calls().len(), 1);
@@ -178,7 +178,7 @@ fn a_pinned_checkpoint_shows_the_state_at_that_step() {
     for _ in 0..1 {
         key(&mut state, KeyCode::Up);
     }
-    assert_eq!(state.timeline_cursor, 3);
+    assert_eq!(state.panes.timeline.cursor, 3);
     key(&mut state, KeyCode::Enter);
     assert_eq!(state.pinned, Some(3));
     assert_eq!(state.current_step().unwrap().0, 1);
@@ -219,7 +219,7 @@ fn the_query_box_starts_a_run_of_the_selected_expert() {
     key(&mut state, KeyCode::Down);
     // The cursor skips the detail rows of the open Expert to the next Expert.
     assert_eq!(
-        state.expert_rows()[state.expert_cursor],
+        state.expert_rows()[state.panes.experts.cursor],
         super::app::ExpertRow::Expert(1)
     );
     key(&mut state, KeyCode::Enter);
@@ -343,7 +343,7 @@ fn prompt_views_search_and_write() {
     let mut state = feed(Moment::Completed);
     key(&mut state, KeyCode::Char('2'));
     key(&mut state, KeyCode::Char('v'));
-    assert_eq!(state.prompt_view, PromptView::Raw);
+    assert_eq!(state.panes.prompt.view, PromptView::Raw);
     assert_eq!(
         state.prompt_line(0),
         None,
@@ -354,7 +354,7 @@ fn prompt_views_search_and_write() {
     key(&mut state, KeyCode::Enter);
     assert!(
         state
-            .prompt_line(state.prompt_scroll)
+            .prompt_line(state.panes.prompt.scroll)
             .unwrap()
             .contains("max_tokens")
     );
@@ -387,7 +387,7 @@ fn clicks_focus_panes_and_select_rows() {
     });
     assert_eq!(state.focus, PaneId::Prompt);
     assert_eq!(
-        state.prompt_scroll, 2,
+        state.panes.prompt.scroll, 2,
         "three lines down, clamped to the last line"
     );
     // Tabs at 80 columns.

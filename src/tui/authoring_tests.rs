@@ -46,7 +46,7 @@ pub(super) fn forked() -> AppState {
         state.update(Msg::Run(Box::new(event)));
     }
     state.focus = PaneId::Timeline;
-    state.timeline_cursor = coordinator_first_step(&state);
+    state.panes.timeline.cursor = coordinator_first_step(&state);
     let effects = key(&mut state, KeyCode::Char('F'));
     let [Effect::Fork { checkpoint, .. }] = effects.as_slice() else {
         panic!("F forks: {effects:?}");
@@ -99,7 +99,7 @@ fn a_tool_call_breakpoint_names_the_skill_and_tool_for_every_expert() {
         state.update(Msg::Run(Box::new(event)));
     }
     state.focus = PaneId::ToolCalls;
-    state.call_cursor = 0;
+    state.panes.tool_calls.cursor = 0;
     let call = state.visible_calls()[0].clone();
     let effects = key(&mut state, KeyCode::Char('b'));
     assert_eq!(
@@ -120,7 +120,7 @@ fn a_pause_shows_the_body_and_takes_step_continue_and_edit() {
     let mut state = paused_before_llm();
     let paused = state.paused.clone().expect("paused");
     assert_eq!(paused.point, PausePoint::BeforeLlm);
-    assert_eq!(state.prompt_view, super::app::PromptView::Raw);
+    assert_eq!(state.panes.prompt.view, super::app::PromptView::Raw);
     assert_eq!(
         key(&mut state, KeyCode::Char('s')),
         [Effect::Control(Control::Step)]
@@ -207,10 +207,10 @@ fn forking_a_checkpoint_adds_a_branch_and_selects_it() {
 fn a_diff_compares_a_marked_checkpoint_with_another() {
     let mut state = forked();
     state.focus = PaneId::Timeline;
-    state.timeline_cursor = coordinator_first_step(&state);
+    state.panes.timeline.cursor = coordinator_first_step(&state);
     key(&mut state, KeyCode::Char('m'));
-    assert_eq!(state.diff_mark, Some(state.timeline_cursor));
-    state.timeline_cursor = state.timeline.len() - 1;
+    assert_eq!(state.diff_mark, Some(state.panes.timeline.cursor));
+    state.panes.timeline.cursor = state.timeline.len() - 1;
     key(&mut state, KeyCode::Char('d'));
     assert_eq!(state.mode, Mode::Diff);
     let view = state.diff.clone().expect("a diff");
@@ -270,11 +270,11 @@ fn a_completed_checkpoint_is_not_forked_and_a_running_job_blocks_forks() {
         state.update(Msg::Run(Box::new(event)));
     }
     state.focus = PaneId::Timeline;
-    state.timeline_cursor = state.timeline.len() - 1;
+    state.panes.timeline.cursor = state.timeline.len() - 1;
     assert!(key(&mut state, KeyCode::Char('F')).is_empty());
     assert!(state.status.as_deref().unwrap_or("").contains("follow-up"));
     state.job_state = JobState::Running;
-    state.timeline_cursor = coordinator_first_step(&state);
+    state.panes.timeline.cursor = coordinator_first_step(&state);
     assert!(key(&mut state, KeyCode::Char('F')).is_empty());
     assert!(state.status.as_deref().unwrap_or("").contains("active"));
 }

@@ -2,40 +2,8 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PaneId {
-    Experts,
-    Prompt,
-    ToolCalls,
-    Timeline,
-}
-
-impl PaneId {
-    pub const ALL: [PaneId; 4] = [
-        PaneId::Experts,
-        PaneId::Prompt,
-        PaneId::ToolCalls,
-        PaneId::Timeline,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            PaneId::Experts => "Experts",
-            PaneId::Prompt => "Prompt",
-            PaneId::ToolCalls => "Tool calls",
-            PaneId::Timeline => "Timeline",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        match self {
-            PaneId::Experts => 0,
-            PaneId::Prompt => 1,
-            PaneId::ToolCalls => 2,
-            PaneId::Timeline => 3,
-        }
-    }
-}
+/// The panes are listed in the registry of `panes`; the keymap scopes bindings by them.
+pub use super::panes::PaneId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {

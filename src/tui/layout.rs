@@ -4,10 +4,11 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 
 use super::app::{AppState, Mode};
-use super::keymap::PaneId;
+use super::panes::{PaneId, SIDE_BY_SIDE_WIDTH};
 
-/// At this width and above the four panes sit side by side; below it they become tabs.
-pub const WIDE: u16 = 120;
+/// At this width and above the panes sit side by side; below it they become tabs. Each pane
+/// declares the columns it needs (`Pane::WIDTH`); this is their sum.
+pub const WIDE: u16 = SIDE_BY_SIDE_WIDTH;
 
 pub struct Areas {
     pub tabs: Option<Rect>,
@@ -30,12 +31,13 @@ pub fn areas(state: &AppState) -> Areas {
     .areas(full);
     let input = (input_height > 0).then_some(input);
     if state.width >= WIDE {
-        let columns = Layout::horizontal([
-            Constraint::Percentage(22),
-            Constraint::Percentage(34),
-            Constraint::Percentage(26),
-            Constraint::Percentage(18),
-        ])
+        // Each pane's share of the width is its weight over the sum of all weights.
+        let total: u32 = PaneId::ALL.iter().map(|p| p.width().weight).sum();
+        let columns = Layout::horizontal(
+            PaneId::ALL
+                .iter()
+                .map(|p| Constraint::Ratio(p.width().weight, total)),
+        )
         .split(body);
         let panes = PaneId::ALL
             .iter()
@@ -103,4 +105,47 @@ pub fn tab_at(state: &AppState, col: u16, row: u16) -> Option<PaneId> {
         x += width;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::Msg;
+    use crate::tui::test_support::example_config;
+
+    fn state(width: u16) -> AppState {
+        let mut state = AppState::new(&example_config(), "claude-sonnet-4-5".into());
+        state.update(Msg::Resize { width, height: 30 });
+        state
+    }
+
+    #[test]
+    fn the_panes_sit_side_by_side_from_the_sum_of_their_minimums() {
+        let wide = areas(&state(WIDE));
+        assert!(wide.tabs.is_none());
+        assert_eq!(wide.panes.len(), PaneId::ALL.len());
+        for (pane, area) in &wide.panes {
+            assert!(
+                area.width >= pane.width().min,
+                "{} is {} columns, fewer than its {}",
+                pane.title(),
+                area.width,
+                pane.width().min
+            );
+        }
+        let narrow = areas(&state(WIDE - 1));
+        assert!(narrow.tabs.is_some());
+        assert_eq!(narrow.panes.len(), 1);
+    }
+
+    #[test]
+    fn the_columns_follow_the_registry_order_and_weights() {
+        let areas = areas(&state(200));
+        let order: Vec<PaneId> = areas.panes.iter().map(|(p, _)| *p).collect();
+        assert_eq!(order, PaneId::ALL);
+        let widths: Vec<u16> = areas.panes.iter().map(|(_, a)| a.width).collect();
+        assert_eq!(widths.iter().sum::<u16>(), 200);
+        // Prompt weighs most, Timeline least.
+        assert_eq!(widths, [44, 68, 52, 36]);
+    }
 }

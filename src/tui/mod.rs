@@ -44,7 +44,8 @@ mod app_tests;
 mod authoring_tests;
 #[cfg(test)]
 mod snapshot_tests;
-/// Scripted event streams, shared by the tests and the benchmark.
+/// Scripted event streams, shared by the tests and the benchmark (`--features test-support`).
+#[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
 pub mod test_support;
 

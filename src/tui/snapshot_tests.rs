@@ -10,7 +10,7 @@ use ratatui::layout::Rect;
 use super::app::{AppState, Msg};
 use super::highlight::Highlighter;
 use super::keymap::PaneId;
-use super::panes::{self, Component, Ctx};
+use super::panes::{self, Ctx};
 use super::test_support::*;
 use super::theme::Theme;
 
@@ -51,7 +51,7 @@ fn state_for(scene: Scene, width: u16, height: u16) -> AppState {
             .iter()
             .position(|r| matches!(r, super::app::ExpertRow::Run { .. }))
         {
-            state.expert_cursor = row;
+            state.panes.experts.cursor = row;
         }
     }
     // At 80 columns only the focused pane shows: focus the one that tells the moment.
@@ -96,12 +96,7 @@ fn render_pane(state: &AppState, pane: PaneId, width: u16, height: u16) -> Termi
     terminal
         .draw(|f| {
             let area = Rect::new(0, 0, width, height);
-            match pane {
-                PaneId::Experts => panes::experts::ExpertsPane.draw(f, area, state, &ctx),
-                PaneId::Prompt => panes::prompt::PromptPane.draw(f, area, state, &ctx),
-                PaneId::ToolCalls => panes::tool_calls::ToolCallsPane.draw(f, area, state, &ctx),
-                PaneId::Timeline => panes::timeline::TimelinePane.draw(f, area, state, &ctx),
-            }
+            state.panes.draw(pane, f, area, state, &ctx);
         })
         .unwrap();
     terminal
@@ -243,9 +238,9 @@ fn authoring_loop_screens() {
         insta::assert_snapshot!("pane_timeline_forked", render_pane(&state, PaneId::Timeline, 64, 14).backend());
         insta::assert_snapshot!("screen_forked_200x50", render(&state, 200, 50).backend());
 
-        state.timeline_cursor = coordinator_first_step(&state);
+        state.panes.timeline.cursor = coordinator_first_step(&state);
         key(&mut state, KeyCode::Char('m'));
-        state.timeline_cursor = state.timeline.len() - 1;
+        state.panes.timeline.cursor = state.timeline.len() - 1;
         key(&mut state, KeyCode::Char('d'));
         insta::assert_snapshot!("screen_diff_messages_120x30", {
             state.update(Msg::Resize { width: 120, height: 30 });

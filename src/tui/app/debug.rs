@@ -8,7 +8,7 @@ use super::{AppState, Effect, ExpertRow, JobState, PausedAt, expert_infos};
 use crate::definition::Config;
 use crate::runtime::checkpoint::CheckpointStatus;
 use crate::runtime::control::{BreakKind, Breakpoint, Control, PausePoint};
-use crate::tui::keymap::{Action, PaneId};
+use crate::tui::keymap::Action;
 
 impl PausedAt {
     /// "before the model call of writer (step 3)".
@@ -25,24 +25,6 @@ impl PausedAt {
         };
         format!("{at} of {} (step {})", self.expert_key, self.step)
     }
-}
-
-/// The four breakpoints the Experts pane toggles for one Expert.
-fn expert_breakpoint(action: Action, expert: &str) -> Option<Breakpoint> {
-    let kind = match action {
-        Action::BreakBeforeLlm => BreakKind::BeforeLlm,
-        Action::BreakBeforeTool => BreakKind::BeforeTool {
-            skill: None,
-            tool: None,
-        },
-        Action::BreakAfterStep => BreakKind::AfterStep,
-        Action::BreakOnError => BreakKind::OnError,
-        _ => return None,
-    };
-    Some(Breakpoint {
-        kind,
-        expert: Some(expert.to_string()),
-    })
 }
 
 fn describe_breakpoint(bp: &Breakpoint) -> String {
@@ -98,15 +80,7 @@ impl AppState {
         self.breakpoints.iter().any(|bp| bp.matches(expert, &point))
     }
 
-    /// The Expert the Experts pane's cursor is on (a definition or a run of it).
-    fn expert_under_cursor(&self) -> Option<String> {
-        match self.expert_rows().get(self.expert_cursor)? {
-            ExpertRow::Expert(i) => self.experts.get(*i).map(|e| e.key.clone()),
-            ExpertRow::Run { run_id, .. } => self.runs.get(run_id).map(|r| r.expert_key.clone()),
-            _ => None,
-        }
-    }
-
+    /// The keys that drive a paused run.
     pub(super) fn on_debug_action(&mut self, action: Action) -> Vec<Effect> {
         match action {
             Action::Step | Action::Continue => {
@@ -122,40 +96,12 @@ impl AppState {
                 vec![Effect::Control(control)]
             }
             Action::EditRequest => self.edit_request(),
-            Action::Fork => self.fork_from_timeline(),
-            Action::MarkDiff => {
-                self.mark_for_diff();
-                Vec::new()
-            }
-            Action::Diff => {
-                self.open_diff();
-                Vec::new()
-            }
-            _ => self.toggle_breakpoint(action),
+            _ => Vec::new(),
         }
     }
 
-    fn toggle_breakpoint(&mut self, action: Action) -> Vec<Effect> {
-        let breakpoint = match self.focus {
-            PaneId::ToolCalls => {
-                self.visible_calls()
-                    .get(self.call_cursor)
-                    .map(|call| Breakpoint {
-                        kind: BreakKind::BeforeTool {
-                            skill: Some(call.skill.clone()),
-                            tool: Some(call.tool.clone()),
-                        },
-                        expert: None,
-                    })
-            }
-            _ => self
-                .expert_under_cursor()
-                .and_then(|expert| expert_breakpoint(action, &expert)),
-        };
-        let Some(breakpoint) = breakpoint else {
-            self.status = Some("select an Expert or a tool call to set a breakpoint on".into());
-            return Vec::new();
-        };
+    /// Sets the breakpoint, or clears it when it is set already.
+    pub(super) fn toggle_breakpoint(&mut self, breakpoint: Breakpoint) -> Vec<Effect> {
         let described = describe_breakpoint(&breakpoint);
         match self.breakpoints.iter().position(|bp| *bp == breakpoint) {
             Some(i) => {
@@ -200,8 +146,8 @@ impl AppState {
         }
     }
 
-    /// `F` in the Timeline: a new run from the selected checkpoint, as a branch of it.
-    fn fork_from_timeline(&mut self) -> Vec<Effect> {
+    /// `F` in the Timeline: a new run from the checkpoint at `index`, as a branch of it.
+    pub(super) fn fork_from_timeline(&mut self, index: usize) -> Vec<Effect> {
         if self.job_state.active() {
             self.status = Some("a run is active: wait, or cancel it with x, then fork".into());
             return Vec::new();
@@ -210,7 +156,7 @@ impl AppState {
             self.status = Some("no model provider: press r to use the replay provider".into());
             return Vec::new();
         }
-        let Some(entry) = self.timeline.get(self.timeline_cursor) else {
+        let Some(entry) = self.timeline.get(index) else {
             self.status = Some("no checkpoint to fork from yet".into());
             return Vec::new();
         };
@@ -243,7 +189,7 @@ impl AppState {
         self.selected_expert = selected
             .and_then(|key| self.experts.iter().position(|e| e.key == key))
             .unwrap_or(0);
-        self.expert_cursor = self
+        self.panes.experts.cursor = self
             .expert_rows()
             .iter()
             .position(|r| *r == ExpertRow::Expert(self.selected_expert))

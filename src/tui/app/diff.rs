@@ -107,25 +107,24 @@ fn side_text(state: &AppState, entry: &TimelineEntry, source: DiffSource) -> Str
 }
 
 impl AppState {
-    /// `m` in the Timeline: marks the entry under the cursor as the left side of a diff.
-    pub(super) fn mark_for_diff(&mut self) {
+    /// `m` in the Timeline: marks the entry at `index` as the left side of a diff.
+    pub(super) fn mark_for_diff(&mut self, index: usize) {
         if self.timeline.is_empty() {
             return;
         }
-        if self.diff_mark == Some(self.timeline_cursor) {
+        if self.diff_mark == Some(index) {
             self.diff_mark = None;
             self.status = Some("diff mark cleared".into());
         } else {
-            self.diff_mark = Some(self.timeline_cursor);
+            self.diff_mark = Some(index);
             self.status =
                 Some("marked; move to another checkpoint and press d to compare".to_string());
         }
     }
 
-    /// `d` in the Timeline: the marked checkpoint against the one under the cursor, or without a
+    /// `d` in the Timeline: the marked checkpoint against the one at `right`, or without a
     /// mark, the previous checkpoint of the same run against it.
-    pub(super) fn open_diff(&mut self) {
-        let right = self.timeline_cursor;
+    pub(super) fn open_diff(&mut self, right: usize) {
         let left = self.diff_mark.filter(|&m| m != right).or_else(|| {
             let run = &self.timeline.get(right)?.run_id;
             self.timeline[..right]

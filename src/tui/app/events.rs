@@ -27,7 +27,7 @@ impl AppState {
         }
         if !self.runs.contains_key(&run_id) {
             // A new run adds a row above the definitions: keep the cursor on its row.
-            let keep = self.expert_rows().get(self.expert_cursor).cloned();
+            let keep = self.panes.experts.row(&self.job());
             if let Some(parent) = parent_run_id.as_ref().and_then(|p| self.runs.get_mut(p)) {
                 parent.children.push(run_id.clone());
             }
@@ -243,15 +243,15 @@ impl AppState {
                     self.selected_run = Some(run_id.clone());
                 }
                 self.pinned = None;
-                self.prompt_step = None;
+                self.panes.prompt.step = None;
                 if self
                     .paused
                     .as_ref()
                     .is_some_and(|p| p.point == PausePoint::BeforeLlm)
                 {
                     // What matters now is the exact body about to go.
-                    self.prompt_view = PromptView::Raw;
-                    self.prompt_scroll = 0;
+                    self.panes.prompt.view = PromptView::Raw;
+                    self.panes.prompt.scroll = 0;
                 }
             }
             EventKind::Resumed { .. } => self.paused = None,
@@ -337,7 +337,7 @@ impl AppState {
             }
             // Follow the live end unless the user is inspecting an earlier checkpoint.
             if self.pinned.is_none() {
-                self.timeline_cursor = self.timeline.len() - 1;
+                self.panes.timeline.cursor = self.timeline.len() - 1;
             }
         }
     }

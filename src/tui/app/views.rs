@@ -11,6 +11,7 @@ use crate::definition::Skill;
 use crate::runtime::checkpoint::{Checkpoint, CheckpointStatus, Usage};
 use crate::runtime::event::WireRequest;
 use crate::skills::base::BaseSkill;
+use crate::skills::mcp::filter_tools;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PromptView {
@@ -203,12 +204,12 @@ pub(super) fn expert_infos(config: &Config) -> Vec<ExpertInfo> {
 
 pub(super) fn skill_info(name: &str, skill: &Skill) -> SkillInfo {
     let tools = match skill {
+        // The runtime's own filter, so the pane lists exactly the tools a run is offered.
         Skill::McpStdio(s) if s.is_base() => Some(
-            BaseSkill::tools()
+            filter_tools(BaseSkill::tools(), s.pick.as_deref(), s.omit.as_deref())
+                .0
                 .into_iter()
                 .map(|t| t.name)
-                .filter(|t| s.pick.as_ref().is_none_or(|p| p.contains(t)))
-                .filter(|t| !s.omit.as_ref().is_some_and(|o| o.contains(t)))
                 .collect(),
         ),
         Skill::Interactive(s) => Some(s.tools.keys().cloned().collect()),

@@ -6,13 +6,137 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{Component, Ctx, duration, fit, pane_block, tokens};
-use crate::tui::app::{AppState, ExpertRow, RunStatus, scroll_offset};
-use crate::tui::keymap::PaneId;
+use super::{
+    Ctx, EventState, InputCtx, Pane, Request, Width, duration, fit, moved, movement, pane_block,
+    tokens,
+};
+use crate::runtime::control::{BreakKind, Breakpoint};
+use crate::tui::app::{AppState, ExpertRow, JobData, RunStatus, scroll_offset};
+use crate::tui::keymap::{Action, PaneId};
 
-pub struct ExpertsPane;
+#[derive(Debug, Clone)]
+pub struct ExpertsPane {
+    /// The row under the cursor, an index into `JobData::expert_rows`.
+    pub cursor: usize,
+}
 
-impl Component for ExpertsPane {
+impl Default for ExpertsPane {
+    fn default() -> Self {
+        // Row 0 is the "Definitions" header; the first Expert is below it.
+        ExpertsPane { cursor: 1 }
+    }
+}
+
+impl ExpertsPane {
+    /// The row under the cursor.
+    pub fn row(&self, job: &JobData) -> Option<ExpertRow> {
+        job.expert_rows().get(self.cursor).cloned()
+    }
+
+    /// Puts the cursor on `target`, wherever rows above it moved it.
+    pub fn cursor_to(&mut self, job: &JobData, target: &ExpertRow) {
+        if let Some(row) = job.expert_rows().iter().position(|r| r == target) {
+            self.cursor = row;
+        }
+    }
+
+    /// The Expert the cursor is on (a definition or a run of it).
+    pub fn expert_under_cursor(&self, job: &JobData) -> Option<String> {
+        match self.row(job)? {
+            ExpertRow::Expert(i) => job.experts.get(i).map(|e| e.key.clone()),
+            ExpertRow::Run { run_id, .. } => job.runs.get(&run_id).map(|r| r.expert_key.clone()),
+            _ => None,
+        }
+    }
+
+    fn move_by(&mut self, delta: isize, job: &JobData) {
+        let rows = job.expert_rows();
+        let mut cursor = moved(self.cursor, delta, rows.len());
+        // Skip to the nearest selectable row in the direction of travel.
+        while !rows.get(cursor).is_some_and(ExpertRow::selectable) {
+            if delta < 0 && cursor > 0 {
+                cursor -= 1;
+            } else if delta >= 0 && cursor + 1 < rows.len() {
+                cursor += 1;
+            } else {
+                cursor = self.cursor;
+                break;
+            }
+        }
+        self.cursor = cursor;
+    }
+
+    fn enter(&self, cx: &mut InputCtx) {
+        match self.row(&cx.job) {
+            Some(ExpertRow::Expert(i)) => cx.request(Request::SelectExpert(i)),
+            Some(ExpertRow::Run { run_id, .. }) => cx.request(Request::SelectRun(run_id)),
+            _ => {}
+        }
+    }
+}
+
+/// The four breakpoints the Experts pane toggles for one Expert.
+fn expert_breakpoint(action: Action, expert: &str) -> Option<Breakpoint> {
+    let kind = match action {
+        Action::BreakBeforeLlm => BreakKind::BeforeLlm,
+        Action::BreakBeforeTool => BreakKind::BeforeTool {
+            skill: None,
+            tool: None,
+        },
+        Action::BreakAfterStep => BreakKind::AfterStep,
+        Action::BreakOnError => BreakKind::OnError,
+        _ => return None,
+    };
+    Some(Breakpoint {
+        kind,
+        expert: Some(expert.to_string()),
+    })
+}
+
+/// Said when a breakpoint key finds nothing to set it on.
+pub const NO_BREAKPOINT_TARGET: &str = "select an Expert or a tool call to set a breakpoint on";
+
+impl Pane for ExpertsPane {
+    const TITLE: &'static str = "Experts";
+    const WIDTH: Width = Width {
+        weight: 22,
+        min: 26,
+    };
+
+    fn on_action(&mut self, action: Action, cx: &mut InputCtx) -> EventState {
+        if let Some(delta) = movement(action, cx.page) {
+            self.move_by(delta, &cx.job);
+            return EventState::Consumed;
+        }
+        match action {
+            Action::Enter => self.enter(cx),
+            Action::BreakBeforeLlm
+            | Action::BreakBeforeTool
+            | Action::BreakAfterStep
+            | Action::BreakOnError => {
+                let breakpoint = self
+                    .expert_under_cursor(&cx.job)
+                    .and_then(|expert| expert_breakpoint(action, &expert));
+                cx.request(match breakpoint {
+                    Some(breakpoint) => Request::ToggleBreakpoint(breakpoint),
+                    None => Request::Status(NO_BREAKPOINT_TARGET.into()),
+                });
+            }
+            _ => return EventState::NotConsumed,
+        }
+        EventState::Consumed
+    }
+
+    fn on_click(&mut self, line: usize, height: usize, cx: &mut InputCtx) -> EventState {
+        let rows = cx.job.expert_rows();
+        let index = scroll_offset(self.cursor, height, rows.len()) + line;
+        if rows.get(index).is_some_and(ExpertRow::selectable) {
+            self.cursor = index;
+            self.enter(cx);
+        }
+        EventState::Consumed
+    }
+
     fn draw(&self, frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx) {
         let block = pane_block(PaneId::Experts, String::new(), state, ctx);
         let inner = block.inner(area);
@@ -20,7 +144,7 @@ impl Component for ExpertsPane {
         let rows = state.expert_rows();
         let height = inner.height as usize;
         let width = inner.width as usize;
-        let offset = scroll_offset(state.expert_cursor, height, rows.len());
+        let offset = scroll_offset(self.cursor, height, rows.len());
         let focused = state.focus == PaneId::Experts;
         let lines: Vec<Line> = rows
             .iter()
@@ -29,9 +153,9 @@ impl Component for ExpertsPane {
             .take(height)
             .map(|(i, row)| {
                 let line = row_line(row, state, ctx, width);
-                if i == state.expert_cursor && focused {
+                if i == self.cursor && focused {
                     line.patch_style(ctx.theme.selected())
-                } else if i == state.expert_cursor {
+                } else if i == self.cursor {
                     line.patch_style(Style::default().add_modifier(Modifier::UNDERLINED))
                 } else {
                     line

@@ -1,5 +1,7 @@
-//! The panes. Each draws from `&AppState` and never changes it: keys and clicks go through
-//! `AppState::update`, so what is drawn is a function of the state alone.
+//! The panes and the screen. Each pane of the registry below owns its state (cursor, scroll,
+//! folds, view) and its keys: `on_action` changes only the pane and asks the workbench for the
+//! rest through `Request`s; `draw` reads the pane and `&AppState` and changes nothing, so what is
+//! drawn is a function of the state alone. Overlays (help, diff, status bar) are `Component`s.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,11 +9,12 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::app::{AppState, Mode};
+use super::app::{AppState, Effect, JobData, Mode};
 use super::highlight::Highlighter;
-use super::keymap::PaneId;
+use super::keymap::Action;
 use super::layout::{self, Areas};
 use super::theme::Theme;
+use crate::runtime::control::Breakpoint;
 
 pub mod diff;
 pub mod experts;
@@ -22,14 +25,180 @@ pub mod status_bar;
 pub mod timeline;
 pub mod tool_calls;
 
+/// Builds `PaneId`, the `Panes` that hold every pane's state, and the dispatch between them.
+/// Dispatch is a generated `match` rather than `Box<dyn Pane>`: the workbench reads and resets
+/// some panes' state by name (the Prompt pane's step is the step under inspection; selecting a
+/// run rewinds the Prompt's scroll and the Tool calls' cursor), which a list of trait objects
+/// could only offer by downcasting; and the trait can carry its title and width as constants.
+macro_rules! registry {
+    ($($id:ident => $field:ident: $ty:ty,)+) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum PaneId {
+            $($id),+
+        }
+
+        impl PaneId {
+            pub const ALL: [PaneId; [$(PaneId::$id),+].len()] = [$(PaneId::$id),+];
+
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(PaneId::$id => <$ty as Pane>::TITLE),+
+                }
+            }
+
+            pub fn width(self) -> Width {
+                match self {
+                    $(PaneId::$id => <$ty as Pane>::WIDTH),+
+                }
+            }
+
+            /// The position in the registry: the column, the tab, the number key less one.
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        /// Columns enough for every pane to sit side by side.
+        pub const SIDE_BY_SIDE_WIDTH: u16 = 0 $(+ <$ty as Pane>::WIDTH.min)+;
+
+        /// Every pane's state.
+        #[derive(Debug, Clone, Default)]
+        pub struct Panes {
+            $(pub $field: $ty),+
+        }
+
+        impl Panes {
+            pub fn on_action(&mut self, pane: PaneId, action: Action, cx: &mut InputCtx) -> EventState {
+                match pane {
+                    $(PaneId::$id => self.$field.on_action(action, cx)),+
+                }
+            }
+
+            pub fn on_click(
+                &mut self,
+                pane: PaneId,
+                line: usize,
+                height: usize,
+                cx: &mut InputCtx,
+            ) -> EventState {
+                match pane {
+                    $(PaneId::$id => self.$field.on_click(line, height, cx)),+
+                }
+            }
+
+            pub fn draw(&self, pane: PaneId, frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx) {
+                match pane {
+                    $(PaneId::$id => self.$field.draw(frame, area, state, ctx)),+
+                }
+            }
+        }
+    };
+}
+
+// The registry: one line per pane, in the order of the columns, the tabs and the number keys.
+// A new pane is a file with a type implementing `Pane` and one line here.
+registry! {
+    Experts => experts: experts::ExpertsPane,
+    Prompt => prompt: prompt::PromptPane,
+    ToolCalls => tool_calls: tool_calls::ToolCallsPane,
+    Timeline => timeline: timeline::TimelinePane,
+}
+
 /// What every pane needs besides the state.
 pub struct Ctx<'a> {
     pub theme: &'a Theme,
     pub highlighter: &'a Highlighter,
 }
 
+/// Something drawn from the state alone: the overlays and the status bar.
 pub trait Component {
     fn draw(&self, frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx);
+}
+
+/// Whether a pane used a key or a click; an unused key goes on to the workbench's global keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventState {
+    Consumed,
+    NotConsumed,
+}
+
+/// What a pane asks of the workbench when a key or a click reaches beyond its own state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Open this Expert (an index into the definitions); new queries go to it.
+    SelectExpert(usize),
+    /// Show this run in the Prompt and Tool calls panes.
+    SelectRun(String),
+    /// Show the state at this timeline entry.
+    Pin(usize),
+    /// Stop showing a pinned checkpoint: the Prompt pane chose a step of its own.
+    Unpin,
+    ToggleBreakpoint(Breakpoint),
+    /// Fork, mark for a diff, or diff at this timeline entry.
+    Fork(usize),
+    MarkDiff(usize),
+    Diff(usize),
+    Open(Mode),
+    Status(String),
+    Effect(Effect),
+}
+
+/// How wide a pane is when the panes sit side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Width {
+    /// Its share of the screen's width, relative to the other panes' weights.
+    pub weight: u32,
+    /// The columns it needs to be readable: the panes sit side by side from the sum of these.
+    pub min: u16,
+}
+
+/// What a pane reads while it handles a key or a click, and where it leaves its requests.
+pub struct InputCtx<'a> {
+    pub job: JobData<'a>,
+    /// Rows a PageUp / PageDown moves.
+    pub page: usize,
+    pub requests: Vec<Request>,
+}
+
+impl InputCtx<'_> {
+    pub fn request(&mut self, request: Request) {
+        self.requests.push(request);
+    }
+}
+
+/// A pane of the registry.
+pub trait Pane {
+    const TITLE: &'static str;
+    const WIDTH: Width;
+    /// A key's action while the pane has the focus.
+    fn on_action(&mut self, action: Action, cx: &mut InputCtx) -> EventState;
+    /// A click on row `line` inside the border of the pane, drawn `height` rows tall.
+    fn on_click(&mut self, line: usize, height: usize, cx: &mut InputCtx) -> EventState {
+        let _ = (line, height, cx);
+        EventState::NotConsumed
+    }
+    fn draw(&self, frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx);
+}
+
+/// How far a movement key moves a cursor or a scroll position; None for any other action.
+pub fn movement(action: Action, page: usize) -> Option<isize> {
+    let page = page as isize;
+    match action {
+        Action::Up => Some(-1),
+        Action::Down => Some(1),
+        Action::PageUp => Some(-page),
+        Action::PageDown => Some(page),
+        Action::Top => Some(isize::MIN / 2),
+        Action::Bottom => Some(isize::MAX / 2),
+        _ => None,
+    }
+}
+
+/// `value` moved by `delta`, kept on one of `len` rows.
+pub fn moved(value: usize, delta: isize, len: usize) -> usize {
+    (value as isize)
+        .saturating_add(delta)
+        .clamp(0, len.saturating_sub(1) as isize) as usize
 }
 
 /// The whole screen.
@@ -49,13 +218,7 @@ pub fn draw_app(frame: &mut Frame, state: &AppState, ctx: &Ctx) {
         .map(|(_, area)| *area)
         .reduce(|a, b| a.union(b));
     for (pane, area) in panes {
-        let component: &dyn Component = match pane {
-            PaneId::Experts => &experts::ExpertsPane,
-            PaneId::Prompt => &prompt::PromptPane,
-            PaneId::ToolCalls => &tool_calls::ToolCallsPane,
-            PaneId::Timeline => &timeline::TimelinePane,
-        };
-        component.draw(frame, area, state, ctx);
+        state.panes.draw(pane, frame, area, state, ctx);
     }
     if let Some(area) = panes_area {
         reload_errors::ReloadErrors.draw(frame, area, state, ctx);

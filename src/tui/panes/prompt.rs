@@ -7,26 +7,208 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{Component, Ctx, fit};
+use super::{Ctx, EventState, InputCtx, Pane, Request, Width, fit, moved, movement};
 use crate::runtime::control::PausePoint;
-use crate::tui::app::{AppState, ConvLine, PromptView, Role, RunView, StepView, streaming_lines};
+use crate::tui::app::{
+    AppState, ConvLine, Effect, JobData, Mode, PromptView, Role, RunView, StepView, short,
+    streaming_lines,
+};
 use crate::tui::highlight::{Lang, cut};
-use crate::tui::keymap::PaneId;
+use crate::tui::keymap::{Action, PaneId};
 
-pub struct PromptPane;
+#[derive(Debug, Clone)]
+pub struct PromptPane {
+    /// The step chosen with ←/→; None shows the latest (a pinned checkpoint wins over both).
+    pub step: Option<u64>,
+    pub view: PromptView,
+    /// The first line shown.
+    pub scroll: usize,
+    pub show_thinking: bool,
+    /// The search term; lines holding it are marked.
+    pub search: Option<String>,
+}
+
+impl Default for PromptPane {
+    fn default() -> Self {
+        PromptPane {
+            step: None,
+            view: PromptView::Conversation,
+            scroll: 0,
+            show_thinking: false,
+            search: None,
+        }
+    }
+}
 
 /// Characters of one line worth laying out: the pane cannot show more.
 const MAX_COLS: usize = 1_000;
 
-impl Component for PromptPane {
+impl PromptPane {
+    /// The step shown, with its number.
+    pub fn current<'a>(&self, job: &JobData<'a>) -> Option<(u64, &'a StepView)> {
+        job.step_at(self.step)
+    }
+
+    /// Lines of the current view, for scrolling and search.
+    pub fn len(&self, job: &JobData) -> usize {
+        let Some((_, step)) = self.current(job) else {
+            return 0;
+        };
+        match self.view {
+            PromptView::Raw => step.pretty.as_ref().map(|p| p.len()).unwrap_or(0) + 3,
+            PromptView::Conversation => {
+                let conv = if self.show_thinking {
+                    step.conv_len
+                } else {
+                    step.conv_folded_len
+                };
+                conv + streaming_lines(step, self.show_thinking).len()
+            }
+        }
+    }
+
+    /// One line of the current view as text (for search; `draw` lays out its own).
+    pub fn line(&self, job: &JobData, i: usize) -> Option<String> {
+        let run = job.current_run()?;
+        let (_, step) = self.current(job)?;
+        match self.view {
+            PromptView::Raw => {
+                let pretty = step.pretty.as_ref()?;
+                // The three header lines (method + url, headers) come first.
+                i.checked_sub(3).map(|i| pretty.line(i).to_string())
+            }
+            PromptView::Conversation => {
+                let (len, line) = if self.show_thinking {
+                    (step.conv_len, run.conv.get(i))
+                } else {
+                    (
+                        step.conv_folded_len,
+                        run.conv_folded
+                            .get(i)
+                            .and_then(|&j| run.conv.get(j as usize)),
+                    )
+                };
+                if i < len {
+                    line.map(|l| l.text.clone())
+                } else {
+                    streaming_lines(step, self.show_thinking)
+                        .get(i - len)
+                        .map(|(_, t)| t.to_string())
+                }
+            }
+        }
+    }
+
+    /// Scrolls to the next line holding the search term, from line `from` on and round; says
+    /// where it is (None without a search term).
+    pub fn find_next(&mut self, from: usize, job: &JobData) -> Option<String> {
+        let needle = self.search.as_ref()?.to_lowercase();
+        let len = self.len(job);
+        let found = (from..len).chain(0..from.min(len)).find(|&i| {
+            self.line(job, i)
+                .is_some_and(|l| l.to_lowercase().contains(&needle))
+        });
+        Some(match found {
+            Some(i) => {
+                self.scroll = i;
+                format!("\"{needle}\" at line {}", i + 1)
+            }
+            None => format!("\"{needle}\" not found"),
+        })
+    }
+
+    /// ←/→: the previous or next step of the run, leaving a pinned checkpoint.
+    fn step_by(&mut self, delta: i64, cx: &mut InputCtx) {
+        let Some(run) = cx.job.current_run() else {
+            return;
+        };
+        let steps: Vec<u64> = run.steps.keys().copied().collect();
+        if steps.is_empty() {
+            return;
+        }
+        let current = self.current(&cx.job).map(|(n, _)| n);
+        let pos = current
+            .and_then(|c| steps.iter().position(|&s| s == c))
+            .unwrap_or(steps.len().saturating_sub(1));
+        let next = (pos as i64 + delta).clamp(0, steps.len() as i64 - 1);
+        cx.request(Request::Unpin);
+        self.step = steps.get(next as usize).copied();
+        self.scroll = 0;
+    }
+
+    /// `w`: the exact body of the request shown, to be written to a file.
+    fn write_body(&self, job: &JobData) -> Request {
+        let shown = self.current(job).zip(job.current_run());
+        let Some(((step, view), run)) = shown else {
+            return Request::Status("no request to write yet".into());
+        };
+        let Some(request) = &view.request else {
+            return Request::Status("no request to write yet".into());
+        };
+        Request::Effect(Effect::WriteBody {
+            name: format!(
+                "request-{}-{}-step{step}.json",
+                run.expert_key,
+                short(&run.run_id)
+            ),
+            body: request.body.clone(),
+        })
+    }
+}
+
+impl Pane for PromptPane {
+    const TITLE: &'static str = "Prompt";
+    const WIDTH: Width = Width {
+        weight: 34,
+        min: 41,
+    };
+
+    fn on_action(&mut self, action: Action, cx: &mut InputCtx) -> EventState {
+        if let Some(delta) = movement(action, cx.page) {
+            self.scroll = moved(self.scroll, delta, self.len(&cx.job));
+            return EventState::Consumed;
+        }
+        match action {
+            Action::Left | Action::Right => {
+                self.step_by(if action == Action::Left { -1 } else { 1 }, cx)
+            }
+            Action::Search => cx.request(Request::Open(Mode::Search {
+                input: String::new(),
+            })),
+            Action::NextMatch => {
+                if let Some(status) = self.find_next(self.scroll + 1, &cx.job) {
+                    cx.request(Request::Status(status));
+                }
+            }
+            Action::ToggleView => {
+                self.view = match self.view {
+                    PromptView::Raw => PromptView::Conversation,
+                    PromptView::Conversation => PromptView::Raw,
+                };
+                self.scroll = 0;
+            }
+            Action::ToggleThinking => {
+                self.show_thinking = !self.show_thinking;
+                self.scroll = 0;
+            }
+            Action::WriteBody => {
+                let request = self.write_body(&cx.job);
+                cx.request(request);
+            }
+            _ => return EventState::NotConsumed,
+        }
+        EventState::Consumed
+    }
+
     fn draw(&self, frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx) {
-        let current = state.current_run().zip(state.current_step());
+        let job = state.job();
+        let current = job.current_run().zip(self.current(&job));
         let extra = match current {
             Some((run, (n, step))) => {
                 format!(
                     " · {} step {n} · {}{}",
                     run.expert_key,
-                    match state.prompt_view {
+                    match self.view {
                         PromptView::Raw => "raw body",
                         PromptView::Conversation => "conversation",
                     },
@@ -44,13 +226,13 @@ impl Component for PromptPane {
         };
         let height = inner.height as usize;
         let width = inner.width as usize;
-        let scroll = state.prompt_scroll;
+        let scroll = self.scroll;
         let lines: Vec<Line> = (scroll..scroll + height)
-            .map_while(|i| match state.prompt_view {
+            .map_while(|i| match self.view {
                 PromptView::Raw => raw_line(step, i, width, ctx),
-                PromptView::Conversation => conv_line(state, run, step, i, ctx),
+                PromptView::Conversation => conv_line(self.show_thinking, run, step, i, ctx),
             })
-            .map(|line| mark_search(line, state, ctx))
+            .map(|line| mark_search(line, self.search.as_deref(), ctx))
             .collect();
         // Long lines wrap; at most `height` lines were laid out, so wrapping stays cheap.
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
@@ -142,13 +324,13 @@ fn role_style(role: Role, ctx: &Ctx) -> (&'static str, Style) {
 }
 
 fn conv_line<'a>(
-    state: &AppState,
+    show_thinking: bool,
     run: &RunView,
     step: &StepView,
     i: usize,
     ctx: &Ctx,
 ) -> Option<Line<'a>> {
-    let (len, line): (usize, Option<&ConvLine>) = if state.show_thinking {
+    let (len, line): (usize, Option<&ConvLine>) = if show_thinking {
         (step.conv_len, run.conv.get(i))
     } else {
         (
@@ -163,7 +345,7 @@ fn conv_line<'a>(
         return Some(labelled(line.role, line.first, &line.text, ctx));
     }
     // Below the history: the answer of this step, live while it streams.
-    let live = streaming_lines(step, state.show_thinking);
+    let live = streaming_lines(step, show_thinking);
     let (role, text) = live.get(i - len)?;
     Some(labelled(
         *role,
@@ -195,8 +377,8 @@ fn labelled<'a>(role: Role, first: bool, text: &str, ctx: &Ctx) -> Line<'a> {
 }
 
 /// Lines containing the search term get the selection background.
-fn mark_search<'a>(line: Line<'a>, state: &AppState, ctx: &Ctx) -> Line<'a> {
-    let Some(needle) = &state.search else {
+fn mark_search<'a>(line: Line<'a>, search: Option<&str>, ctx: &Ctx) -> Line<'a> {
+    let Some(needle) = search else {
         return line;
     };
     let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();

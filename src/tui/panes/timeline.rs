@@ -5,12 +5,16 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{Component, Ctx, pane_block, tokens};
+use super::{Ctx, EventState, InputCtx, Pane, Request, Width, moved, movement, pane_block, tokens};
 use crate::runtime::checkpoint::CheckpointStatus;
 use crate::tui::app::{AppState, scroll_offset};
-use crate::tui::keymap::PaneId;
+use crate::tui::keymap::{Action, PaneId};
 
-pub struct TimelinePane;
+#[derive(Debug, Clone, Default)]
+pub struct TimelinePane {
+    /// The selected checkpoint, an index into the timeline.
+    pub cursor: usize,
+}
 
 pub fn status_name(status: CheckpointStatus) -> &'static str {
     match status {
@@ -25,7 +29,40 @@ pub fn status_name(status: CheckpointStatus) -> &'static str {
     }
 }
 
-impl Component for TimelinePane {
+impl Pane for TimelinePane {
+    const TITLE: &'static str = "Timeline";
+    const WIDTH: Width = Width {
+        weight: 18,
+        min: 22,
+    };
+
+    fn on_action(&mut self, action: Action, cx: &mut InputCtx) -> EventState {
+        if let Some(delta) = movement(action, cx.page) {
+            self.cursor = moved(self.cursor, delta, cx.job.timeline.len());
+            return EventState::Consumed;
+        }
+        let request = match action {
+            Action::Enter if self.cursor < cx.job.timeline.len() => Request::Pin(self.cursor),
+            Action::Enter => return EventState::Consumed,
+            Action::Fork => Request::Fork(self.cursor),
+            Action::MarkDiff => Request::MarkDiff(self.cursor),
+            Action::Diff => Request::Diff(self.cursor),
+            _ => return EventState::NotConsumed,
+        };
+        cx.request(request);
+        EventState::Consumed
+    }
+
+    fn on_click(&mut self, line: usize, height: usize, cx: &mut InputCtx) -> EventState {
+        let len = cx.job.timeline.len();
+        let index = scroll_offset(self.cursor, height, len) + line;
+        if index < len {
+            self.cursor = index;
+            cx.request(Request::Pin(index));
+        }
+        EventState::Consumed
+    }
+
     fn draw(&self, frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx) {
         let extra = match state.pinned {
             Some(_) => " · pinned (Esc: live)".to_string(),
@@ -42,7 +79,7 @@ impl Component for TimelinePane {
             return;
         }
         let height = inner.height as usize;
-        let offset = scroll_offset(state.timeline_cursor, height, state.timeline.len());
+        let offset = scroll_offset(self.cursor, height, state.timeline.len());
         let focused = state.focus == PaneId::Timeline;
         // Runs forked from a checkpoint, drawn as branches of it.
         let forks: Vec<&str> = state
@@ -102,7 +139,7 @@ impl Component for TimelinePane {
                     spans.push(Span::styled(" ✎ edited", ctx.theme.warning()));
                 }
                 let line = Line::from(spans);
-                if i == state.timeline_cursor && focused {
+                if i == self.cursor && focused {
                     line.patch_style(ctx.theme.selected())
                 } else {
                     line

@@ -1,0 +1,103 @@
+//! The messages the workbench's state takes in, the effects it asks for, and its modes: the
+//! vocabulary between `AppState::update` and the loop that performs IO.
+
+use std::sync::Arc;
+
+use crossterm::event::KeyEvent;
+
+use crate::definition::Config;
+use crate::runtime::checkpoint::Checkpoint;
+use crate::runtime::control::{Breakpoint, Control};
+use crate::runtime::event::RunEvent;
+use crate::runtime::message::ToolResult;
+
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    Paste(String),
+    Click {
+        col: u16,
+        row: u16,
+    },
+    Wheel {
+        col: u16,
+        row: u16,
+        down: bool,
+    },
+    Resize {
+        width: u16,
+        height: u16,
+    },
+    Run(Box<RunEvent>),
+    /// A job's top-level run returned (also when it failed before emitting anything).
+    JobEnded {
+        error: Option<String>,
+    },
+    /// A line for the status bar (a file written, a provider switched).
+    Status(String),
+    ProviderReady {
+        model: String,
+        /// Said in the status line (a rebuild after a reload says nothing).
+        note: Option<String>,
+    },
+    ProviderFailed(String),
+    /// perstack.toml changed on disk and is valid: these definitions are in force for new runs.
+    Reloaded {
+        config: Arc<Config>,
+        changes: Vec<String>,
+        lock: Option<crate::skills::lock::Lock>,
+    },
+    /// perstack.toml changed on disk and is invalid: each diagnostic, rendered.
+    ReloadFailed(Vec<String>),
+    Tick {
+        now_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    StartRun {
+        expert_key: String,
+        query: String,
+    },
+    /// Resume the job's coordinator from `checkpoint`, with a follow-up query or answers.
+    Resume {
+        expert_key: String,
+        checkpoint: Arc<Checkpoint>,
+        query: Option<String>,
+        answers: Vec<ToolResult>,
+    },
+    Cancel,
+    WriteBody {
+        name: String,
+        body: String,
+    },
+    UseReplay,
+    /// The workbench's breakpoints changed: the runtime holds them.
+    SetBreakpoints(Vec<Breakpoint>),
+    /// Answer the paused run.
+    Control(Control),
+    /// Hand the terminal to $EDITOR with the body about to be sent.
+    EditRequest {
+        body: String,
+    },
+    /// A new run from a checkpoint, under the definitions now in force.
+    Fork {
+        expert_key: String,
+        checkpoint: Arc<Checkpoint>,
+    },
+    Quit,
+}
+
+/// Input boxes and overlays; keys go to the topmost one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Normal,
+    Query { input: String },
+    FollowUp { input: String },
+    Answer { question: String, input: String },
+    Search { input: String },
+    ConfirmQuit,
+    Help,
+    Diff,
+}
