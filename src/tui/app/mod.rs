@@ -17,8 +17,7 @@ use super::panes::{EventState, InputCtx, Panes, Request};
 use crate::definition::Config;
 use crate::runtime::checkpoint::{Checkpoint, Usage};
 use crate::runtime::control::{Breakpoint, PausePoint};
-use crate::runtime::message::{ToolCall, ToolResult};
-use crate::tool::ToolOutput;
+use crate::runtime::message::ToolCall;
 
 mod debug;
 mod diff;
@@ -485,17 +484,7 @@ impl AppState {
                     return Vec::new();
                 };
                 let expert_key = root.expert_key.clone();
-                let answers = checkpoint
-                    .pending_tool_calls
-                    .iter()
-                    .flatten()
-                    .map(|call| ToolResult {
-                        id: call.id.clone(),
-                        skill_name: call.skill_name.clone(),
-                        tool_name: call.tool_name.clone(),
-                        result: ToolOutput::text(input.clone()),
-                    })
-                    .collect();
+                let answers = crate::runtime::answers_for(&checkpoint, &input);
                 self.pending_question = None;
                 self.job_state = JobState::Running;
                 vec![Effect::Resume {
