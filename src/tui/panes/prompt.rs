@@ -78,16 +78,7 @@ impl PromptPane {
                 i.checked_sub(3).map(|i| pretty.line(i).to_string())
             }
             PromptView::Conversation => {
-                let (len, line) = if self.show_thinking {
-                    (step.conv_len, run.conv.get(i))
-                } else {
-                    (
-                        step.conv_folded_len,
-                        run.conv_folded
-                            .get(i)
-                            .and_then(|&j| run.conv.get(j as usize)),
-                    )
-                };
+                let (len, line) = conversation_line(run, step, i, self.show_thinking);
                 if i < len {
                     line.map(|l| l.text.clone())
                 } else {
@@ -330,16 +321,7 @@ fn conv_line<'a>(
     i: usize,
     ctx: &Ctx,
 ) -> Option<Line<'a>> {
-    let (len, line): (usize, Option<&ConvLine>) = if show_thinking {
-        (step.conv_len, run.conv.get(i))
-    } else {
-        (
-            step.conv_folded_len,
-            run.conv_folded
-                .get(i)
-                .and_then(|&j| run.conv.get(j as usize)),
-        )
-    };
+    let (len, line) = conversation_line(run, step, i, show_thinking);
     if i < len {
         let line = line?;
         return Some(labelled(line.role, line.first, &line.text, ctx));
@@ -386,5 +368,24 @@ fn mark_search<'a>(line: Line<'a>, search: Option<&str>, ctx: &Ctx) -> Line<'a> 
         line.patch_style(Style::default().bg(ctx.theme.selection))
     } else {
         line
+    }
+}
+
+/// How many conversation lines the step has as shown (thinking folded or not), and line `i`.
+fn conversation_line<'r>(
+    run: &'r RunView,
+    step: &StepView,
+    i: usize,
+    show_thinking: bool,
+) -> (usize, Option<&'r ConvLine>) {
+    if show_thinking {
+        (step.conv_len, run.conv.get(i))
+    } else {
+        (
+            step.conv_folded_len,
+            run.conv_folded
+                .get(i)
+                .and_then(|&j| run.conv.get(j as usize)),
+        )
     }
 }
