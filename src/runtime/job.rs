@@ -41,6 +41,8 @@ pub struct JobContext {
     pub lock: Option<Lock>,
     /// Breakpoints and the controls that answer pauses; a workbench shares one across jobs.
     pub debugger: Arc<Debugger>,
+    /// How skill processes are confined: from perstack.toml's `runtime`, unless overridden.
+    pub sandbox: crate::sandbox::Sandbox,
     pub(super) steps_used: AtomicU64,
     pub(super) cancel: watch::Receiver<bool>,
 }
@@ -57,6 +59,7 @@ impl JobContext {
         cancel: watch::Receiver<bool>,
         steps_already_used: u64,
     ) -> Self {
+        let sandbox = crate::sandbox::Sandbox::from_config(&config);
         JobContext {
             job_id,
             retry: RetryPolicy::from_config(config.max_retries(), config.timeout_ms()),
@@ -72,6 +75,7 @@ impl JobContext {
             env: HashMap::new(),
             lock: None,
             debugger: Arc::new(Debugger::default()),
+            sandbox,
             steps_used: AtomicU64::new(steps_already_used),
             cancel,
         }
@@ -87,6 +91,12 @@ impl JobContext {
     /// Breakpoints for every run of this job (see [`Debugger::new`] for the control sender).
     pub fn with_debugger(mut self, debugger: Arc<Debugger>) -> Self {
         self.debugger = debugger;
+        self
+    }
+
+    /// Confines (or not) the skill processes of every run of this job.
+    pub fn with_sandbox(mut self, sandbox: crate::sandbox::Sandbox) -> Self {
+        self.sandbox = sandbox;
         self
     }
 

@@ -74,7 +74,10 @@ impl KernelSupport {
             "landlock network rules: {}\n",
             yes_no(self.landlock_abi >= NETWORK_LANDLOCK_ABI)
         ));
-        out.push_str(&format!("seccomp filters: {}\n", yes_no(self.seccomp_filter)));
+        out.push_str(&format!(
+            "seccomp filters: {}\n",
+            yes_no(self.seccomp_filter)
+        ));
         out.push_str(&format!(
             "user, mount and PID namespaces: {}\n",
             yes_no(self.namespaces)

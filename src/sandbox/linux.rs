@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, NetPort, PathBeneath, PathFd, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, Scope,
+    ABI, Access, AccessFs, AccessNet, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, Scope,
 };
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -83,9 +83,8 @@ impl Prepared {
         proxy_port: Option<u16>,
         landlock_abi: u32,
     ) -> Result<(Self, PathBuf), SandboxError> {
-        let setup = |what: &str, e: &dyn std::fmt::Display| {
-            SandboxError::Setup(format!("{what}: {e}"))
-        };
+        let setup =
+            |what: &str, e: &dyn std::fmt::Display| SandboxError::Setup(format!("{what}: {e}"));
         // Binding over /tmp would hide a workspace that lives there.
         let under_tmp = |p: &PathBuf| p.starts_with("/tmp") && !p.starts_with(tmp);
         let bind_tmp = !policy

@@ -192,14 +192,10 @@ impl Confinement {
     }
 
     /// Variables the process gets: `TMPDIR` and, with a proxy, the proxy variables in both
-    /// cases.
+    /// cases (`NO_PROXY` emptied, so nothing bypasses it).
     pub fn env(&self) -> Vec<(String, String)> {
         let tmp = self.tmp_inside.display().to_string();
-        let mut env = vec![
-            ("TMPDIR".to_string(), tmp.clone()),
-            ("TMP".to_string(), tmp.clone()),
-            ("TEMP".to_string(), tmp),
-        ];
+        let mut env = vec![("TMPDIR".to_string(), tmp)];
         if let Some(proxy) = &self.proxy {
             let url = proxy.url();
             for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {

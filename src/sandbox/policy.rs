@@ -3,14 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The npm registry, reachable by a skill launched through `npx`/`packageName` (as Perstack's
 /// own runtime allows).
 pub const NPM_REGISTRY: &str = "registry.npmjs.org";
 
 /// Whether child processes are confined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum SandboxMode {
     /// Confined: Landlock, seccomp, namespaces and the filtering proxy.
@@ -34,8 +34,8 @@ impl SandboxMode {
 }
 
 /// The policy of one process, as `skillStarting` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
 pub struct SandboxPolicy {
     pub mode: SandboxMode,
     /// Directories the process may write below (the workspace, its temp dir, its cache).

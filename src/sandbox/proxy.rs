@@ -189,7 +189,10 @@ fn parse(head: &[u8]) -> Result<Request, String> {
         format!("{target} is not an absolute URL; this is a proxy, send absolute URLs or CONNECT")
     })?;
     if url.scheme() != "http" {
-        return Err(format!("scheme {} is not proxied; use CONNECT", url.scheme()));
+        return Err(format!(
+            "scheme {} is not proxied; use CONNECT",
+            url.scheme()
+        ));
     }
     let host = url
         .host_str()
@@ -282,13 +285,17 @@ mod tests {
 
     #[test]
     fn malformed_requests_are_refused_with_a_reason() {
-        assert!(parse(b"GET /relative HTTP/1.1\r\n\r\n")
-            .expect_err("relative")
-            .contains("absolute URL"));
+        assert!(
+            parse(b"GET /relative HTTP/1.1\r\n\r\n")
+                .expect_err("relative")
+                .contains("absolute URL")
+        );
         assert!(parse(b"CONNECT nohost HTTP/1.1\r\n\r\n").is_err());
         assert!(parse(b"garbage\r\n\r\n").is_err());
-        assert!(parse(b"GET ftp://x/ HTTP/1.1\r\n\r\n")
-            .expect_err("ftp")
-            .contains("CONNECT"));
+        assert!(
+            parse(b"GET ftp://x/ HTTP/1.1\r\n\r\n")
+                .expect_err("ftp")
+                .contains("CONNECT")
+        );
     }
 }
