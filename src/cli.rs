@@ -12,6 +12,7 @@ mod experts;
 mod install;
 mod log;
 pub mod run;
+pub mod sandbox;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,6 +45,9 @@ pub enum Command {
     ///
     /// With an Expert and a query, the run starts at once; otherwise type it in (i).
     Start(Box<StartArgs>),
+    /// The sandbox skill processes run in: `perstack sandbox check` shows what this kernel supports
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Log(args) => log::log(&args),
         Command::Install(args) => install::run(&args),
         Command::Start(args) => crate::tui::start(&args),
+        Command::Sandbox(command) => sandbox::run(&command),
     }
 }
 

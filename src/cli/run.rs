@@ -101,6 +101,9 @@ pub struct Overrides {
     /// The directory the Experts' file and exec tools work in (default: the current directory)
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
+    /// Confine skill processes (on, the default) or not (off, as runtime = "local")
+    #[arg(long, value_name = "on|off")]
+    pub sandbox: Option<super::sandbox::SandboxSwitch>,
 }
 
 /// Everything a job needs, resolved from the file, the flags and the environment.
@@ -132,6 +135,9 @@ pub fn prepare_loaded(loaded: LoadedConfig, overrides: &Overrides) -> Result<Pre
     }
     if let Some(ms) = overrides.timeout {
         config.timeout = Some(ms.max(1));
+    }
+    if let Some(switch) = overrides.sandbox {
+        config.runtime = Some(toml::Value::String(switch.runtime().into()));
     }
     if let Some(budget) = &overrides.reasoning_budget {
         config.reasoning_budget = Some(
