@@ -371,3 +371,41 @@ fn runtime_local_in_perstack_toml_turns_the_sandbox_off() {
     let custom = Sandbox::from_config(&parse("envPath = [\"secrets.env\"]"));
     assert_eq!(custom.env_files, ["secrets.env"]);
 }
+
+#[test]
+fn an_sse_endpoint_outside_its_allowed_domains_is_an_error_at_its_line() {
+    let source = "[experts.t]\ninstruction = \"x\"\n\
+                  [experts.t.skills.\"@perstack/base\"]\ntype = \"mcpStdioSkill\"\n\
+                  command = \"npx\"\npackageName = \"@perstack/base\"\n\
+                  [experts.t.skills.remote]\ntype = \"mcpSseSkill\"\n\
+                  endpoint = \"https://mcp.evil.example/mcp\"\n\
+                  allowedDomains = [\"*.good.example\"]\n";
+    let diagnostics = parse_str(source, Path::new("perstack.toml")).expect_err("refused");
+    let diagnostic = diagnostics
+        .iter()
+        .find(|d| d.code == "endpoint-not-allowed")
+        .expect("the endpoint is refused");
+    assert_eq!(diagnostic.location.as_ref().map(|l| l.line), Some(9));
+    assert!(
+        diagnostic.message.contains("mcp.evil.example"),
+        "{}",
+        diagnostic.message
+    );
+
+    let allowed = source.replace("*.good.example", "*.evil.example");
+    let (config, warnings) = parse_str(&allowed, Path::new("perstack.toml")).expect("valid");
+    assert!(
+        warnings
+            .iter()
+            .all(|w| !w.message.contains("allowedDomains")),
+        "{warnings:?}"
+    );
+    let skills = config.experts["t"].skills.as_ref().expect("skills");
+    let perstack::definition::Skill::McpSse(remote) = &skills["remote"] else {
+        panic!("an SSE skill");
+    };
+    assert_eq!(
+        remote.allowed_domains.as_deref(),
+        Some(&["*.evil.example".to_string()][..])
+    );
+}
