@@ -318,6 +318,11 @@ fn mount_flags(path: &Path) -> libc::c_ulong {
     if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
         return 0;
     }
+    locked_flags(stat.f_flag)
+}
+
+/// `statvfs` flags to the `mount(2)` flags a remount must keep.
+fn locked_flags(st_flags: libc::c_ulong) -> libc::c_ulong {
     let pairs = [
         (libc::ST_NOSUID, libc::MS_NOSUID),
         (libc::ST_NODEV, libc::MS_NODEV),
@@ -328,7 +333,7 @@ fn mount_flags(path: &Path) -> libc::c_ulong {
     ];
     pairs
         .iter()
-        .filter(|(st, _)| stat.f_flag & st != 0)
+        .filter(|(st, _)| st_flags & st != 0)
         .fold(0, |acc, (_, ms)| acc | ms)
 }
 
@@ -426,9 +431,12 @@ mod tests {
     }
 
     #[test]
-    fn locked_mount_flags_are_read() {
-        // /proc is mounted nosuid,nodev,noexec everywhere.
-        let flags = mount_flags(Path::new("/proc"));
-        assert_ne!(flags & libc::MS_NOSUID, 0);
+    fn locked_mount_flags_are_kept_and_read_only_is_not() {
+        let flags = locked_flags(libc::ST_NOSUID | libc::ST_NODEV | libc::ST_RDONLY);
+        assert_eq!(flags, libc::MS_NOSUID | libc::MS_NODEV);
+        assert_eq!(locked_flags(libc::ST_RELATIME), libc::MS_RELATIME);
+        assert_eq!(locked_flags(0), 0);
+        // A path that does not exist has no mount to keep flags of.
+        assert_eq!(mount_flags(Path::new("/nonexistent-perstack-path")), 0);
     }
 }
