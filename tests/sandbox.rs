@@ -126,7 +126,7 @@ async fn children_are_confined_and_die_with_the_call() {
     assert!(!ok, "{text}");
     assert!(!home().join(&owned).exists());
 
-    // A new session escapes a process group, not the PID namespace.
+    // setsid leaves the process group, but not the PID namespace.
     let started = Instant::now();
     let (ok, text) = sh(&skill, "setsid -f sleep 300.37; echo started").await;
     assert!(ok, "{text}");
