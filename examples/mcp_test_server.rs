@@ -1,8 +1,9 @@
 //! A small MCP server for the skill tests and benchmarks.
 //!
-//! Usage: `mcp_test_server [--startup-delay-ms N] [--http PORT]`. Over stdio by default; with
-//! `--http` it serves Streamable HTTP at `http://127.0.0.1:PORT/mcp` and prints the bound
-//! address (`listening on 127.0.0.1:PORT`) on stdout, so port 0 works.
+//! Usage: `mcp_test_server [--startup-delay-ms N] [--http PORT] [--sandbox-tools]`. Over stdio
+//! by default; with `--http` it serves Streamable HTTP at `http://127.0.0.1:PORT/mcp` and
+//! prints the bound address (`listening on 127.0.0.1:PORT`) on stdout, so port 0 works.
+//! `--sandbox-tools` also lists `write` and `fetch`, which try what the sandbox refuses.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -25,6 +26,23 @@ use rmcp::{
 const PAGE_SIZE: usize = 3;
 /// `late` is listed only after `reveal` was called (which sends `tools/list_changed`).
 static REVEALED: AtomicBool = AtomicBool::new(false);
+/// `write` and `fetch` are listed only with `--sandbox-tools`.
+static SANDBOX_TOOLS: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct WriteArgs {
+    /// Absolute path of the file to write.
+    path: String,
+    text: String,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct FetchArgs {
+    /// An http:// URL.
+    url: String,
+    /// Connect to the host itself instead of through $HTTP_PROXY.
+    direct: Option<bool>,
+}
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 struct EchoArgs {
@@ -122,6 +140,27 @@ impl TestServer {
         "late tool".into()
     }
 
+    #[tool(description = "Writes a file")]
+    fn write(&self, Parameters(WriteArgs { path, text }): Parameters<WriteArgs>) -> CallToolResult {
+        match std::fs::write(&path, text) {
+            Ok(()) => CallToolResult::success(vec![ContentBlock::text(format!("wrote {path}"))]),
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
+                "cannot write {path}: {e}"
+            ))]),
+        }
+    }
+
+    #[tool(description = "GETs an http:// URL and returns the whole response")]
+    async fn fetch(
+        &self,
+        Parameters(FetchArgs { url, direct }): Parameters<FetchArgs>,
+    ) -> CallToolResult {
+        match fetch_url(&url, direct.unwrap_or(false)).await {
+            Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(e)]),
+        }
+    }
+
     #[tool(description = "Answers with a tool-level error")]
     fn fail(&self) -> CallToolResult {
         CallToolResult::error(vec![ContentBlock::text("this tool always fails")])
@@ -139,6 +178,9 @@ impl ServerHandler for TestServer {
         tools.sort_by(|a, b| a.name.cmp(&b.name));
         if !REVEALED.load(Ordering::SeqCst) {
             tools.retain(|t| t.name != "late");
+        }
+        if !SANDBOX_TOOLS.load(Ordering::SeqCst) {
+            tools.retain(|t| t.name != "write" && t.name != "fetch");
         }
         let start: usize = match request.and_then(|r| r.cursor) {
             Some(cursor) => cursor
@@ -185,10 +227,49 @@ fn flags() -> Result<Flags, String> {
                     .map_err(|e| format!("--startup-delay-ms: {e}"))?;
                 flags.startup_delay = Duration::from_millis(ms);
             }
+            "--sandbox-tools" => SANDBOX_TOOLS.store(true, Ordering::SeqCst),
             other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(flags)
+}
+
+/// A plain HTTP/1.1 GET, through `$HTTP_PROXY` unless `direct`.
+async fn fetch_url(url: &str, direct: bool) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url} is not an http:// URL"))?;
+    let (host_port, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let proxy = std::env::var("HTTP_PROXY").ok().filter(|_| !direct);
+    let (address, target) = match &proxy {
+        Some(proxy) => (
+            proxy
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string(),
+            url.to_string(),
+        ),
+        None => (host_port.to_string(), path.to_string()),
+    };
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    let request =
+        format!("GET {target} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("cannot send: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .map_err(|e| format!("cannot read: {e}"))?;
+    Ok(response)
 }
 
 #[tokio::main]

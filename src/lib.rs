@@ -6,6 +6,7 @@ pub mod editor;
 pub mod http;
 pub mod llm;
 pub mod runtime;
+pub mod sandbox;
 pub mod skills;
 pub mod time;
 pub mod tool;

@@ -62,7 +62,7 @@ async fn lists_tools_and_calls_echo_and_add() {
     assert_eq!(connected.server_name.as_deref(), Some("mcp-test-server"));
     assert_eq!(connected.server_version.as_deref(), Some("0.1.0"));
     assert!(connected.total_duration_ms >= connected.handshake_duration_ms);
-    assert!(count(&events, |k| matches!(k, SkillEventKind::Starting)) == 1);
+    assert!(count(&events, |k| matches!(k, SkillEventKind::Starting { .. })) == 1);
     assert!(
         events.iter().any(|e| matches!(&e.kind,
             SkillEventKind::Stderr { line } if line.contains("mcp-test-server starting"))),
@@ -158,6 +158,8 @@ async fn server_sees_only_safe_env_and_required_env() {
         "TERM",
         "LANG",
         "VISIBLE_TOKEN",
+        // The sandbox's private temp directory.
+        "TMPDIR",
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "NO_PROXY",
@@ -339,7 +341,7 @@ async fn lazy_init_waits_for_first_call_when_the_lock_knows_the_tools() {
     assert!(
         !drain(&mut s.events)
             .iter()
-            .any(|e| matches!(e.kind, SkillEventKind::Starting))
+            .any(|e| matches!(e.kind, SkillEventKind::Starting { .. }))
     );
     let out = s.manager.call("echo", json!({"text": "woke"})).await;
     assert_eq!(out.joined_text(), "woke");

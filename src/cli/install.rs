@@ -65,7 +65,11 @@ async fn install(loaded: &LoadedConfig) -> ExitCode {
     let mut summary = Vec::new();
     let mut failed = false;
     for (key, expert) in &loaded.config.experts {
-        let options = SkillManagerOptions::default();
+        // Installing runs the servers: confined like a run, unless `runtime = "local"`.
+        let options = SkillManagerOptions {
+            sandbox: crate::sandbox::Sandbox::from_config(&loaded.config),
+            ..SkillManagerOptions::default()
+        };
         match SkillManager::start(expert, workspace.clone(), &env, sender.clone(), options).await {
             Ok(manager) => {
                 let locked = manager.locked();

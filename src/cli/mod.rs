@@ -13,6 +13,7 @@ mod install;
 mod log;
 pub mod logging;
 pub mod run;
+pub mod sandbox;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +55,9 @@ pub enum Command {
     ///
     /// With an Expert and a query, the run starts at once; otherwise type it in (i).
     Start(Box<StartArgs>),
+    /// The sandbox skill processes run in: `perstack sandbox check` shows what this kernel supports
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +129,7 @@ pub fn main() -> ExitCode {
         Command::Log(args) => log::log(&args),
         Command::Install(args) => install::run(&args),
         Command::Start(args) => start(&args, cli.log_level),
+        Command::Sandbox(command) => sandbox::run(&command),
     }
 }
 

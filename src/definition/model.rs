@@ -274,6 +274,7 @@ impl Skill {
             omit: None,
             required_env: None,
             lazy_init: None,
+            allowed_domains: None,
         })
     }
 
@@ -322,6 +323,9 @@ pub struct McpStdioSkill {
     pub required_env: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lazy_init: Option<bool>,
+    /// Hosts the server may reach through the sandbox's proxy (exact or `*.` wildcards).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_domains: Option<Vec<String>>,
 }
 
 impl McpStdioSkill {
@@ -359,6 +363,9 @@ pub struct McpSseSkill {
     pub pick: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub omit: Option<Vec<String>>,
+    /// Hosts this skill may use; when given, the endpoint's host must be one of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_domains: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -40,8 +40,17 @@ const STDIO_KEYS: &[&str] = &[
     "omit",
     "requiredEnv",
     "lazyInit",
+    "allowedDomains",
 ];
-const SSE_KEYS: &[&str] = &["type", "endpoint", "description", "rule", "pick", "omit"];
+const SSE_KEYS: &[&str] = &[
+    "type",
+    "endpoint",
+    "description",
+    "rule",
+    "pick",
+    "omit",
+    "allowedDomains",
+];
 const INTERACTIVE_KEYS: &[&str] = &["type", "description", "rule", "tools"];
 const INTERACTIVE_TOOL_KEYS: &[&str] = &["description", "inputJsonSchema"];
 
@@ -562,6 +571,7 @@ fn stdio_skill(
         omit: walker.strings(table, "omit", place),
         required_env: walker.strings(table, "requiredEnv", place),
         lazy_init: walker.boolean(table, "lazyInit", place),
+        allowed_domains: walker.strings(table, "allowedDomains", place),
     })
 }
 
@@ -586,12 +596,33 @@ fn sse_skill(
             None
         }
     };
+    let allowed_domains = walker.strings(table, "allowedDomains", place);
+    let endpoint = endpoint?;
+    let host = url::Url::parse(&endpoint)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    if let (Some(domains), Some(host), Some((_, span))) =
+        (&allowed_domains, host, walker.str(table, "endpoint", place))
+    {
+        if !crate::sandbox::domain_allowed(domains, host.trim_matches(['[', ']'])) {
+            walker.error(
+                "endpoint-not-allowed",
+                span,
+                format!("the endpoint host {host} of {place} is not in its `allowedDomains`"),
+                Some(format!(
+                    "add \"{host}\" to allowedDomains, or point endpoint at a listed host"
+                )),
+            );
+            return None;
+        }
+    }
     Some(McpSseSkill {
-        endpoint: endpoint?,
+        endpoint,
         description: walker.string(table, "description", place),
         rule: walker.string(table, "rule", place),
         pick: walker.strings(table, "pick", place),
         omit: walker.strings(table, "omit", place),
+        allowed_domains,
     })
 }
 

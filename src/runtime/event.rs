@@ -106,6 +106,9 @@ pub enum EventKind {
     },
     SkillStarting {
         skill_name: String,
+        /// How the skill's process is confined (stdio skills).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sandbox: Option<crate::sandbox::SandboxPolicy>,
     },
     SkillConnected {
         skill_name: String,
@@ -131,6 +134,16 @@ pub enum EventKind {
     },
     SkillWarning {
         skill_name: String,
+        message: String,
+    },
+    /// A confined skill tried to reach a host outside its `allowedDomains`.
+    SandboxDenied {
+        skill_name: String,
+        host: String,
+        port: u16,
+    },
+    /// Skills of this run are not confined (`runtime = "local"` or `--sandbox off`).
+    SandboxDisabled {
         message: String,
     },
     StartRun {
@@ -247,6 +260,8 @@ impl EventKind {
             EventKind::SkillStderr { .. } => "skillStderr",
             EventKind::SkillDisconnected { .. } => "skillDisconnected",
             EventKind::SkillWarning { .. } => "skillWarning",
+            EventKind::SandboxDenied { .. } => "sandboxDenied",
+            EventKind::SandboxDisabled { .. } => "sandboxDisabled",
             EventKind::StartRun { .. } => "startRun",
             EventKind::StartGeneration { .. } => "startGeneration",
             EventKind::LlmRequest { .. } => "llmRequest",
@@ -326,5 +341,18 @@ mod tests {
         let unit = serde_json::to_value(ids.event(1, EventKind::StartStreamingRunResult))
             .expect("serialises");
         assert_eq!(unit["type"], "startStreamingRunResult");
+        let denied = serde_json::to_value(ids.event(
+            2,
+            EventKind::SandboxDenied {
+                skill_name: "s".into(),
+                host: "evil.example".into(),
+                port: 443,
+            },
+        ))
+        .expect("serialises");
+        assert_eq!(denied["type"], "sandboxDenied");
+        assert_eq!(denied["skillName"], "s");
+        assert_eq!(denied["host"], "evil.example");
+        assert_eq!(denied["port"], 443);
     }
 }

@@ -43,6 +43,8 @@ pub struct JobContext {
     pub debugger: Arc<Debugger>,
     /// Step times and the ids the run machine makes.
     pub clock: Arc<dyn Clock>,
+    /// How skill processes are confined: from perstack.toml's `runtime`, unless overridden.
+    pub sandbox: crate::sandbox::Sandbox,
     pub(super) steps_used: AtomicU64,
     pub(super) cancel: watch::Receiver<bool>,
 }
@@ -59,6 +61,7 @@ impl JobContext {
         cancel: watch::Receiver<bool>,
         steps_already_used: u64,
     ) -> Self {
+        let sandbox = crate::sandbox::Sandbox::from_config(&config);
         JobContext {
             job_id,
             retry: RetryPolicy::from_config(config.max_retries(), config.timeout_ms()),
@@ -75,6 +78,7 @@ impl JobContext {
             lock: None,
             debugger: Arc::new(Debugger::default()),
             clock: Arc::new(SystemClock),
+            sandbox,
             steps_used: AtomicU64::new(steps_already_used),
             cancel,
         }
@@ -90,6 +94,12 @@ impl JobContext {
     /// Breakpoints for every run of this job (see [`Debugger::new`] for the control sender).
     pub fn with_debugger(mut self, debugger: Arc<Debugger>) -> Self {
         self.debugger = debugger;
+        self
+    }
+
+    /// Confines (or not) the skill processes of every run of this job.
+    pub fn with_sandbox(mut self, sandbox: crate::sandbox::Sandbox) -> Self {
+        self.sandbox = sandbox;
         self
     }
 

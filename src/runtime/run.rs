@@ -57,7 +57,15 @@ pub fn run_expert(job: Arc<JobContext>, spec: RunSpec) -> BoxFuture<'static, Run
 fn skill_event(report: SkillEvent) -> EventKind {
     let skill_name = report.skill_name;
     match report.kind {
-        SkillEventKind::Starting => EventKind::SkillStarting { skill_name },
+        SkillEventKind::Starting { sandbox } => EventKind::SkillStarting {
+            skill_name,
+            sandbox,
+        },
+        SkillEventKind::SandboxDenied { host, port } => EventKind::SandboxDenied {
+            skill_name,
+            host,
+            port,
+        },
         SkillEventKind::Connected(info) => EventKind::SkillConnected {
             skill_name,
             server_info: Some(json!({"name": info.server_name, "version": info.server_version})),
@@ -150,8 +158,19 @@ impl Driver {
                 .lock
                 .as_ref()
                 .and_then(|lock| lock.experts.get(&self.spec.expert_key).cloned()),
+            sandbox: self.job.sandbox.clone(),
             ..SkillManagerOptions::default()
         };
+        if !self.job.sandbox.is_confined() {
+            self.emit(
+                0,
+                EventKind::SandboxDisabled {
+                    message: "skills run unconfined (runtime = \"local\" or --sandbox off): \
+                              they can write anywhere the user can and reach any host"
+                        .into(),
+                },
+            );
+        }
         let started =
             SkillManager::start(&self.expert, workspace, &self.job.env, sender, options).await;
         // Start-up reports go out before the run starts, in order; later ones (stderr, a

@@ -59,6 +59,9 @@ pub struct Overrides {
     /// The directory the Experts' file and exec tools work in (default: the current directory)
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
+    /// Confine skill processes (on, the default) or not (off, as runtime = "local")
+    #[arg(long, value_name = "on|off")]
+    pub sandbox: Option<crate::sandbox::SandboxSwitch>,
 }
 
 /// Why definitions and overrides could not be made ready to run.
@@ -438,6 +441,9 @@ fn apply_overrides(mut config: Config, overrides: &Overrides) -> Result<Config, 
     }
     if let Some(ms) = overrides.timeout {
         config.timeout = Some(ms.max(1));
+    }
+    if let Some(switch) = overrides.sandbox {
+        config.runtime = Some(toml::Value::String(switch.runtime().into()));
     }
     if let Some(budget) = &overrides.reasoning_budget {
         config.reasoning_budget = Some(

@@ -15,8 +15,12 @@ pub struct SkillEvent {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum SkillEventKind {
-    /// The process is being spawned or the endpoint contacted.
-    Starting,
+    /// The process is being spawned (under `sandbox`, for stdio skills) or the endpoint
+    /// contacted.
+    Starting {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sandbox: Option<crate::sandbox::SandboxPolicy>,
+    },
     /// Handshake and tool discovery are done; the skill answers calls.
     Connected(ConnectedInfo),
     /// One line the server wrote to its stderr (stdio skills only).
@@ -27,6 +31,8 @@ pub enum SkillEventKind {
     /// Something the user should fix but that does not stop the run (e.g. a `pick` entry that
     /// names no tool).
     Warning { message: String },
+    /// The sandbox's proxy refused a connection to a host outside `allowedDomains`.
+    SandboxDenied { host: String, port: u16 },
 }
 
 /// Server identity and how long each start-up phase took.
@@ -56,6 +62,10 @@ impl EventSink {
             skill_name: skill_name.to_string(),
             sender,
         }
+    }
+
+    pub(crate) fn skill_name(&self) -> &str {
+        &self.skill_name
     }
 
     pub(crate) fn send(&self, kind: SkillEventKind) {

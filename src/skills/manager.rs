@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::definition::{BASE_SKILL_NAME, Expert, Skill};
+use crate::sandbox::Sandbox;
 use crate::skills::base::BaseSkill;
 use crate::skills::event::{ConnectedInfo, EventSink, SkillEvent, SkillEventKind};
 use crate::skills::lock::{LockedExpert, LockedSkill};
@@ -46,6 +47,8 @@ pub struct SkillManagerOptions {
     pub mcp: McpOptions,
     /// This Expert's entry in perstack.lock: lets `lazyInit` skills wait for their first call.
     pub lock: Option<LockedExpert>,
+    /// How `exec` and stdio servers are confined (default: confined).
+    pub sandbox: Sandbox,
 }
 
 enum Entry {
@@ -116,6 +119,8 @@ impl SkillManager {
         options: SkillManagerOptions,
     ) -> Result<Self, SkillError> {
         let mut mcp_options = options.mcp.clone();
+        mcp_options.sandbox = options.sandbox.clone();
+        let workspace = workspace.with_dotenv_files(&options.sandbox.env_files);
         if mcp_options.cwd.is_none() {
             mcp_options.cwd = Some(workspace.root().to_path_buf());
         }
@@ -184,7 +189,7 @@ impl SkillManager {
             }
         }
         let manager = SkillManager {
-            base: BaseSkill::with_workspace(workspace),
+            base: BaseSkill::with_workspace(workspace).with_sandbox(options.sandbox.clone()),
             entries,
             events,
             hidden: Default::default(),

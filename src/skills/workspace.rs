@@ -6,6 +6,10 @@
 //! than the text the model wrote is what makes `..`, absolute paths and symlinks that point out
 //! all fail the same way.
 //!
+//! Two places inside are off-limits to tools, as they are to confined processes (see
+//! [`crate::sandbox`]): the job store `perstack/` (checkpoints must not be rewritten by the
+//! run they record) and the dotenv files (they hold the API keys).
+//!
 //! The check and the later IO are two system calls, so a process that swaps a directory for a
 //! symlink in between could still win that race; the workspace guards against a model's
 //! mistakes and ordinary symlinks, not against a hostile local process.
@@ -26,6 +30,16 @@ pub enum WorkspaceError {
     Empty,
     #[error("cannot resolve path {path}: {message}")]
     Resolve { path: String, message: String },
+    #[error(
+        "path {path} is in the job store perstack/, which tools may not change or read; \
+         use another directory of the workspace"
+    )]
+    Store { path: String },
+    #[error(
+        "path {path} is the dotenv file {file}, which holds secrets; tools may not read or \
+         change it (the environment reaches skills through their requiredEnv)"
+    )]
+    Secret { path: String, file: String },
     #[error("workspace root {root} is not a usable directory: {source}")]
     Root {
         root: String,
@@ -39,6 +53,8 @@ pub enum WorkspaceError {
 pub struct Workspace {
     /// Canonical (absolute, symlink-free) root.
     root: PathBuf,
+    /// The dotenv files tools may not touch, as physical paths.
+    dotenv: Vec<PathBuf>,
 }
 
 impl Workspace {
@@ -56,7 +72,26 @@ impl Workspace {
                 "not a directory",
             )));
         }
-        Ok(Workspace { root })
+        let mut workspace = Workspace {
+            root,
+            dotenv: Vec::new(),
+        };
+        workspace.set_dotenv_files(&crate::definition::DEFAULT_ENV_PATHS);
+        Ok(workspace)
+    }
+
+    /// The dotenv files (`envPath`: relative to the root, or absolute) tools may not touch,
+    /// instead of the default `.env` and `.env.local`.
+    pub fn with_dotenv_files<S: AsRef<str>>(mut self, files: &[S]) -> Self {
+        self.set_dotenv_files(files);
+        self
+    }
+
+    fn set_dotenv_files<S: AsRef<str>>(&mut self, files: &[S]) {
+        self.dotenv = files
+            .iter()
+            .filter_map(|file| resolve_physical(&self.root.join(file.as_ref())).ok())
+            .collect();
     }
 
     /// The canonical root directory.
@@ -76,11 +111,27 @@ impl Workspace {
             path: path.to_string(),
             message: e.to_string(),
         })?;
-        if resolved.starts_with(&self.root) {
-            Ok(resolved)
-        } else {
-            Err(self.outside(path))
+        if !resolved.starts_with(&self.root) {
+            return Err(self.outside(path));
         }
+        self.check_protected(path, &resolved)?;
+        Ok(resolved)
+    }
+
+    /// Refuses the job store and the dotenv files.
+    fn check_protected(&self, path: &str, resolved: &Path) -> Result<(), WorkspaceError> {
+        if resolved.starts_with(self.root.join(crate::sandbox::STORE_DIR)) {
+            return Err(WorkspaceError::Store {
+                path: path.to_string(),
+            });
+        }
+        if let Some(file) = self.dotenv.iter().find(|f| f.as_path() == resolved) {
+            return Err(WorkspaceError::Secret {
+                path: path.to_string(),
+                file: self.display(file),
+            });
+        }
+        Ok(())
     }
 
     /// Like [`Workspace::resolve`], but keeps a final symlink itself instead of its target, so
@@ -101,11 +152,11 @@ impl Workspace {
             message: e.to_string(),
         })?;
         let entry = parent.join(name);
-        if entry.starts_with(&self.root) {
-            Ok(entry)
-        } else {
-            Err(self.outside(path))
+        if !entry.starts_with(&self.root) {
+            return Err(self.outside(path));
         }
+        self.check_protected(path, &entry)?;
+        Ok(entry)
     }
 
     /// `path` shown relative to the root when it is inside (for messages to the model).
@@ -300,6 +351,43 @@ mod tests {
             ws.resolve("a/x"),
             Err(WorkspaceError::Resolve { .. })
         ));
+    }
+
+    #[test]
+    fn the_job_store_and_dotenv_files_are_off_limits() {
+        let (_dir, ws) = setup();
+        std::fs::create_dir_all(ws.root().join("perstack/jobs")).expect("mkdir");
+        std::fs::write(ws.root().join(".env"), "KEY=secret").expect("write");
+        std::fs::write(ws.root().join("custom.env"), "KEY=secret").expect("write");
+        symlink(".env", ws.root().join("alias")).expect("symlink");
+        for path in [
+            "perstack",
+            "perstack/jobs/x.json",
+            "./perstack/../perstack/new",
+        ] {
+            let err = ws.resolve(path).expect_err("store");
+            assert!(matches!(err, WorkspaceError::Store { .. }), "{path}: {err}");
+            assert!(err.to_string().contains("job store perstack/"), "{err}");
+        }
+        assert!(matches!(
+            ws.resolve_entry("perstack/jobs"),
+            Err(WorkspaceError::Store { .. })
+        ));
+        for path in [".env", ".env.local", "alias"] {
+            let err = ws.resolve(path).expect_err("secret");
+            assert!(
+                matches!(err, WorkspaceError::Secret { .. }),
+                "{path}: {err}"
+            );
+        }
+        assert!(ws.resolve("custom.env").is_ok());
+        assert!(ws.resolve("perstack.toml").is_ok());
+        let custom = ws.clone().with_dotenv_files(&["custom.env"]);
+        assert!(matches!(
+            custom.resolve("custom.env"),
+            Err(WorkspaceError::Secret { .. })
+        ));
+        assert!(custom.resolve(".env").is_ok());
     }
 
     #[test]

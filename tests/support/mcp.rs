@@ -129,8 +129,9 @@ pub fn short_timeouts(call_ms: u64) -> SkillManagerOptions {
             init_timeout: Duration::from_secs(20),
             call_timeout: Duration::from_millis(call_ms),
             cwd: None,
+            ..Default::default()
         },
-        lock: None,
+        ..Default::default()
     }
 }
 

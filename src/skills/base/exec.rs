@@ -1,9 +1,11 @@
 //! The exec tool: run a program (no shell) with a confined working directory, a small
 //! environment, a timeout and capped output.
 //!
-//! exec is not a sandbox: the program can touch anything the user can. What it guarantees is
-//! that the call ends: on timeout, and when the program exits, its whole process group
-//! (children and grandchildren included) is killed, so nothing lingers holding the output.
+//! Under the sandbox (the default) the program runs confined (see [`crate::sandbox`]): it
+//! writes only in the workspace and a private temp directory, has no network, and everything
+//! it starts dies with it. Unconfined, it can touch anything the user can. Either way the call
+//! ends: on timeout, and when the program exits, its whole process group (children and
+//! grandchildren included) is killed, so nothing lingers holding the output.
 
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -15,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::ToolError;
 use super::args::Args;
+use crate::sandbox::{Confinement, Sandbox};
 use crate::skills::workspace::Workspace;
 use crate::tool::ToolOutput;
 
@@ -39,7 +42,7 @@ struct Request {
     timeout: Duration,
 }
 
-pub async fn exec(ws: &Workspace, args: &Args) -> Result<ToolOutput, ToolError> {
+pub async fn exec(ws: &Workspace, args: &Args, sandbox: &Sandbox) -> Result<ToolOutput, ToolError> {
     let command = args.string("command")?;
     let argv = args.string_array("args")?;
     let env = args.string_map("env")?;
@@ -66,15 +69,25 @@ pub async fn exec(ws: &Workspace, args: &Args) -> Result<ToolOutput, ToolError> 
     } else {
         command
     };
-    run(Request {
-        command,
-        args: argv,
-        env,
-        cwd,
-        stdout,
-        stderr,
-        timeout,
-    })
+    // Held until the call ends: it owns the private temp directory.
+    let confinement = if sandbox.is_confined() {
+        let policy = sandbox.policy(ws.root(), Vec::new(), Vec::new());
+        Some(Confinement::prepare(&policy, None).map_err(|e| ToolError::message(e.to_string()))?)
+    } else {
+        None
+    };
+    run(
+        Request {
+            command,
+            args: argv,
+            env,
+            cwd,
+            stdout,
+            stderr,
+            timeout,
+        },
+        confinement.as_ref(),
+    )
     .await
 }
 
@@ -123,7 +136,7 @@ impl Drop for GroupGuard {
     }
 }
 
-async fn run(req: Request) -> Result<ToolOutput, ToolError> {
+async fn run(req: Request, confinement: Option<&Confinement>) -> Result<ToolOutput, ToolError> {
     let mut cmd = tokio::process::Command::new(&req.command);
     cmd.args(&req.args)
         .env_clear()
@@ -140,6 +153,9 @@ async fn run(req: Request) -> Result<ToolOutput, ToolError> {
         } else if name == "PATH" {
             cmd.env(name, FALLBACK_PATH);
         }
+    }
+    if let Some(confinement) = confinement {
+        confinement.apply(cmd.as_std_mut());
     }
     cmd.envs(req.env.iter().map(|(k, v)| (k, v)));
 

@@ -90,6 +90,8 @@ impl Completion {
 pub struct BaseSkill {
     workspace: Workspace,
     todos: Mutex<TodoList>,
+    /// How `exec` confines the programs it runs.
+    sandbox: crate::sandbox::Sandbox,
 }
 
 impl BaseSkill {
@@ -102,7 +104,14 @@ impl BaseSkill {
         BaseSkill {
             workspace,
             todos: Mutex::new(TodoList::default()),
+            sandbox: crate::sandbox::Sandbox::default(),
         }
+    }
+
+    /// Runs `exec` under `sandbox` (confined by default).
+    pub fn with_sandbox(mut self, sandbox: crate::sandbox::Sandbox) -> Self {
+        self.sandbox = sandbox;
+        self
     }
 
     pub fn workspace(&self) -> &Workspace {
@@ -136,7 +145,7 @@ impl BaseSkill {
                 self.lock_todos().clear();
                 Ok(self.todo_list_output(&[]))
             }
-            "exec" => exec::exec(ws, &args).await,
+            "exec" => exec::exec(ws, &args, &self.sandbox).await,
             "readTextFile" => files::read_text_file(ws, &args).await,
             "writeTextFile" => files::write_text_file(ws, &args).await,
             "appendTextFile" => files::append_text_file(ws, &args).await,

@@ -19,6 +19,8 @@ use tokio::process::ChildStderr;
 use super::McpError;
 use super::convert::tool_definition;
 use super::process::ProcessGroup;
+use crate::sandbox::proxy::{Denied, ProxyListener};
+use crate::sandbox::{Confinement, SandboxPolicy};
 use crate::skills::event::{ConnectedInfo, EventSink, SkillEventKind};
 use crate::tool::ToolDefinition;
 
@@ -35,6 +37,7 @@ pub(crate) enum Target {
         args: Vec<String>,
         env: Vec<(String, String)>,
         cwd: Option<PathBuf>,
+        policy: SandboxPolicy,
     },
     Http {
         endpoint: String,
@@ -49,6 +52,14 @@ impl Target {
                 .collect::<Vec<_>>()
                 .join(" "),
             Target::Http { endpoint } => endpoint.clone(),
+        }
+    }
+
+    /// How a stdio server is confined; HTTP skills start no process.
+    pub(crate) fn policy(&self) -> Option<&SandboxPolicy> {
+        match self {
+            Target::Stdio { policy, .. } => Some(policy),
+            Target::Http { .. } => None,
         }
     }
 }
@@ -140,6 +151,8 @@ impl ClientHandler for Handler {
 pub(crate) struct Connection {
     pub(crate) service: RunningService<RoleClient, Handler>,
     pub(crate) group: Option<ProcessGroup>,
+    /// Owns the server's private temp directory and proxy listener while it runs.
+    pub(crate) _confinement: Option<Confinement>,
 }
 
 impl Connection {
@@ -183,14 +196,23 @@ pub(crate) async fn connect(
         tools: tools.clone(),
         list_timeout,
     };
-    let (service, group, spawned) = match target {
+    let (service, group, spawned, confinement) = match target {
         Target::Stdio {
             program,
             args,
             env,
             cwd,
+            policy,
         } => {
-            let (transport, group, stderr) = spawn(program, args, env, cwd.as_ref(), target)?;
+            let confinement = confine(policy, sink).await?;
+            let (transport, group, stderr) = spawn(
+                program,
+                args,
+                env,
+                cwd.as_ref(),
+                target,
+                confinement.as_ref(),
+            )?;
             let tail = StderrTail::default();
             let reader = stderr
                 .map(|stderr| tokio::spawn(forward_stderr(stderr, sink.clone(), tail.clone())));
@@ -215,7 +237,7 @@ pub(crate) async fn connect(
                     });
                 }
             };
-            (service, Some(group), spawned)
+            (service, Some(group), spawned, confinement)
         }
         Target::Http { endpoint } => {
             let client = crate::http::client_builder()
@@ -231,7 +253,7 @@ pub(crate) async fn connect(
                 Ok(service) => service,
                 Err(e) => return Err(super::legacy::classify(endpoint, e.to_string()).await),
             };
-            (service, None, spawned)
+            (service, None, spawned, None)
         }
     };
     let handshake_done = started.elapsed();
@@ -251,8 +273,44 @@ pub(crate) async fn connect(
             tool_discovery_duration_ms: millis(total - handshake_done),
             total_duration_ms: millis(total),
         },
-        connection: Connection { service, group },
+        connection: Connection {
+            service,
+            group,
+            _confinement: confinement,
+        },
     })
+}
+
+/// Prepares a confined server: its proxy listener (when it may reach any host) reports
+/// refusals as `SandboxDenied`.
+async fn confine(
+    policy: &SandboxPolicy,
+    sink: &EventSink,
+) -> Result<Option<Confinement>, McpError> {
+    if !policy.is_confined() {
+        return Ok(None);
+    }
+    let proxy = if policy.allowed_domains.is_empty() {
+        None
+    } else {
+        let reporter = sink.clone();
+        let on_denied = Arc::new(move |denied: Denied| {
+            reporter.send(SkillEventKind::SandboxDenied {
+                host: denied.host,
+                port: denied.port,
+            });
+        });
+        let listener =
+            ProxyListener::start(sink.skill_name(), policy.allowed_domains.clone(), on_denied)
+                .await
+                .map_err(|e| {
+                    crate::sandbox::SandboxError::Setup(format!(
+                        "cannot listen for the skill's proxy on 127.0.0.1: {e}"
+                    ))
+                })?;
+        Some(listener)
+    };
+    Ok(Some(Confinement::prepare(policy, proxy)?))
 }
 
 fn spawn(
@@ -261,6 +319,7 @@ fn spawn(
     env: &[(String, String)],
     cwd: Option<&PathBuf>,
     target: &Target,
+    confinement: Option<&Confinement>,
 ) -> Result<(TokioChildProcess, ProcessGroup, Option<ChildStderr>), McpError> {
     let mut command = tokio::process::Command::new(program);
     command
@@ -272,6 +331,9 @@ fn spawn(
         command.current_dir(cwd);
     }
     super::process::isolate(&mut command);
+    if let Some(confinement) = confinement {
+        confinement.apply(command.as_std_mut());
+    }
     let spawn_error = |source| McpError::Spawn {
         command: target.describe(),
         source,

@@ -26,6 +26,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use self::connect::{Connection, Target, ToolCache, connect, millis};
 pub(crate) use self::convert::filter_tools;
 use crate::definition::{McpSseSkill, McpStdioSkill};
+use crate::sandbox::{NPM_REGISTRY, Sandbox, SandboxError, SandboxPolicy, cache_root};
 use crate::skills::event::{EventSink, SkillEvent, SkillEventKind};
 use crate::tool::{ToolDefinition, ToolOutput};
 
@@ -74,6 +75,8 @@ pub enum McpError {
     Timeout { phase: &'static str, after_ms: u64 },
     #[error("listing tools failed: {}", tidy(.0))]
     ListTools(String),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
 }
 
 /// Timeouts and the working directory for stdio servers.
@@ -83,8 +86,11 @@ pub struct McpOptions {
     pub init_timeout: Duration,
     /// One tool call; a server that takes longer is treated as hung and restarted.
     pub call_timeout: Duration,
-    /// Working directory of stdio servers (default: inherited).
+    /// Working directory of stdio servers (default: inherited); the workspace a confined
+    /// server may write in.
     pub cwd: Option<PathBuf>,
+    /// How stdio servers are confined (default: confined).
+    pub sandbox: Sandbox,
 }
 
 impl Default for McpOptions {
@@ -93,6 +99,7 @@ impl Default for McpOptions {
             init_timeout: DEFAULT_INIT_TIMEOUT,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             cwd: None,
+            sandbox: Sandbox::default(),
         }
     }
 }
@@ -138,11 +145,13 @@ impl McpSkill {
             }
         }
         let (program, args) = definition.command_line();
+        let policy = stdio_policy(definition, &program, &options, &mut child_env);
         let target = Target::Stdio {
             program,
             args,
             env: child_env,
             cwd: options.cwd.clone(),
+            policy,
         };
         Self::new(
             name,
@@ -314,7 +323,9 @@ impl McpSkill {
                 reason: "the server closed the connection".into(),
             });
         }
-        self.sink.send(SkillEventKind::Starting);
+        self.sink.send(SkillEventKind::Starting {
+            sandbox: self.target.policy().cloned(),
+        });
         let timeout = self.options.init_timeout;
         let attempt = connect(&self.target, &self.tools, timeout, &self.sink);
         let connected =
@@ -349,6 +360,50 @@ impl McpSkill {
             });
         }
     }
+}
+
+/// The sandbox policy of a stdio server: the workspace (its working directory) and its own
+/// cache are writable; it reaches its `allowedDomains`, and a server run by `npx` also the npm
+/// registry, with an npm cache of its own under the user's cache directory (not `~/.npm`).
+/// A `uvx` server keeps uv's cache writable, so tools uv already installed start offline.
+fn stdio_policy(
+    definition: &McpStdioSkill,
+    program: &str,
+    options: &McpOptions,
+    child_env: &mut Vec<(String, String)>,
+) -> SandboxPolicy {
+    if !options.sandbox.is_confined() {
+        return SandboxPolicy::off();
+    }
+    let workspace = options
+        .cwd
+        .clone()
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut domains = definition.allowed_domains.clone().unwrap_or_default();
+    let mut writable = Vec::new();
+    match program.rsplit('/').next().unwrap_or(program) {
+        "npx" | "npm" => {
+            if !domains.iter().any(|d| d == NPM_REGISTRY) {
+                domains.push(NPM_REGISTRY.to_string());
+            }
+            let cache = cache_root().join("npm");
+            // A cache that cannot be created stays unwritable; npm then says why.
+            let _ = std::fs::create_dir_all(&cache);
+            child_env.push(("npm_config_cache".into(), cache.display().to_string()));
+            writable.push(cache);
+        }
+        "uvx" | "uv" => {
+            let cache = std::env::var_os("UV_CACHE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| cache_root().with_file_name("uv"));
+            let _ = std::fs::create_dir_all(&cache);
+            child_env.push(("UV_CACHE_DIR".into(), cache.display().to_string()));
+            writable.push(cache);
+        }
+        _ => {}
+    }
+    options.sandbox.policy(&workspace, writable, domains)
 }
 
 /// Drops the transport's Rust type name that rmcp puts in its error text; it tells a user

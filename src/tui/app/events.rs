@@ -297,6 +297,8 @@ impl AppState {
                 }
             }
             EventKind::SkillStarting { .. }
+            | EventKind::SandboxDenied { .. }
+            | EventKind::SandboxDisabled { .. }
             | EventKind::SkillConnected { .. }
             | EventKind::SkillStderr { .. }
             | EventKind::SkillDisconnected { .. }

@@ -120,13 +120,37 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// Host pids of live processes whose command line is exactly `argv`. Inside the sandbox a
+/// program sees its own PID namespace, so the pid it reports means nothing out here; a
+/// command line unique to the test finds it instead.
+pub(super) fn live_processes(argv: &[&str]) -> Vec<u32> {
+    let wanted: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
+        .filter(|pid| process_alive(*pid))
+        .collect()
+}
+
+/// Waits up to 5 s for every process running `argv` to be gone.
+pub(super) async fn gone(argv: &[&str]) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !live_processes(argv).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    live_processes(argv).is_empty()
+}
+
 #[tokio::test]
 async fn exec_timeout_kills_the_whole_process_group() {
     let (_dir, skill) = setup();
     // The shell records the background sleep's pid, then waits on a second sleep.
     let args = json!({
         "command": "sh",
-        "args": ["-c", "sleep 30 & echo $! > grandchild.pid; sleep 30"],
+        "args": ["-c", "sleep 30.101 & echo $! > grandchild.pid; sleep 30"],
         "env": {}, "cwd": ".", "stdout": true, "stderr": true, "timeout": 500,
     });
     let started = Instant::now();
@@ -137,22 +161,17 @@ async fn exec_timeout_kills_the_whole_process_group() {
         started.elapsed()
     );
     assert!(text.starts_with("timed out after 500 ms"), "{text}");
-    let pid: u32 = std::fs::read_to_string(root(&skill).join("grandchild.pid"))
-        .expect("pid file")
-        .trim()
-        .parse()
-        .expect("pid");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while process_alive(pid) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(!process_alive(pid), "grandchild {pid} survived the timeout");
+    assert!(root(&skill).join("grandchild.pid").exists());
+    assert!(
+        gone(&["sleep", "30.101"]).await,
+        "the grandchild survived the timeout"
+    );
 }
 
 #[tokio::test]
 async fn exec_returns_promptly_when_a_background_child_holds_the_output() {
     let (_dir, skill) = setup();
-    let args = exec_args("sh", &["-c", "sleep 30 & echo $! > bg.pid; echo done"]);
+    let args = exec_args("sh", &["-c", "sleep 30.102 & echo $! > bg.pid; echo done"]);
     let started = Instant::now();
     let text = ok(&skill, "exec", args).await;
     assert!(
@@ -161,18 +180,10 @@ async fn exec_returns_promptly_when_a_background_child_holds_the_output() {
         started.elapsed()
     );
     assert!(text.contains("done"), "{text}");
-    let pid: u32 = std::fs::read_to_string(root(&skill).join("bg.pid"))
-        .expect("pid file")
-        .trim()
-        .parse()
-        .expect("pid");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while process_alive(pid) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(root(&skill).join("bg.pid").exists());
     assert!(
-        !process_alive(pid),
-        "background child {pid} was left running"
+        gone(&["sleep", "30.102"]).await,
+        "the background child was left running"
     );
 }
 
