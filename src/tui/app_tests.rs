@@ -621,3 +621,79 @@ endpoint = "http://127.0.0.1:9/mcp"
         Some(vec!["search".to_string(), "fetch".to_string()])
     );
 }
+
+#[test]
+fn sandbox_denials_land_on_the_running_call_and_unconfined_skills_are_marked() {
+    let mut state = feed(Moment::ToolCallInFlight);
+    let (run_id, expert, skill) = state
+        .runs
+        .values()
+        .find_map(|r| {
+            r.calls
+                .iter()
+                .find(|c| c.status == CallStatus::Running)
+                .map(|c| (r.run_id.clone(), r.expert_key.clone(), c.skill.clone()))
+        })
+        .expect("a call in flight");
+    let denied = EventKind::SandboxDenied {
+        skill_name: skill.clone(),
+        host: "evil.example".into(),
+        port: 443,
+    };
+    state.update(Msg::Run(Box::new(top_level_event(
+        &run_id, &expert, 0, 90_000, denied,
+    ))));
+    let call = state.runs[&run_id]
+        .calls
+        .iter()
+        .find(|c| c.status == CallStatus::Running)
+        .expect("still running");
+    assert_eq!(call.denied, ["evil.example:443"]);
+    assert!(
+        state
+            .status
+            .as_deref()
+            .unwrap_or_default()
+            .contains("evil.example:443")
+    );
+
+    // A skill started without a policy is marked unconfined on its Expert.
+    let (listed_expert, listed_skill) = state
+        .experts
+        .iter()
+        .find_map(|e| e.skills.first().map(|s| (e.key.clone(), s.name.clone())))
+        .expect("an Expert with a skill");
+    let listed_run = state
+        .runs
+        .values()
+        .find(|r| r.expert_key == listed_expert)
+        .map(|r| r.run_id.clone())
+        .expect("a run of that Expert");
+    let starting = EventKind::SkillStarting {
+        skill_name: listed_skill.clone(),
+        sandbox: None,
+    };
+    state.update(Msg::Run(Box::new(top_level_event(
+        &listed_run,
+        &listed_expert,
+        0,
+        90_001,
+        starting,
+    ))));
+    let info = state
+        .experts
+        .iter()
+        .find(|e| e.key == listed_expert)
+        .and_then(|e| e.skills.iter().find(|s| s.name == listed_skill))
+        .expect("the skill is listed");
+    assert_eq!(info.confined, Some(false));
+
+    assert!(!state.sandbox_disabled);
+    let disabled = EventKind::SandboxDisabled {
+        message: "skills run unconfined (runtime = \"local\")".into(),
+    };
+    state.update(Msg::Run(Box::new(top_level_event(
+        &run_id, &expert, 0, 90_002, disabled,
+    ))));
+    assert!(state.sandbox_disabled);
+}

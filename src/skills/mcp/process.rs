@@ -16,15 +16,23 @@ use std::time::{Duration, Instant};
 pub(crate) fn isolate(command: &mut tokio::process::Command) {
     command.process_group(0);
     #[cfg(target_os = "linux")]
-    // SAFETY: the closure runs between fork and exec and only calls prctl, which is
-    // async-signal-safe and touches no memory of ours.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    {
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: the closure runs between fork and exec and only calls prctl, getppid and
+        // _exit, which are async-signal-safe and touch no memory of ours.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // We may have died between the fork and the prctl: then no signal will come.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
     }
 }
 

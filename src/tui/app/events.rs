@@ -154,6 +154,7 @@ impl AppState {
                         duration_ms: None,
                         result: None,
                         delegate_run: None,
+                        denied: Vec::new(),
                     });
                 }
             }
@@ -296,10 +297,46 @@ impl AppState {
                     }
                 }
             }
-            EventKind::SkillStarting { .. }
-            | EventKind::SandboxDenied { .. }
-            | EventKind::SandboxDisabled { .. }
-            | EventKind::SkillConnected { .. }
+            EventKind::SkillStarting {
+                skill_name,
+                sandbox,
+            } => {
+                let key = run.expert_key.clone();
+                if let Some(expert) = self.experts.iter_mut().find(|e| e.key == key) {
+                    if let Some(skill) = expert.skills.iter_mut().find(|s| s.name == skill_name) {
+                        skill.confined = Some(sandbox.is_some());
+                    }
+                }
+            }
+            EventKind::SandboxDenied {
+                skill_name,
+                host,
+                port,
+            } => {
+                let target = format!("{host}:{port}");
+                // The call of that skill still running made the connection; else its latest.
+                let of_skill = |c: &&mut ToolCallView| c.skill == skill_name;
+                let call = match run
+                    .calls
+                    .iter()
+                    .rposition(|c| c.skill == skill_name && c.status == CallStatus::Running)
+                {
+                    Some(i) => run.calls.get_mut(i),
+                    None => run.calls.iter_mut().rev().find(of_skill),
+                };
+                if let Some(call) = call {
+                    call.denied.push(target.clone());
+                }
+                self.status = Some(format!("sandbox refused {skill_name} → {target}"));
+            }
+            EventKind::SandboxDisabled { message } => {
+                self.sandbox_disabled = true;
+                for skill in self.experts.iter_mut().flat_map(|e| e.skills.iter_mut()) {
+                    skill.confined = Some(false);
+                }
+                self.status = Some(message);
+            }
+            EventKind::SkillConnected { .. }
             | EventKind::SkillStderr { .. }
             | EventKind::SkillDisconnected { .. }
             | EventKind::FinishToolCall { .. } => {}

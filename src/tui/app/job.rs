@@ -78,8 +78,13 @@ impl<'a> JobData<'a> {
                 continue;
             }
             for skill in &expert.skills {
+                let confinement = match skill.confined {
+                    Some(true) => " · confined",
+                    Some(false) => " · unconfined",
+                    None => "",
+                };
                 rows.push(ExpertRow::Detail(format!(
-                    "  ◆ {} ({})",
+                    "  ◆ {} ({}){confinement}",
                     skill.name, skill.kind
                 )));
                 match &skill.tools {

@@ -78,6 +78,8 @@ pub struct AppState {
     pub model: String,
     pub max_steps: u64,
     pub provider_error: Option<String>,
+    /// A run said its skills are not confined (`runtime = "local"`, `--sandbox off`).
+    pub sandbox_disabled: bool,
     pub width: u16,
     pub height: u16,
     pub now_ms: u64,
@@ -145,6 +147,7 @@ impl AppState {
             model,
             max_steps: config.max_steps(),
             provider_error: None,
+            sandbox_disabled: false,
             width: 80,
             height: 24,
             now_ms: 0,

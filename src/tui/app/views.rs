@@ -25,6 +25,8 @@ pub struct SkillInfo {
     pub kind: &'static str,
     /// None when the tools are known only once the skill's server runs.
     pub tools: Option<Vec<String>>,
+    /// Whether the last run confined the skill's process; None until one has started it.
+    pub confined: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +118,8 @@ pub struct ToolCallView {
     pub duration_ms: Option<u64>,
     pub result: Option<String>,
     pub delegate_run: Option<String>,
+    /// Connections the sandbox refused while this call ran (`host:port`).
+    pub denied: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -224,5 +228,6 @@ pub(super) fn skill_info(name: &str, skill: &Skill) -> SkillInfo {
             Skill::Interactive(_) => "interactive",
         },
         tools,
+        confined: None,
     }
 }

@@ -72,6 +72,13 @@ impl Component for StatusBar {
             spans.push(sep());
             spans.push(Span::styled(state.model.clone(), ctx.theme.muted()));
         }
+        if state.sandbox_disabled {
+            spans.push(sep());
+            spans.push(Span::styled(
+                "unconfined",
+                ctx.theme.error().add_modifier(Modifier::BOLD),
+            ));
+        }
         if let Some(start) = state
             .job_started_at
             .or_else(|| state.runs.values().next().map(|r| r.started_at))

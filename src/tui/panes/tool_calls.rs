@@ -173,6 +173,16 @@ fn call_line<'a>(call: &ToolCallView, marker: &'static str, width: usize, ctx: &
             ctx.theme.accent(),
         ));
     }
+    if let Some(first) = call.denied.first() {
+        let more = match call.denied.len() {
+            1 => String::new(),
+            n => format!(" +{}", n - 1),
+        };
+        spans.push(Span::styled(
+            format!(" ⛔ sandbox refused {first}{more}"),
+            ctx.theme.error(),
+        ));
+    }
     Line::from(spans)
 }
 
@@ -195,6 +205,15 @@ fn details<'a>(
     if call.delegate_run.is_some() {
         push(
             Line::styled("  Enter shows the delegate's run", ctx.theme.accent()),
+            lines,
+        );
+    }
+    for target in &call.denied {
+        push(
+            Line::styled(
+                format!("  sandbox refused a connection to {target} (not in allowedDomains)"),
+                ctx.theme.error(),
+            ),
             lines,
         );
     }
@@ -255,6 +274,7 @@ mod tests {
             duration_ms: Some(12),
             result: Some("ok".into()),
             delegate_run: delegate_run.map(str::to_string),
+            denied: Vec::new(),
         }
     }
 
