@@ -25,15 +25,10 @@ pub mod sandbox;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// How much to log: to stderr, or to perstack/workbench.log for `start`
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "warn",
-        value_name = "LEVEL"
-    )]
-    pub log_level: logging::LogLevel,
+    /// How much to log: to stderr (default warn), or to perstack/workbench.log for `start`
+    /// (default info)
+    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<logging::LogLevel>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,7 +115,7 @@ pub fn main() -> ExitCode {
         quiet_on_closed_pipe();
     }
     if !matches!(cli.command, Command::Start(_)) {
-        logging::to_stderr(cli.log_level);
+        logging::to_stderr(cli.log_level.unwrap_or(logging::LogLevel::Warn));
     }
     match cli.command {
         Command::Validate(args) => validate(&args),
@@ -128,7 +123,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Log(args) => log::log(&args),
         Command::Install(args) => install::run(&args),
-        Command::Start(args) => start(&args, cli.log_level),
+        Command::Start(args) => start(&args, cli.log_level.unwrap_or(logging::LogLevel::Info)),
         Command::Sandbox(command) => sandbox::run(&command),
     }
 }
