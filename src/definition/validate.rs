@@ -52,14 +52,21 @@ fn check_delegates<'c>(
         if all_spans.contains_key(delegate.as_str()) {
             continue;
         }
+        // A pinned registry key (`@scope/name@1.2.0`, `name@1.2.0`) is fetched by `perstack
+        // install` into perstack.lock; a run refuses it until then, naming that command.
+        if is_pinned_registry_key(delegate) {
+            continue;
+        }
         if delegate.starts_with('@') {
             walker.warn(
                 "registry-delegate",
                 span,
                 format!(
-                    "delegate \"{delegate}\" of expert \"{key}\" is not defined in this file; registry Experts are not fetched by this version"
+                    "delegate \"{delegate}\" of expert \"{key}\" is not defined in this file and names no version"
                 ),
-                Some(format!("define [experts.\"{delegate}\"] here to run it offline")),
+                Some(format!(
+                    "pin a version to use it from the registry (\"{delegate}@1.0.0\", then `perstack install`), or define [experts.\"{delegate}\"] here"
+                )),
             );
             continue;
         }
@@ -74,6 +81,14 @@ fn check_delegates<'c>(
             Some(help),
         );
     }
+}
+
+/// `@scope/name@1.2.0` or `name@1.2.0`: a name, `@`, and an exact semver version.
+fn is_pinned_registry_key(delegate: &str) -> bool {
+    delegate
+        .rfind('@')
+        .filter(|&at| at > 0)
+        .is_some_and(|at| semver::Version::parse(&delegate[at + 1..]).is_ok())
 }
 
 fn check_base_skill(walker: &mut Walker, key: &str, expert: &Expert, spans: &ExpertSpans<'_>) {
