@@ -594,30 +594,14 @@ impl Registry for OciRegistry {
     }
 
     async fn search(&self, text: &str) -> Result<Vec<Listing>, RegistryError> {
-        let url = format!("{}/v2/_catalog?n=10000", self.base);
-        let sent = self
-            .send(Method::GET, &url, "registry:catalog:*", &[], None)
-            .await
-            .map_err(|err| match err {
-                RegistryError::Unauthorized { .. } => self.no_catalog(),
-                other => other,
-            })?;
-        if !sent.response.status().is_success() {
-            return Err(self.no_catalog());
-        }
-        let body = fetch::read_limited(sent.response, &url, "a catalog", MAX_JSON_BYTES).await?;
-        #[derive(Deserialize)]
-        struct Catalog {
-            repositories: Option<Vec<String>>,
-        }
-        let catalog: Catalog = fetch::json(&body, &url, "a catalog ({\"repositories\": [...]})")?;
+        let repositories = self.catalog().await?;
         let prefix = if self.namespace.is_empty() {
             String::new()
         } else {
             format!("{}/", self.namespace)
         };
         let mut listings = Vec::new();
-        for repository in catalog.repositories.unwrap_or_default() {
+        for repository in repositories {
             let Some(name) = repository
                 .strip_prefix(&prefix)
                 .and_then(name_of_repository)
@@ -790,6 +774,43 @@ impl Registry for OciRegistry {
 }
 
 impl OciRegistry {
+    /// Every repository of `/v2/_catalog`, page by page (`last=`, as its Link header says).
+    async fn catalog(&self) -> Result<Vec<String>, RegistryError> {
+        const PAGE: usize = 100;
+        let mut repositories: Vec<String> = Vec::new();
+        loop {
+            let mut url = format!("{}/v2/_catalog?n={PAGE}", self.base);
+            if let Some(last) = repositories.last() {
+                url.push_str("&last=");
+                url.extend(url::form_urlencoded::byte_serialize(last.as_bytes()));
+            }
+            let sent = self
+                .send(Method::GET, &url, "registry:catalog:*", &[], None)
+                .await
+                .map_err(|err| match err {
+                    RegistryError::Unauthorized { .. } => self.no_catalog(),
+                    other => other,
+                })?;
+            if !sent.response.status().is_success() {
+                return Err(self.no_catalog());
+            }
+            let more = sent.response.headers().contains_key(reqwest::header::LINK);
+            let body =
+                fetch::read_limited(sent.response, &url, "a catalog", MAX_JSON_BYTES).await?;
+            #[derive(Deserialize)]
+            struct Catalog {
+                repositories: Option<Vec<String>>,
+            }
+            let page: Catalog = fetch::json(&body, &url, "a catalog ({\"repositories\": [...]})")?;
+            let page = page.repositories.unwrap_or_default();
+            let full = page.len() >= PAGE;
+            repositories.extend(page);
+            if !(more && full) {
+                return Ok(repositories);
+            }
+        }
+    }
+
     fn no_catalog(&self) -> RegistryError {
         RegistryError::Unsupported {
             registry: self.label.clone(),
