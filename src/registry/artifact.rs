@@ -239,8 +239,9 @@ endpoint = "https://tools.example.com/mcp"
         );
         assert_eq!(artifact.digest, sha256_digest(artifact.text.as_bytes()));
         assert_eq!(artifact.requirements.required_env, vec!["GH_TOKEN"]);
-        // allowedDomains is not modelled by this build's skills; the raw text still counts.
-        assert!(artifact.text.contains("GH_TOKEN"));
+        // allowedDomains is not modelled by this build's skills, so a local Expert's is not
+        // rendered; the host of its HTTP skill still counts.
+        assert!(!artifact.text.contains("allowedDomains"));
         assert_eq!(
             artifact.requirements.allowed_domains,
             vec!["tools.example.com".to_string()]
@@ -272,6 +273,19 @@ endpoint = "https://tools.example.com/mcp"
         let version = "[experts.helper]\nversion = \"2.0.0\"\ninstruction = \"x\"\n";
         assert!(Artifact::parse(&key, version.into()).is_err());
         assert!(Artifact::parse(&key, "not toml [".into()).is_err());
+    }
+
+    #[test]
+    fn allowed_domains_in_published_text_are_counted() {
+        let key = ExpertKey::parse("fetcher@1.0.0").unwrap();
+        let text = "[experts.fetcher]\nversion = \"1.0.0\"\ninstruction = \"x\"\n\
+            [experts.fetcher.skills.\"@perstack/base\"]\ntype = \"mcpStdioSkill\"\ncommand = \"npx\"\npackageName = \"@perstack/base\"\n\
+            [experts.fetcher.skills.web]\ntype = \"mcpStdioSkill\"\ncommand = \"web\"\nargs = []\nallowedDomains = [\"b.example\", \"a.example\"]\n";
+        let artifact = Artifact::parse(&key, text.into()).unwrap();
+        assert_eq!(
+            artifact.requirements.allowed_domains,
+            vec!["a.example", "b.example"]
+        );
     }
 
     #[test]

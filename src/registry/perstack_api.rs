@@ -174,7 +174,9 @@ fn artifact_of(key: &ExpertKey, expert: &RegistryExpert) -> Result<Artifact, Reg
             toml::Value::try_from(tags).map_err(|e| bad(e.to_string()))?,
         );
     }
-    if let Some(skills) = expert.skills.as_ref().filter(|s| !s.is_null()) {
+    // An empty skills object means the default (the base skill alone), as no table does.
+    let written = |s: &&Value| !s.is_null() && s.as_object().is_none_or(|o| !o.is_empty());
+    if let Some(skills) = expert.skills.as_ref().filter(written) {
         let skills = toml::Value::try_from(without_nulls(skills.clone()))
             .map_err(|e| bad(format!("its skills: {e}")))?;
         table.insert("skills".into(), skills);
