@@ -523,3 +523,103 @@ instruction = "Help."
         "{stderr}"
     );
 }
+
+/// GHCR's and Docker Hub's flow: 401 with a Bearer challenge, a token from the realm (asked with
+/// basic credentials), then the request again with the token.
+#[tokio::test]
+async fn bearer_token_challenge_is_followed() {
+    let text = "[experts.\"@acme/tok\"]\ninstruction = \"Token-guarded.\"\nversion = \"1.0.0\"\n";
+    let digest = perstack::registry::sha256_digest(text.as_bytes());
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.perstack.expert.v1",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
+        "layers": [{"mediaType": "application/vnd.perstack.expert.v1+toml", "digest": digest, "size": text.len()}],
+    })
+    .to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let token_requests = Arc::new(Mutex::new(Vec::<String>::new()));
+    let challenge = format!(
+        "Bearer realm=\"{base}/token\",service=\"test-registry\",scope=\"repository:ns/acme/tok:pull\""
+    );
+    let guarded = move |headers: HeaderMap, body: String, content_type: &'static str| {
+        let authorized = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            == Some("Bearer tok-123");
+        if authorized {
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        } else {
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, challenge.clone())],
+                "{}",
+            )
+                .into_response()
+        }
+    };
+    let for_manifest = guarded.clone();
+    let seen = token_requests.clone();
+    let router = Router::new()
+        .route(
+            "/v2/ns/acme/tok/manifests/1.0.0",
+            get(move |headers: HeaderMap| {
+                let manifest = manifest.clone();
+                let respond = for_manifest.clone();
+                async move {
+                    respond(
+                        headers,
+                        manifest,
+                        "application/vnd.oci.image.manifest.v1+json",
+                    )
+                }
+            }),
+        )
+        .route(
+            "/v2/ns/acme/tok/blobs/{digest}",
+            get(move |headers: HeaderMap| {
+                let respond = guarded.clone();
+                async move { respond(headers, text.to_string(), "application/octet-stream") }
+            }),
+        )
+        .route(
+            "/token",
+            get(move |headers: HeaderMap, RawQuery(query): RawQuery| {
+                let seen = seen.clone();
+                async move {
+                    let basic = headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    seen.lock()
+                        .expect("seen")
+                        .push(format!("{} {basic}", query.unwrap_or_default()));
+                    json_response(json!({"token": "tok-123"}))
+                }
+            }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let address = base.replace("http://", "oci://") + "/ns";
+    let registry = open(&address);
+    let key = ExpertKey::parse("@acme/tok@1.0.0").expect("key");
+    let fetched = registry
+        .get(&key)
+        .await
+        .expect("get through the token flow");
+    assert_eq!(fetched.artifact.expert.instruction, "Token-guarded.");
+    assert_eq!(fetched.artifact.digest, digest);
+    let asked = token_requests.lock().expect("seen").clone();
+    assert!(!asked.is_empty());
+    assert!(
+        asked[0].contains("service=test-registry")
+            && asked[0].contains("scope=repository%3Ans%2Facme%2Ftok%3Apull"),
+        "{asked:?}"
+    );
+}
