@@ -85,6 +85,7 @@ pub struct OciRegistry {
     label: String,
     credentials: Option<(String, String)>,
     auth: Mutex<AuthState>,
+    options: Options,
 }
 
 struct Sent {
@@ -108,6 +109,7 @@ impl OciRegistry {
             label,
             credentials: credentials_for(host),
             auth: Mutex::new(AuthState::default()),
+            options: options.clone(),
         })
     }
 
@@ -236,6 +238,9 @@ impl OciRegistry {
             expected: "a token realm URL in WWW-Authenticate".into(),
             detail: format!("{realm}: {err}"),
         })?;
+        // The realm is named by the registry; credentials go to it only as they would to the
+        // registry itself (https, or loopback, or when the network is trusted).
+        fetch::check_base_url(realm, &self.options)?;
         {
             let mut query = url.query_pairs_mut();
             if let Some(service) = service {

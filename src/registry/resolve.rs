@@ -395,7 +395,15 @@ pub struct RegistryEntry {
 /// workbench lists beside the local Experts. One vendored into perstack.toml under the same key
 /// is a local Expert now and is left out.
 pub fn registry_experts(config: &Config, locked: &RegistryPins) -> Vec<RegistryEntry> {
-    let cache = Cache::user().ok();
+    registry_experts_in(config, locked, Cache::user().ok().as_ref())
+}
+
+/// [`registry_experts`] with an explicit cache (texts are `None` without one).
+pub fn registry_experts_in(
+    config: &Config,
+    locked: &RegistryPins,
+    cache: Option<&Cache>,
+) -> Vec<RegistryEntry> {
     locked
         .iter()
         .filter(|(key, _)| !config.experts.contains_key(key.as_str()))
@@ -410,7 +418,7 @@ pub fn registry_experts(config: &Config, locked: &RegistryPins) -> Vec<RegistryE
                 .take(12)
                 .collect(),
             digest: entry.digest.clone(),
-            text: cache.as_ref().and_then(|c| c.get(&entry.digest)),
+            text: cache.and_then(|c| c.get(&entry.digest)),
             required_env: entry.required_env.clone(),
             allowed_domains: entry.allowed_domains.clone(),
         })
@@ -420,6 +428,35 @@ pub fn registry_experts(config: &Config, locked: &RegistryPins) -> Vec<RegistryE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_experts_list_version_source_short_digest_and_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path());
+        let text = "[experts.\"@acme/r\"]\ninstruction = \"R.\"\nversion = \"1.0.0\"\n";
+        let digest = cache.put(text).unwrap();
+        let entry = |digest: &str| LockedRegistryExpert {
+            registry: "oci://ghcr.io/acme".into(),
+            name: "@acme/r".into(),
+            version: "1.0.0".into(),
+            digest: digest.into(),
+            ..Default::default()
+        };
+        let locked = RegistryPins::from([("@acme/r@1.0.0".to_string(), entry(&digest))]);
+        let listed = registry_experts_in(&Config::default(), &locked, Some(&cache));
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].version, "1.0.0");
+        assert_eq!(listed[0].source, "oci://ghcr.io/acme");
+        assert_eq!(listed[0].short_digest, &digest[7..19]);
+        assert_eq!(listed[0].text.as_deref(), Some(text));
+        // Vendored into perstack.toml under the same key: a local Expert now.
+        let mut vendored = Config::default();
+        let (parsed, _) = crate::definition::parse_str(text, std::path::Path::new("x")).unwrap();
+        vendored
+            .experts
+            .insert("@acme/r@1.0.0".into(), parsed.experts["@acme/r"].clone());
+        assert!(registry_experts_in(&vendored, &locked, Some(&cache)).is_empty());
+    }
 
     #[test]
     fn cycles_are_found_with_their_chain() {
