@@ -126,8 +126,29 @@ async fn publish_install_run(registry: &mut LocalRegistry, credentials: Option<(
 
     let mock = MockLlm::start().await;
     let consumer = Project::new(&consumer_config(&address, &mock), &cache, credentials);
+    let unlocked = consumer.perstack(&["validate"]).await;
+    ok(&unlocked, "validate before install");
+    assert!(
+        unlocked.stderr.contains("registry-not-locked")
+            && unlocked.stderr.contains("perstack install"),
+        "{}",
+        unlocked.stderr
+    );
+    let not_yet = consumer.perstack(&["run", "lead", "Review it"]).await;
+    assert_eq!(not_yet.code, Some(1));
+    assert!(
+        not_yet.stderr.contains("run `perstack install`"),
+        "{}",
+        not_yet.stderr
+    );
     let installed = consumer.perstack(&["install"]).await;
     ok(&installed, "install");
+    let locked = consumer.perstack(&["validate"]).await;
+    assert!(
+        !locked.stderr.contains("registry-not-locked"),
+        "{}",
+        locked.stderr
+    );
     assert!(
         installed.stdout.contains("@acme/reviewer@1.2.0"),
         "{}",

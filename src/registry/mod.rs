@@ -336,6 +336,10 @@ pub enum RegistryError {
     Unsupported { registry: String, operation: String },
     #[error("{0}")]
     BadKey(#[from] key::KeyError),
+    #[error(
+        "\"{tag}\" is not a valid tag: use letters, digits, '.', '_' and '-', at most 128, not starting with '.' or '-'"
+    )]
+    BadTag { tag: String },
 }
 
 /// The `sha256:<hex>` digest of some bytes, as OCI and the lock write it.

@@ -706,10 +706,7 @@ impl Registry for OciRegistry {
 
     async fn tag(&self, key: &ExpertKey, tags: &[String]) -> Result<(), RegistryError> {
         if let Some(bad) = tags.iter().find(|t| !valid_tag(t)) {
-            return Err(RegistryError::BadAddress {
-                address: bad.clone(),
-                why: "an OCI tag is letters, digits, '.', '_' and '-' (at most 128)".into(),
-            });
+            return Err(RegistryError::BadTag { tag: bad.clone() });
         }
         let repository = self.repository(key.repository());
         let manifest = self.manifest(key, &repository, &key.version).await?;
