@@ -5,6 +5,7 @@ pub mod definition;
 pub mod editor;
 pub mod http;
 pub mod llm;
+pub mod registry;
 pub mod runtime;
 pub mod sandbox;
 pub mod skills;

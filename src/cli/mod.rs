@@ -12,6 +12,7 @@ mod experts;
 mod install;
 mod log;
 pub mod logging;
+pub mod registry;
 pub mod run;
 pub mod sandbox;
 
@@ -44,8 +45,20 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Read the stored events of a job (the latest by default), filtered
     Log(log::LogArgs),
-    /// Start every Expert's skills and write perstack.lock with their resolved tools
-    Install(ConfigArgs),
+    /// Resolve registry delegates, start every Expert's skills and write perstack.lock
+    Install(install::InstallArgs),
+    /// Publish an Expert to the registry (versions are write-once)
+    Publish(registry::PublishArgs),
+    /// Remove a published version from the registry
+    Unpublish(registry::KeyArgs),
+    /// Add tags to a published version
+    Tag(registry::TagArgs),
+    /// Mark a published version available, deprecated or disabled
+    Status(registry::StatusArgs),
+    /// Find Experts in the registry by name or description
+    Search(registry::SearchArgs),
+    /// Show a registry Expert: versions, description, delegates, skills, env vars and domains
+    Info(registry::KeyArgs),
     /// Open the workbench: a full-screen view of Experts, prompts, tool calls and checkpoints
     ///
     /// With an Expert and a query, the run starts at once; otherwise type it in (i).
@@ -123,6 +136,12 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Log(args) => log::log(&args),
         Command::Install(args) => install::run(&args),
+        Command::Publish(args) => registry::publish(&args),
+        Command::Unpublish(args) => registry::unpublish(&args),
+        Command::Tag(args) => registry::tag(&args),
+        Command::Status(args) => registry::status(&args),
+        Command::Search(args) => registry::search(&args),
+        Command::Info(args) => registry::info(&args),
         Command::Start(args) => start(&args, cli.log_level.unwrap_or(logging::LogLevel::Info)),
         Command::Sandbox(command) => sandbox::run(&command),
     }

@@ -140,7 +140,7 @@ pub fn parse_str(source: &str, path: &Path) -> Result<(Config, Vec<Diagnostic>),
         None => (Config::default(), Default::default()),
     };
     if document.is_some() {
-        validate::check(&mut walker, &config, &spans);
+        validate::check(&mut walker, &config, &spans, path);
     }
     let mut findings = walker.findings;
     if findings.is_empty() {

@@ -38,6 +38,10 @@ pub struct Config {
     pub perstack_api_base_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub perstack_base_skill_command: Option<Vec<String>>,
+    /// Where registry Experts are published and fetched: `oci://HOST[:PORT]/NAMESPACE`, or the
+    /// base URL of a Perstack registry API (default: `perstackApiBaseUrl`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<Provider>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]

@@ -18,6 +18,7 @@ const TOP_KEYS: &[&str] = &[
     "runtime",
     "perstackApiBaseUrl",
     "perstackBaseSkillCommand",
+    "registry",
 ];
 const PROVIDER_KEYS: &[&str] = &["providerName", "setting"];
 const EXPERT_KEYS: &[&str] = &[
@@ -82,6 +83,7 @@ pub fn config<'t>(walker: &mut Walker, root: Table<'t, '_>) -> (Config, SpanMap<
             .str(root, "perstackApiBaseUrl", Place::Top)
             .and_then(|(url, span)| check_url(walker, "perstackApiBaseUrl", url, span)),
         perstack_base_skill_command: base_skill_command(walker, root),
+        registry: registry_address(walker, root),
         provider: walker
             .table(root, "provider", Place::Top)
             .and_then(|(table, span)| provider(walker, table, span)),
@@ -703,6 +705,24 @@ fn interactive_skill(
         rule,
         tools,
     })
+}
+
+/// `registry = "oci://HOST[:PORT]/NAMESPACE"` or an `http(s)://` base URL of a Perstack registry.
+fn registry_address(walker: &mut Walker, root: Table<'_, '_>) -> Option<String> {
+    let (address, span) = walker.str(root, "registry", Place::Top)?;
+    if address.starts_with("oci://") {
+        return Some(address.to_string());
+    }
+    if address.starts_with("https://") || address.starts_with("http://") {
+        return check_url(walker, "registry", address, span);
+    }
+    walker.error(
+        "bad-registry",
+        span,
+        format!("registry \"{address}\" is neither an oci:// address nor an http(s) URL"),
+        Some("write registry = \"oci://ghcr.io/your-org\" or the https:// URL of a Perstack registry".into()),
+    );
+    None
 }
 
 pub fn valid_tool_name(name: &str) -> bool {

@@ -1,6 +1,7 @@
 //! Checks that look across Experts: delegates that name nobody, cycles, the base skill, tool names.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use foldhash::fast::RandomState;
 
@@ -9,15 +10,25 @@ use super::model::*;
 use super::parse::{ExpertSpans, SpanMap};
 use super::walk::Walker;
 
-pub fn check(walker: &mut Walker, config: &Config, spans: &SpanMap<'_>) {
+/// `path` is the file checked: registry delegates are looked up in the perstack.lock beside it.
+pub fn check(walker: &mut Walker, config: &Config, spans: &SpanMap<'_>, path: &Path) {
     // Emptied for each Expert rather than made anew, so a thousand Experts cost two allocations.
     let mut seen = HashSet::default();
     let mut owners = HashMap::default();
+    let mut locked = LockedKeys::Unread(path);
     for (key, expert) in &config.experts {
         let Some(expert_spans) = spans.get(key.as_str()) else {
             continue;
         };
-        check_delegates(walker, spans, key, expert, expert_spans, &mut seen);
+        check_delegates(
+            walker,
+            spans,
+            key,
+            expert,
+            expert_spans,
+            &mut seen,
+            &mut locked,
+        );
         check_base_skill(walker, key, expert, expert_spans);
         check_tool_names(walker, key, expert, expert_spans, &mut owners);
     }
@@ -31,6 +42,7 @@ fn check_delegates<'c>(
     expert: &'c Expert,
     spans: &ExpertSpans<'_>,
     seen: &mut HashSet<&'c str, RandomState>,
+    locked: &mut LockedKeys<'_>,
 ) {
     seen.clear();
     for (index, delegate) in expert.delegates().iter().enumerate() {
@@ -52,14 +64,31 @@ fn check_delegates<'c>(
         if all_spans.contains_key(delegate.as_str()) {
             continue;
         }
+        // A pinned registry key (`@scope/name@1.2.0`, `name@1.2.0`) is fetched by `perstack
+        // install` into perstack.lock; until then a run refuses it, and this says so early.
+        if is_pinned_registry_key(delegate) {
+            if !locked.contains(delegate) {
+                walker.warn(
+                    "registry-not-locked",
+                    span,
+                    format!(
+                        "delegate \"{delegate}\" of expert \"{key}\" is a registry Expert that is not in perstack.lock yet"
+                    ),
+                    Some("run `perstack install` to fetch it, check its digest and pin it".into()),
+                );
+            }
+            continue;
+        }
         if delegate.starts_with('@') {
             walker.warn(
                 "registry-delegate",
                 span,
                 format!(
-                    "delegate \"{delegate}\" of expert \"{key}\" is not defined in this file; registry Experts are not fetched by this version"
+                    "delegate \"{delegate}\" of expert \"{key}\" is not defined in this file and names no version"
                 ),
-                Some(format!("define [experts.\"{delegate}\"] here to run it offline")),
+                Some(format!(
+                    "pin a version to use it from the registry (\"{delegate}@1.0.0\", then `perstack install`), or define [experts.\"{delegate}\"] here"
+                )),
             );
             continue;
         }
@@ -74,6 +103,42 @@ fn check_delegates<'c>(
             Some(help),
         );
     }
+}
+
+/// The keys of the `registry` table of perstack.lock beside the checked file, read on first
+/// need: files without registry delegates never touch the disk.
+enum LockedKeys<'p> {
+    Unread(&'p Path),
+    Read(HashSet<String>),
+}
+
+impl LockedKeys<'_> {
+    fn contains(&mut self, key: &str) -> bool {
+        if let LockedKeys::Unread(path) = self {
+            let lock = path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("perstack.lock");
+            let keys = std::fs::read_to_string(lock)
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .and_then(|lock| {
+                    let registry = lock.get("registry")?.as_object()?;
+                    Some(registry.keys().cloned().collect())
+                })
+                .unwrap_or_default();
+            *self = LockedKeys::Read(keys);
+        }
+        matches!(self, LockedKeys::Read(keys) if keys.contains(key))
+    }
+}
+
+/// `@scope/name@1.2.0` or `name@1.2.0`: a name, `@`, and an exact semver version.
+fn is_pinned_registry_key(delegate: &str) -> bool {
+    delegate
+        .rfind('@')
+        .filter(|&at| at > 0)
+        .is_some_and(|at| semver::Version::parse(&delegate[at + 1..]).is_ok())
 }
 
 fn check_base_skill(walker: &mut Walker, key: &str, expert: &Expert, spans: &ExpertSpans<'_>) {

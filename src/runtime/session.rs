@@ -79,6 +79,8 @@ pub enum PrepareError {
     Record { path: PathBuf, source: LlmError },
     #[error("no current directory: {0}")]
     CurrentDir(std::io::Error),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::ResolveError),
     #[error("workspace {}: {source}; pass an existing directory with --workspace", path.display())]
     Workspace {
         path: PathBuf,
@@ -189,7 +191,7 @@ impl Runtime {
     /// Applies `overrides` to the loaded definitions and builds the provider. Reads dotenv
     /// files and perstack.lock: call it off any thread that must not block.
     pub fn prepare(loaded: &LoadedConfig, overrides: &Overrides) -> Result<Runtime, PrepareError> {
-        let config = apply_overrides(loaded.config.clone(), overrides)?;
+        let mut config = apply_overrides(loaded.config.clone(), overrides)?;
         let env =
             definition::load_env(loaded, &overrides.env_path).map_err(PrepareError::EnvFile)?;
         let (name, setting) = provider_choice(&config, overrides)?;
@@ -221,13 +223,21 @@ impl Runtime {
         // Like the original, jobs live under the workspace: `perstack/jobs` next to the work.
         let store = Store::new(&workspace);
         let lock_path = crate::skills::lock::lock_path(&loaded.path);
-        let (lock, lock_warning) = match crate::skills::lock::read_lock(&lock_path) {
+        let (lock, mut lock_warning) = match crate::skills::lock::read_lock(&lock_path) {
             Ok(lock) => (lock, None),
             Err(err) => (
                 None,
                 Some(format!("{err}; starting every skill at run start instead")),
             ),
         };
+        // Registry Experts become ordinary entries of the config, from the lock and the cache.
+        let pinned = crate::skills::lock::read_registry(&lock_path).unwrap_or_default();
+        let registry_warnings = crate::registry::attach(&mut config, &pinned)?;
+        if !registry_warnings.is_empty() {
+            let mut warnings = lock_warning.into_iter().collect::<Vec<_>>();
+            warnings.extend(registry_warnings);
+            lock_warning = Some(warnings.join("; "));
+        }
         Ok(Runtime {
             config: Arc::new(config),
             model,

@@ -11,6 +11,15 @@
 //!
 //! Tools are listed after `omit` and `pick`. A skill with `lazyInit` whose tools are in the lock
 //! is not started until one of its tools is called.
+//!
+//! Registry Experts resolved by `perstack install` are pinned in a `registry` table (absent from
+//! lock files written before it existed, which still read):
+//!
+//! ```json
+//! "registry": { "@acme/reviewer@1.2.0": { "registry": "oci://ghcr.io/acme",
+//!     "name": "@acme/reviewer", "version": "1.2.0", "digest": "sha256:...",
+//!     "requiredEnv": ["GH_TOKEN"], "allowedDomains": ["api.github.com"] } }
+//! ```
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -36,6 +45,56 @@ impl Default for Lock {
             experts: IndexMap::new(),
         }
     }
+}
+
+/// Registry Experts by their full key (`@scope/name@version`): the `registry` table of the
+/// lock file, read and written beside [`Lock`] so older readers skip it.
+pub type RegistryPins = IndexMap<String, LockedRegistryExpert>;
+
+#[derive(Serialize)]
+struct LockFile<'a> {
+    #[serde(flatten)]
+    lock: &'a Lock,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    registry: &'a RegistryPins,
+}
+
+#[derive(Deserialize)]
+struct RegistryPart {
+    #[serde(default)]
+    registry: RegistryPins,
+}
+
+/// One registry Expert version as `perstack install` found it: where from, the digest of its
+/// published text, and everything its skills will get from this machine.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockedRegistryExpert {
+    /// The registry's address (`oci://...` or a Perstack API base URL).
+    pub registry: String,
+    pub name: String,
+    pub version: String,
+    /// `sha256:<hex>` of the published text.
+    pub digest: String,
+    #[serde(default)]
+    pub required_env: Vec<String>,
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// available, deprecated or disabled, as the registry said at install.
+    #[serde(default = "available", skip_serializing_if = "is_available")]
+    pub status: String,
+    /// Installed by name (`perstack install KEY`) rather than reached as a delegate: kept by
+    /// later installs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
+}
+
+fn available() -> String {
+    "available".into()
+}
+
+fn is_available(status: &String) -> bool {
+    status == "available"
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -114,14 +173,43 @@ pub fn read_lock(path: &Path) -> Result<Option<Lock>, LockError> {
     Ok(Some(lock))
 }
 
+/// The registry Experts pinned in a lock file; empty when there is no file or no such table.
+pub fn read_registry(path: &Path) -> Result<RegistryPins, LockError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RegistryPins::new()),
+        Err(source) => {
+            return Err(LockError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let part: RegistryPart = serde_json::from_str(&text).map_err(|source| LockError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(part.registry)
+}
+
+/// Writes a lock file with no registry Experts; see [`write_lock_with_registry`].
+pub fn write_lock(path: &Path, lock: &Lock) -> Result<(), LockError> {
+    write_lock_with_registry(path, lock, &RegistryPins::new())
+}
+
 /// Writes a lock file atomically (temporary file, fsync, rename), so a reader never sees half
 /// of one.
-pub fn write_lock(path: &Path, lock: &Lock) -> Result<(), LockError> {
+pub fn write_lock_with_registry(
+    path: &Path,
+    lock: &Lock,
+    registry: &RegistryPins,
+) -> Result<(), LockError> {
     let write_error = |source| LockError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let mut text = serde_json::to_string_pretty(lock).map_err(|e| write_error(e.into()))?;
+    let file = LockFile { lock, registry };
+    let mut text = serde_json::to_string_pretty(&file).map_err(|e| write_error(e.into()))?;
     text.push('\n');
     let temp = path.with_extension("lock.tmp");
     let result = (|| {
@@ -141,6 +229,38 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn lock_files_without_registry_experts_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCK_FILE_NAME);
+        std::fs::write(&path, r#"{"version":1,"experts":{"a":{"skills":{}}}}"#).unwrap();
+        let lock = read_lock(&path).unwrap().unwrap();
+        assert!(read_registry(&path).unwrap().is_empty());
+        let mut registry = RegistryPins::new();
+        registry.insert(
+            "@acme/r@1.0.0".into(),
+            LockedRegistryExpert {
+                registry: "oci://127.0.0.1:5000/x".into(),
+                name: "@acme/r".into(),
+                version: "1.0.0".into(),
+                digest: "sha256:00".into(),
+                required_env: vec!["TOKEN".into()],
+                allowed_domains: vec![],
+                status: "available".into(),
+                pinned: false,
+            },
+        );
+        write_lock_with_registry(&path, &lock, &registry).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"requiredEnv\""), "{text}");
+        assert!(
+            !text.contains("pinned") && !text.contains("status"),
+            "{text}"
+        );
+        assert_eq!(read_lock(&path).unwrap(), Some(lock));
+        assert_eq!(read_registry(&path).unwrap(), registry);
+    }
 
     #[test]
     fn round_trips_and_reports_absence() {

@@ -5,6 +5,7 @@ pub mod llm_cases;
 pub mod mcp;
 pub mod mock_llm;
 pub mod pty;
+pub mod registry;
 
 #[allow(unused_imports)]
 pub use mcp::*;
