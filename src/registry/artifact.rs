@@ -134,7 +134,7 @@ impl Artifact {
                 local.join(", ")
             )));
         }
-        let requirements = requirements_of(expert, &text);
+        let requirements = requirements_of(expert);
         Ok(Artifact {
             key: key.clone(),
             digest: sha256_digest(text.as_bytes()),
@@ -145,15 +145,15 @@ impl Artifact {
     }
 }
 
-/// `requiredEnv` of stdio skills; `allowedDomains` as written on any skill (read from the raw
-/// text, so a field this build does not model is still counted) and the hosts of HTTP skills.
-fn requirements_of(expert: &Expert, text: &str) -> Requirements {
+/// `requiredEnv` of stdio skills, `allowedDomains` of any skill and the hosts of HTTP skills.
+fn requirements_of(expert: &Expert) -> Requirements {
     let mut required_env = Vec::new();
     let mut allowed_domains = Vec::new();
     for skill in expert.effective_skills().values() {
         match skill {
             Skill::McpStdio(stdio) => {
                 required_env.extend(stdio.required_env.iter().flatten().cloned());
+                allowed_domains.extend(stdio.allowed_domains.iter().flatten().cloned());
             }
             Skill::McpSse(sse) => {
                 if let Some(host) = url::Url::parse(&sse.endpoint)
@@ -162,22 +162,9 @@ fn requirements_of(expert: &Expert, text: &str) -> Requirements {
                 {
                     allowed_domains.push(host);
                 }
+                allowed_domains.extend(sse.allowed_domains.iter().flatten().cloned());
             }
             Skill::Interactive(_) => {}
-        }
-    }
-    if let Ok(raw) = text.parse::<toml::Table>() {
-        let skills = raw
-            .get("experts")
-            .and_then(|e| e.as_table())
-            .into_iter()
-            .flat_map(|experts| experts.values())
-            .filter_map(|expert| expert.get("skills")?.as_table())
-            .flat_map(|skills| skills.values());
-        for skill in skills {
-            if let Some(domains) = skill.get("allowedDomains").and_then(|d| d.as_array()) {
-                allowed_domains.extend(domains.iter().filter_map(|d| d.as_str().map(String::from)));
-            }
         }
     }
     required_env.sort();
@@ -239,12 +226,18 @@ endpoint = "https://tools.example.com/mcp"
         );
         assert_eq!(artifact.digest, sha256_digest(artifact.text.as_bytes()));
         assert_eq!(artifact.requirements.required_env, vec!["GH_TOKEN"]);
-        // allowedDomains is not modelled by this build's skills, so a local Expert's is not
-        // rendered; the host of its HTTP skill still counts.
-        assert!(!artifact.text.contains("allowedDomains"));
+        // A skill's allowedDomains is published, and counted with the host of an HTTP skill.
+        assert!(
+            artifact
+                .text
+                .contains("allowedDomains = [\"api.github.com\"]")
+        );
         assert_eq!(
             artifact.requirements.allowed_domains,
-            vec!["tools.example.com".to_string()]
+            vec![
+                "api.github.com".to_string(),
+                "tools.example.com".to_string()
+            ]
         );
     }
 

@@ -18,7 +18,7 @@ use std::fmt;
 
 pub use artifact::{Artifact, Requirements};
 pub use key::ExpertKey;
-pub use resolve::{RegistryEntry, ResolveError, attach, registry_experts};
+pub use resolve::{RegistryEntry, ResolveError, attach, registry_experts, vendored_text};
 
 /// Where a registry lives, as written in `registry = "..."`, `PERSTACK_REGISTRY` or the lock.
 #[derive(Debug, Clone, PartialEq, Eq)]

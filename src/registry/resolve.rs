@@ -391,6 +391,29 @@ pub struct RegistryEntry {
     pub allowed_domains: Vec<String>,
 }
 
+/// The published text of `entry` rewritten as a local Expert under its full key, so the
+/// delegates that name it find the local copy first: what vendoring appends to perstack.toml.
+pub fn vendored_text(entry: &RegistryEntry) -> Result<String, ResolveError> {
+    let in_registry = |source: RegistryError| ResolveError::Registry {
+        key: entry.key.clone(),
+        source,
+    };
+    let text = entry
+        .text
+        .clone()
+        .ok_or_else(|| ResolveError::BadLockEntry {
+            key: entry.key.clone(),
+            detail: "its published text is not in the cache".into(),
+        })?;
+    let key = ExpertKey::parse(&entry.key).map_err(|err| in_registry(err.into()))?;
+    let artifact = Artifact::parse(&key, text).map_err(in_registry)?;
+    let body = super::artifact::render(&entry.key, &artifact.expert).map_err(in_registry)?;
+    Ok(format!(
+        "\n# Vendored from {} ({}): edit freely; delegates naming {} now use this copy.\n{body}",
+        entry.source, entry.digest, entry.key
+    ))
+}
+
 /// Every registry Expert of the lock, with its published text from the cache: what the
 /// workbench lists beside the local Experts. One vendored into perstack.toml under the same key
 /// is a local Expert now and is left out.
@@ -456,6 +479,32 @@ mod tests {
             .experts
             .insert("@acme/r@1.0.0".into(), parsed.experts["@acme/r"].clone());
         assert!(registry_experts_in(&vendored, &locked, Some(&cache)).is_empty());
+    }
+
+    #[test]
+    fn vendoring_rewrites_the_published_text_under_the_full_key() {
+        let text = "[experts.\"@acme/r\"]\ninstruction = \"Review it.\"\nversion = \"1.0.0\"\n";
+        let mut entry = RegistryEntry {
+            key: "@acme/r@1.0.0".into(),
+            version: "1.0.0".into(),
+            source: "oci://ghcr.io/acme".into(),
+            short_digest: "abc".into(),
+            digest: "sha256:abc".into(),
+            text: Some(text.into()),
+            required_env: Vec::new(),
+            allowed_domains: Vec::new(),
+        };
+        let vendored = vendored_text(&entry).expect("vendors");
+        assert!(vendored.contains("# Vendored from oci://ghcr.io/acme (sha256:abc)"));
+        let (config, _) =
+            crate::definition::parse_str(&vendored, std::path::Path::new("perstack.toml"))
+                .expect("the vendored text is a valid perstack.toml fragment");
+        assert_eq!(config.experts["@acme/r@1.0.0"].instruction, "Review it.");
+        entry.text = None;
+        assert!(
+            vendored_text(&entry).is_err(),
+            "nothing to vendor without the text"
+        );
     }
 
     #[test]

@@ -697,3 +697,54 @@ fn sandbox_denials_land_on_the_running_call_and_unconfined_skills_are_marked() {
     ))));
     assert!(state.sandbox_disabled);
 }
+
+#[test]
+fn a_registry_expert_is_listed_read_and_vendored() {
+    let mut state = AppState::new(&example_config(), "m".into());
+    state.height = 30;
+    state.registry = vec![crate::registry::RegistryEntry {
+        key: "@acme/reviewer@1.2.0".into(),
+        version: "1.2.0".into(),
+        source: "oci://127.0.0.1:5000/team".into(),
+        short_digest: "0123456789ab".into(),
+        digest: "sha256:0123456789abcdef".into(),
+        text: Some(
+            "[experts.\"@acme/reviewer\"]\nversion = \"1.2.0\"\ninstruction = \"Review the diff.\"\n"
+                .into(),
+        ),
+        required_env: Vec::new(),
+        allowed_domains: Vec::new(),
+    }];
+    let rows = state.job().expert_rows();
+    let at = rows
+        .iter()
+        .position(|r| *r == crate::tui::app::ExpertRow::Registry(0))
+        .expect("the registry Expert is a row of the Experts pane");
+    state.panes.experts.cursor = at;
+    key(&mut state, KeyCode::Enter);
+    assert_eq!(
+        state.mode,
+        Mode::Published {
+            index: 0,
+            scroll: 0
+        }
+    );
+    assert_eq!(state.published_lines(0).len(), 3);
+    let effects = key(&mut state, KeyCode::Char('V'));
+    assert_eq!(state.mode, Mode::Normal);
+    let [
+        Effect::Vendor {
+            key: vendored,
+            text,
+        },
+    ] = effects.as_slice()
+    else {
+        panic!("V vendors: {effects:?}");
+    };
+    assert_eq!(vendored, "@acme/reviewer@1.2.0");
+    assert!(
+        text.contains("[experts.\"@acme/reviewer@1.2.0\"]"),
+        "{text}"
+    );
+    assert!(text.contains("Review the diff."));
+}

@@ -253,6 +253,7 @@ fn a_reload_swaps_the_experts_and_a_failed_one_keeps_them() {
         config: Arc::new(config),
         changes: vec!["expert \"editor\" added".into()],
         lock: None,
+        registry: Vec::new(),
     });
     assert!(state.reload_errors.is_empty());
     let keys: Vec<&str> = state.experts.iter().map(|e| e.key.as_str()).collect();

@@ -115,6 +115,7 @@ pub fn start(
     if let Some(lock) = &lock {
         state.use_lock(lock);
     }
+    state.registry = runner::registry_entries(&loaded);
     state.provider_error = provider_error;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

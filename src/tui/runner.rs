@@ -122,6 +122,21 @@ impl Runner {
                 });
             }
             Effect::UseReplay => self.use_replay(),
+            Effect::Vendor { key, text } => {
+                let path = self.loaded.path.clone();
+                let msgs = self.msgs.clone();
+                // The save is picked up by the watcher like any edit: the reload shows it.
+                tokio::task::spawn_blocking(move || {
+                    let text = match append(&path, &text) {
+                        Ok(()) => format!(
+                            "{key} copied into {} as a local Expert: edit it there",
+                            path.display()
+                        ),
+                        Err(err) => format!("could not copy {key} into {}: {err}", path.display()),
+                    };
+                    let _ = msgs.send(Msg::Status(text));
+                });
+            }
         }
         true
     }
@@ -191,10 +206,12 @@ impl Runner {
                 // A small file: the tools of MCP skills, as `perstack install` found them.
                 let lock_path = crate::skills::lock::lock_path(&self.loaded.path);
                 let lock = crate::skills::lock::read_lock(&lock_path).ok().flatten();
+                let registry = registry_entries(&self.loaded);
                 let _ = self.msgs.send(Msg::Reloaded {
                     config,
                     changes,
                     lock,
+                    registry,
                 });
                 self.rebuild_provider(None);
             }
@@ -246,6 +263,21 @@ impl Runner {
     }
 }
 
+/// The registry Experts of perstack.lock that are not vendored into the definitions.
+pub fn registry_entries(loaded: &LoadedConfig) -> Vec<crate::registry::RegistryEntry> {
+    let lock_path = crate::skills::lock::lock_path(&loaded.path);
+    match crate::skills::lock::read_registry(&lock_path) {
+        Ok(pins) => crate::registry::registry_experts(&loaded.config, &pins),
+        Err(err) => {
+            tracing::warn!(
+                "registry Experts of {} not listed: {err}",
+                lock_path.display()
+            );
+            Vec::new()
+        }
+    }
+}
+
 /// The first `assets/*.replay.toml` next to perstack.toml.
 pub fn find_replay_script(config_dir: &Path) -> Option<PathBuf> {
     let mut scripts: Vec<PathBuf> = std::fs::read_dir(config_dir.join("assets"))
@@ -255,6 +287,13 @@ pub fn find_replay_script(config_dir: &Path) -> Option<PathBuf> {
         .collect();
     scripts.sort();
     scripts.into_iter().next()
+}
+
+fn append(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 fn write_body(dir: &Path, name: &str, body: &str) -> std::io::Result<PathBuf> {

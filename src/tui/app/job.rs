@@ -5,11 +5,14 @@
 use indexmap::IndexMap;
 
 use super::{AppState, ExpertInfo, ExpertRow, RunView, StepView, TimelineEntry, ToolCallView};
+use crate::registry::RegistryEntry;
 use crate::tui::panes::Panes;
 
 #[derive(Clone, Copy)]
 pub struct JobData<'a> {
     pub experts: &'a [ExpertInfo],
+    /// Registry Experts of perstack.lock, listed after the local ones.
+    pub registry: &'a [RegistryEntry],
     pub runs: &'a IndexMap<String, RunView>,
     pub root_run: Option<&'a str>,
     pub timeline: &'a [TimelineEntry],
@@ -102,6 +105,12 @@ impl<'a> JobData<'a> {
                 rows.push(ExpertRow::Detail(format!("  → {delegate}")));
             }
         }
+        if !self.registry.is_empty() {
+            rows.push(ExpertRow::Header(
+                "Registry (Enter reads the published text)",
+            ));
+            rows.extend((0..self.registry.len()).map(ExpertRow::Registry));
+        }
         rows
     }
 
@@ -126,6 +135,7 @@ macro_rules! job_data {
     ($state:expr) => {
         JobData {
             experts: &$state.experts,
+            registry: &$state.registry,
             runs: &$state.runs,
             root_run: $state.root_run.as_deref(),
             timeline: &$state.timeline,

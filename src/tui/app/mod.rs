@@ -24,6 +24,7 @@ mod diff;
 mod events;
 mod job;
 mod msg;
+mod published;
 mod views;
 
 pub use diff::{DiffLine, DiffSource, DiffView};
@@ -78,6 +79,8 @@ pub struct AppState {
     pub model: String,
     pub max_steps: u64,
     pub provider_error: Option<String>,
+    /// Registry Experts of perstack.lock, with their published text where it is cached.
+    pub registry: Vec<crate::registry::RegistryEntry>,
     /// A run said its skills are not confined (`runtime = "local"`, `--sandbox off`).
     pub sandbox_disabled: bool,
     pub width: u16,
@@ -131,12 +134,20 @@ pub enum ExpertRow {
     Header(&'static str),
     Expert(usize),
     Detail(String),
-    Run { run_id: String, depth: usize },
+    Run {
+        run_id: String,
+        depth: usize,
+    },
+    /// A registry Expert of perstack.lock (an index into `registry`).
+    Registry(usize),
 }
 
 impl ExpertRow {
     pub fn selectable(&self) -> bool {
-        matches!(self, ExpertRow::Expert(_) | ExpertRow::Run { .. })
+        matches!(
+            self,
+            ExpertRow::Expert(_) | ExpertRow::Run { .. } | ExpertRow::Registry(_)
+        )
     }
 }
 
@@ -147,6 +158,7 @@ impl AppState {
             model,
             max_steps: config.max_steps(),
             provider_error: None,
+            registry: Vec::new(),
             sandbox_disabled: false,
             width: 80,
             height: 24,
@@ -355,11 +367,13 @@ impl AppState {
                 config,
                 changes,
                 lock,
+                registry,
             } => {
                 self.apply_reload(&config, &changes);
                 if let Some(lock) = lock {
                     self.use_lock(&lock);
                 }
+                self.registry = registry;
                 Vec::new()
             }
             Msg::ReloadFailed(diagnostics) => {
@@ -393,6 +407,7 @@ impl AppState {
                 self.on_diff_key(key);
                 Vec::new()
             }
+            Mode::Published { index, scroll } => self.on_published_key(index, scroll, key),
             Mode::ConfirmQuit => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('q') | KeyCode::Enter => {
                     self.mode = Mode::Normal;

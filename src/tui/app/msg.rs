@@ -46,6 +46,8 @@ pub enum Msg {
         config: Arc<Config>,
         changes: Vec<String>,
         lock: Option<crate::skills::lock::Lock>,
+        /// Registry Experts of perstack.lock (a vendored one is local now and left out).
+        registry: Vec<crate::registry::RegistryEntry>,
     },
     /// perstack.toml changed on disk and is invalid: each diagnostic, rendered.
     ReloadFailed(Vec<String>),
@@ -86,6 +88,11 @@ pub enum Effect {
         expert_key: String,
         checkpoint: Arc<Checkpoint>,
     },
+    /// Append a registry Expert's text to perstack.toml as a local Expert (vendoring).
+    Vendor {
+        key: String,
+        text: String,
+    },
     Quit,
 }
 
@@ -93,11 +100,25 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     Normal,
-    Query { input: String },
-    FollowUp { input: String },
-    Answer { question: String, input: String },
-    Search { input: String },
+    Query {
+        input: String,
+    },
+    FollowUp {
+        input: String,
+    },
+    Answer {
+        question: String,
+        input: String,
+    },
+    Search {
+        input: String,
+    },
     ConfirmQuit,
     Help,
     Diff,
+    /// A registry Expert's published text, read-only, scrolled to `scroll`.
+    Published {
+        index: usize,
+        scroll: usize,
+    },
 }

@@ -11,7 +11,7 @@ use super::{
     tokens,
 };
 use crate::runtime::control::{BreakKind, Breakpoint};
-use crate::tui::app::{AppState, ExpertRow, JobData, RunStatus, scroll_offset};
+use crate::tui::app::{AppState, ExpertRow, JobData, Mode, RunStatus, scroll_offset};
 use crate::tui::keymap::{Action, PaneId};
 
 #[derive(Debug, Clone)]
@@ -45,6 +45,7 @@ impl ExpertsPane {
         match self.row(job)? {
             ExpertRow::Expert(i) => job.experts.get(i).map(|e| e.key.clone()),
             ExpertRow::Run { run_id, .. } => job.runs.get(&run_id).map(|r| r.expert_key.clone()),
+            ExpertRow::Registry(i) => job.registry.get(i).map(|e| e.key.clone()),
             _ => None,
         }
     }
@@ -70,6 +71,9 @@ impl ExpertsPane {
         match self.row(&cx.job) {
             Some(ExpertRow::Expert(i)) => cx.request(Request::SelectExpert(i)),
             Some(ExpertRow::Run { run_id, .. }) => cx.request(Request::SelectRun(run_id)),
+            Some(ExpertRow::Registry(index)) => {
+                cx.request(Request::Open(Mode::Published { index, scroll: 0 }))
+            }
             _ => {}
         }
     }
@@ -203,6 +207,19 @@ fn row_line<'a>(row: &ExpertRow, state: &AppState, ctx: &Ctx, width: usize) -> L
             Line::from(spans)
         }
         ExpertRow::Detail(text) => Line::styled(fit(text, width), ctx.theme.muted()),
+        ExpertRow::Registry(i) => {
+            let Some(entry) = state.registry.get(*i) else {
+                return Line::default();
+            };
+            let key = fit(&entry.key, width.saturating_sub(2));
+            let used = key.chars().count() + 2;
+            let detail = format!(" {} · {}", entry.short_digest, entry.source);
+            Line::from(vec![
+                Span::styled("⬢ ", ctx.theme.accent()),
+                Span::styled(key, Style::default().add_modifier(Modifier::BOLD)),
+                Span::styled(fit(&detail, width.saturating_sub(used)), ctx.theme.muted()),
+            ])
+        }
         ExpertRow::Run { run_id, depth } => {
             let Some(run) = state.runs.get(run_id) else {
                 return Line::default();

@@ -20,6 +20,7 @@ pub mod diff;
 pub mod experts;
 pub mod help;
 pub mod prompt;
+pub mod published;
 pub mod reload_errors;
 pub mod status_bar;
 pub mod timeline;
@@ -230,6 +231,7 @@ pub fn draw_app(frame: &mut Frame, state: &AppState, ctx: &Ctx) {
     match &state.mode {
         Mode::Help => help::HelpOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Diff => diff::DiffOverlay.draw(frame, frame.area(), state, ctx),
+        Mode::Published { .. } => published::PublishedOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Answer { question, input } => {
             let body = vec![
                 Line::from(question.clone()),

@@ -315,6 +315,7 @@ mod tests {
         let mut cx = InputCtx {
             job: JobData {
                 experts: &[],
+                registry: &[],
                 runs,
                 root_run: Some("run-1"),
                 timeline: &[],
