@@ -297,24 +297,7 @@ impl OciRegistry {
     ) -> Result<Manifest, RegistryError> {
         let url = self.url(repository, &format!("manifests/{reference}"));
         let scope = format!("repository:{repository}:pull");
-        let sent = self
-            .send(
-                Method::GET,
-                &url,
-                &scope,
-                &[("accept", MANIFEST_MEDIA_TYPE)],
-                None,
-            )
-            .await?;
-        if sent.response.status() == StatusCode::NOT_FOUND {
-            return Err(RegistryError::NotFound {
-                registry: self.label.clone(),
-                key: key.to_string(),
-            });
-        }
-        if !sent.response.status().is_success() {
-            return Err(self.fail(sent).await);
-        }
+        let sent = self.manifest_of_key(Method::GET, key, &url, &scope).await?;
         let content_type = sent
             .response
             .headers()
@@ -380,6 +363,30 @@ impl OciRegistry {
             key: key.to_string(),
             detail: "the text is not UTF-8".into(),
         })
+    }
+
+    /// A manifest request for `key`'s version: a missing one is `NotFound` naming the key, any
+    /// other failure the registry's own answer.
+    async fn manifest_of_key(
+        &self,
+        method: Method,
+        key: &ExpertKey,
+        url: &str,
+        scope: &str,
+    ) -> Result<Sent, RegistryError> {
+        let sent = self
+            .send(method, url, scope, &[("accept", MANIFEST_MEDIA_TYPE)], None)
+            .await?;
+        if sent.response.status() == StatusCode::NOT_FOUND {
+            return Err(RegistryError::NotFound {
+                registry: self.label.clone(),
+                key: key.to_string(),
+            });
+        }
+        if !sent.response.status().is_success() {
+            return Err(self.fail(sent).await);
+        }
+        Ok(sent)
     }
 
     async fn exists(
@@ -732,23 +739,8 @@ impl Registry for OciRegistry {
         let url = self.url(&repository, &format!("manifests/{}", key.version));
         let scope = format!("repository:{repository}:pull,push,delete");
         let sent = self
-            .send(
-                Method::HEAD,
-                &url,
-                &scope,
-                &[("accept", MANIFEST_MEDIA_TYPE)],
-                None,
-            )
+            .manifest_of_key(Method::HEAD, key, &url, &scope)
             .await?;
-        if sent.response.status() == StatusCode::NOT_FOUND {
-            return Err(RegistryError::NotFound {
-                registry: self.label.clone(),
-                key: key.to_string(),
-            });
-        }
-        if !sent.response.status().is_success() {
-            return Err(self.fail(sent).await);
-        }
         let digest = sent
             .response
             .headers()
