@@ -3,11 +3,11 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::style::Modifier;
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use super::{Component, Ctx, fit};
+use ratatui::text::Line;
+use ratatui::widgets::{Clear, Paragraph};
+
+use super::{Component, Ctx, fit, overlay};
 use crate::tui::app::{AppState, DiffLine, DiffSource};
 
 pub struct DiffOverlay;
@@ -17,12 +17,6 @@ impl Component for DiffOverlay {
         let Some(view) = &state.diff else {
             return;
         };
-        let panel = Rect::new(
-            area.x + 1,
-            area.y + 1,
-            area.width.saturating_sub(2),
-            area.height.saturating_sub(2),
-        );
         let what = match view.source {
             DiffSource::Messages => "messages",
             DiffSource::Requests => "request bodies",
@@ -38,14 +32,7 @@ impl Component for DiffOverlay {
                 DiffSource::Requests => "messages",
             }
         );
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(ctx.theme.accent())
-            .style(ctx.theme.base())
-            .title(Span::styled(
-                title,
-                ctx.theme.accent().add_modifier(Modifier::BOLD),
-            ));
+        let (panel, block) = overlay(area, title, ctx);
         let inner = block.inner(panel);
         let width = inner.width as usize;
         let lines: Vec<Line> = if view.lines.is_empty() {

@@ -320,6 +320,26 @@ fn draw_input(frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx) {
 }
 
 /// A centred box over everything else.
+/// A panel over the whole screen but its edge, framed and titled: where the diff and the
+/// published text are read.
+pub fn overlay<'a>(area: Rect, title: String, ctx: &Ctx) -> (Rect, Block<'a>) {
+    let panel = Rect::new(
+        area.x + 1,
+        area.y + 1,
+        area.width.saturating_sub(2),
+        area.height.saturating_sub(2),
+    );
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(ctx.theme.accent())
+        .style(ctx.theme.base())
+        .title(Span::styled(
+            title,
+            ctx.theme.accent().add_modifier(Modifier::BOLD),
+        ));
+    (panel, block)
+}
+
 pub fn popup(
     frame: &mut Frame,
     title: &str,

@@ -5,9 +5,9 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
 
-use super::{Component, Ctx};
+use super::{Component, Ctx, overlay};
 use crate::tui::app::{AppState, Mode};
 
 pub struct PublishedOverlay;
@@ -20,24 +20,11 @@ impl Component for PublishedOverlay {
         let Some(entry) = state.registry.get(index) else {
             return;
         };
-        let panel = Rect::new(
-            area.x + 1,
-            area.y + 1,
-            area.width.saturating_sub(2),
-            area.height.saturating_sub(2),
-        );
         let title = format!(
             " {} · {} · {} · read-only · V copies it into perstack.toml · j/k scroll · Esc closes ",
             entry.key, entry.source, entry.digest
         );
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(ctx.theme.accent())
-            .style(ctx.theme.base())
-            .title(Span::styled(
-                title,
-                ctx.theme.accent().add_modifier(Modifier::BOLD),
-            ));
+        let (panel, block) = overlay(area, title, ctx);
         let lines: Vec<Line> = match &entry.text {
             Some(_) => state
                 .published_lines(index)
