@@ -70,18 +70,12 @@ pub fn log(args: &LogArgs) -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::from(1);
     }
-    let mut events: Vec<Value> = store
-        .run_ids(&job_id)
-        .iter()
-        .filter(|run| {
-            args.run
-                .as_deref()
-                .is_none_or(|wanted| wanted == run.as_str())
-        })
-        .flat_map(|run| store.events(&job_id, run))
+    // In the order the job emitted them, which is the order `perstack run` printed them.
+    let events: Vec<Value> = store
+        .job_events(&job_id, args.run.as_deref())
+        .into_iter()
         .filter(|event| keep(args, event))
         .collect();
-    events.sort_by_key(|e| e["timestamp"].as_u64().unwrap_or(0));
     let mut stdout = std::io::stdout().lock();
     for event in &events {
         let line = if args.json {

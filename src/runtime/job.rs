@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch};
 
@@ -45,6 +45,10 @@ pub struct JobContext {
     pub clock: Arc<dyn Clock>,
     pub(super) steps_used: AtomicU64,
     pub(super) cancel: watch::Receiver<bool>,
+    /// The number of the last event emitted (see [`crate::store::refs`]).
+    pub(super) sequence: Mutex<u64>,
+    /// What job.json says while the job runs; `None` for a job that keeps no record (a fork).
+    progress: Mutex<Option<Job>>,
 }
 
 impl JobContext {
@@ -77,6 +81,8 @@ impl JobContext {
             clock: Arc::new(SystemClock),
             steps_used: AtomicU64::new(steps_already_used),
             cancel,
+            sequence: Mutex::new(crate::store::refs::sequence_start(now_millis())),
+            progress: Mutex::new(None),
         }
     }
 
@@ -99,6 +105,24 @@ impl JobContext {
 
     pub(super) fn cancelled(&self) -> bool {
         *self.cancel.borrow()
+    }
+
+    /// Saves `checkpoint`, with job.json's step count beside it, and returns once both are on
+    /// disk: the step's events that follow report a step a crash cannot lose, and the next
+    /// step's tool calls start only then.
+    pub async fn save_checkpoint(&self, checkpoint: Arc<Checkpoint>) {
+        let record = self.progress_with(&checkpoint);
+        let _ = self.writer.checkpoint(checkpoint, record).await;
+    }
+
+    fn progress_with(&self, checkpoint: &Checkpoint) -> Option<Job> {
+        let mut progress = self.progress.lock().ok()?;
+        let record = progress.as_mut()?;
+        record.total_steps = self.steps_used();
+        if checkpoint.delegated_by.is_none() {
+            record.usage = checkpoint.usage;
+        }
+        Some(record.clone())
     }
 }
 
@@ -161,6 +185,9 @@ pub fn write_job_record(
         started_at,
         finished_at: (status != JobStatus::Running).then(now_millis),
     };
+    if let Ok(mut progress) = job.progress.lock() {
+        *progress = (status == JobStatus::Running).then(|| record.clone());
+    }
     if let Err(err) = job.store.write_job(&record) {
         tracing::warn!("job record not saved: {err}");
     }

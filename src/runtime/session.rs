@@ -371,6 +371,8 @@ fn resolve(store: &Store, start: JobStart) -> Result<Resolved, StartError> {
                 (CheckpointStatus::Completed, query) => query,
                 _ => None,
             };
+            // job.json can lag the checkpoints after a crash; the checkpoints cannot.
+            let steps_used = job.total_steps.max(store.steps_used(&job_id));
             Ok(Resolved {
                 job_id,
                 start: RunStart::Resume {
@@ -379,7 +381,7 @@ fn resolve(store: &Store, start: JobStart) -> Result<Resolved, StartError> {
                     answers,
                     fork,
                 },
-                steps_used: job.total_steps,
+                steps_used,
                 started_at: job.started_at,
                 fork,
             })
@@ -394,7 +396,12 @@ fn resolve(store: &Store, start: JobStart) -> Result<Resolved, StartError> {
             // The job record keeps the steps already used and the start time.
             let (steps_used, started_at) = store
                 .read_job(&job_id)
-                .map(|job| (job.total_steps, job.started_at))
+                .map(|job| {
+                    (
+                        job.total_steps.max(store.steps_used(&job_id)),
+                        job.started_at,
+                    )
+                })
                 .unwrap_or((0, now_millis()));
             Ok(Resolved {
                 job_id,

@@ -1,22 +1,38 @@
 //! Writes checkpoints and events on a thread of their own, in the order they were produced, so a
-//! step never waits for serialisation or the disk. Every file is still written atomically; a
-//! crash loses at most what was queued, never a file already written.
+//! step never waits for serialising events. Every file is written atomically; a crash loses at
+//! most what was queued, never a file already written. A checkpoint is different: the step that
+//! saves it waits until it (and everything queued before it) is on disk, so nothing reports a
+//! step that a crash could lose, and a step's tool calls never run again after a crash once the
+//! next step has started.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::checkpoint::{Checkpoint, Store, StoreError};
+use tokio::sync::oneshot;
+
+use super::checkpoint::{Checkpoint, Durability, Job, Store, StoreError};
 use super::event::RunEvent;
+use crate::store::refs::Deflater;
 
 enum Write {
-    Checkpoint(Arc<Checkpoint>),
+    Checkpoint {
+        checkpoint: Arc<Checkpoint>,
+        /// The job record with its step count, kept with the checkpoint.
+        record: Option<Box<Job>>,
+        saved: oneshot::Sender<()>,
+    },
+    /// A checkpoint already in the store that a run continues from: its events may refer to it.
+    Stored {
+        run_id: String,
+        checkpoint: Arc<Checkpoint>,
+    },
     RunSetting {
         job_id: String,
         run_id: String,
         setting: serde_json::Value,
     },
-    Event(Box<RunEvent>),
+    Event(Box<RunEvent>, u64),
     Flush(Sender<()>),
 }
 
@@ -42,8 +58,28 @@ impl StoreWriter {
         }
     }
 
-    pub fn checkpoint(&self, checkpoint: Arc<Checkpoint>) {
-        self.send(Write::Checkpoint(checkpoint));
+    /// Queues `checkpoint` (and then `record`, the job's progress); the receiver answers once
+    /// both are on disk, or as soon as the writer is gone.
+    pub fn checkpoint(
+        &self,
+        checkpoint: Arc<Checkpoint>,
+        record: Option<Job>,
+    ) -> oneshot::Receiver<()> {
+        let (saved, on_disk) = oneshot::channel();
+        self.send(Write::Checkpoint {
+            checkpoint,
+            record: record.map(Box::new),
+            saved,
+        });
+        on_disk
+    }
+
+    /// `run_id` continues from `checkpoint`, which is in the store if the store says so.
+    pub fn continues_from(&self, run_id: &str, checkpoint: Arc<Checkpoint>) {
+        self.send(Write::Stored {
+            run_id: run_id.to_string(),
+            checkpoint,
+        });
     }
 
     /// A run's settings, as `run-setting.json` (synced: it is written once per run).
@@ -55,10 +91,11 @@ impl StoreWriter {
         });
     }
 
-    /// Streaming deltas are not stored: the `complete*` event that follows holds their text.
-    pub fn event(&self, event: &RunEvent) {
+    /// Stores `event`, the `seq`th the job emitted. Streaming deltas are not stored: the
+    /// `complete*` event that follows holds their text.
+    pub fn event(&self, event: &RunEvent, seq: u64) {
         if !event.kind.is_delta() {
-            self.send(Write::Event(Box::new(event.clone())));
+            self.send(Write::Event(Box::new(event.clone()), seq));
         }
     }
 
@@ -111,26 +148,54 @@ impl Drop for StoreWriter {
 }
 
 fn write_all(store: &Store, receiver: Receiver<Write>, errors: &Mutex<Vec<StoreError>>) {
+    let mut deflater = Deflater::default();
     for write in receiver {
         let result = match write {
             Write::Flush(done) => {
                 let _ = done.send(());
                 Ok(())
             }
-            Write::Checkpoint(checkpoint) => store.write_checkpoint(&checkpoint).map(|_| ()),
+            Write::Checkpoint {
+                checkpoint,
+                record,
+                saved,
+            } => {
+                let written = store.write_checkpoint(&checkpoint).map(|_| ());
+                if written.is_ok() {
+                    deflater.stored(&checkpoint.run_id, checkpoint.clone());
+                }
+                let recorded = match record {
+                    Some(job) => store.write_job_with(&job, Durability::Atomic),
+                    None => Ok(()),
+                };
+                let _ = saved.send(());
+                written.and(recorded)
+            }
+            Write::Stored { run_id, checkpoint } => {
+                if store.has_checkpoint(&checkpoint.job_id, &checkpoint.id) {
+                    deflater.stored(&run_id, checkpoint);
+                }
+                Ok(())
+            }
             Write::RunSetting {
                 job_id,
                 run_id,
                 setting,
             } => store.write_run_setting(&job_id, &run_id, &setting),
-            Write::Event(event) => store.write_event(
-                &event.job_id,
-                &event.run_id,
-                event.timestamp,
-                event.step_number,
-                event.kind.name(),
-                &event,
-            ),
+            Write::Event(event, seq) => match deflater.deflate(&event, seq) {
+                Ok(stored) => store.write_event(
+                    &event.job_id,
+                    &event.run_id,
+                    event.timestamp,
+                    event.step_number,
+                    event.kind.name(),
+                    &stored,
+                ),
+                Err(source) => Err(StoreError::Write {
+                    path: store.run_dir(&event.job_id, &event.run_id),
+                    source: std::io::Error::other(source),
+                }),
+            },
         };
         if let Err(error) = result {
             if let Ok(mut errors) = errors.lock() {
@@ -157,12 +222,13 @@ mod tests {
             parent_run_id: None,
         };
         for step in 0..50 {
-            writer.event(&ids.event(step, EventKind::StartStreamingRunResult));
-            writer.event(&ids.event(step, EventKind::StreamRunResult { delta: "x".into() }));
+            writer.event(&ids.event(step, EventKind::StartStreamingRunResult), step);
+            let delta = EventKind::StreamRunResult { delta: "x".into() };
+            writer.event(&ids.event(step, delta), step);
         }
         assert!(writer.finish().is_empty());
         assert_eq!(store.events("j", "r").len(), 50, "deltas are not stored");
-        writer.event(&ids.event(99, EventKind::StartStreamingRunResult));
+        writer.event(&ids.event(99, EventKind::StartStreamingRunResult), 99);
         assert!(writer.finish().is_empty());
         assert_eq!(
             store.events("j", "r").len(),
