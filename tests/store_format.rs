@@ -8,6 +8,7 @@ use std::path::Path;
 
 use perstack::runtime::checkpoint::Store;
 use perstack::runtime::event::RunEvent;
+use perstack::store::JobStore as _;
 use serde_json::{Value, json};
 use support::mock_llm::{MockLlm, RecordedRequest, Reply, openai};
 

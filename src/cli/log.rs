@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::runtime::checkpoint::Store;
+use crate::store::JobStore as _;
 use crate::time::clock_time;
 
 #[derive(Debug, Args)]

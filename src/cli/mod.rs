@@ -10,6 +10,7 @@ use crate::definition::{self, ConfigError, Diagnostic, LoadedConfig};
 
 mod experts;
 mod install;
+mod jobs;
 mod log;
 pub mod logging;
 pub mod run;
@@ -48,6 +49,8 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Read the stored events of a job (the latest by default), filtered
     Log(log::LogArgs),
+    /// List the stored jobs, newest first: status, Expert, steps, tokens and start time
+    Jobs(jobs::JobsArgs),
     /// Start every Expert's skills and write perstack.lock with their resolved tools
     Install(ConfigArgs),
     /// Open the workbench: a full-screen view of Experts, prompts, tool calls and checkpoints
@@ -111,7 +114,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Command::Validate(_) | Command::Experts(_) | Command::Log(_)
+        Command::Validate(_) | Command::Experts(_) | Command::Log(_) | Command::Jobs(_)
     ) {
         quiet_on_closed_pipe();
     }
@@ -123,6 +126,7 @@ pub fn main() -> ExitCode {
         Command::Experts(args) => experts_command(&args),
         Command::Run(args) => run::run(&args),
         Command::Log(args) => log::log(&args),
+        Command::Jobs(args) => jobs::jobs(&args),
         Command::Install(args) => install::run(&args),
         Command::Start(args) => start(&args, cli.log_level),
     }

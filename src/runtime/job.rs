@@ -17,6 +17,7 @@ use crate::definition::{Config, ReasoningBudget};
 use crate::llm::LanguageModel;
 use crate::llm::retry::RetryPolicy;
 use crate::skills::lock::Lock;
+use crate::store::JobStore as _;
 
 /// Delegation deeper than this is refused: it is almost always a cycle.
 pub const MAX_DELEGATION_DEPTH: usize = 16;

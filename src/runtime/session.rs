@@ -22,6 +22,7 @@ use crate::definition::{
 };
 use crate::llm::{self, LanguageModel, LlmError};
 use crate::skills::lock::Lock;
+use crate::store::JobStore as _;
 use crate::tool::ToolOutput;
 
 /// Settings that override perstack.toml, shared by `run` and `start` (clap reads them from

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use super::checkpoint::{Checkpoint, Durability, Job, Store, StoreError};
 use super::event::RunEvent;
+use crate::store::JobStore as _;
 use crate::store::refs::Deflater;
 
 enum Write {

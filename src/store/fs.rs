@@ -4,19 +4,14 @@
 //! earlier file whole. Checkpoints, job and run records are also fsynced (file, then directory)
 //! so they survive power loss; events, which a checkpoint can always rebuild, are not.
 
-use std::cell::Cell;
-use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use super::StoreError;
-use super::refs;
-use crate::runtime::checkpoint::{Checkpoint, CheckpointStatus, Job};
-use crate::runtime::event::RunEvent;
+use super::jobs::{JobStore, checkpoint_key, run_dir_key, with_json};
+use super::{Durability, Entry, Store, StoreError};
+use crate::runtime::checkpoint::{Checkpoint, Job};
 
 /// The files of all jobs, under `<root>/perstack/jobs`.
 #[derive(Debug, Clone)]
@@ -41,299 +36,113 @@ impl FsStore {
     }
 
     pub fn checkpoint_path(&self, job_id: &str, checkpoint_id: &str) -> PathBuf {
-        self.job_dir(job_id)
-            .join("checkpoints")
-            .join(format!("{checkpoint_id}.json"))
+        self.path_of(&checkpoint_key(job_id, checkpoint_id))
     }
 
     pub fn run_dir(&self, job_id: &str, run_id: &str) -> PathBuf {
-        self.job_dir(job_id).join("runs").join(run_id)
+        self.path_of(&run_dir_key(job_id, run_id))
     }
 
-    pub fn write_job(&self, job: &Job) -> Result<(), StoreError> {
-        self.write_job_with(job, Durability::Synced)
-    }
-
-    /// The job record; `Atomic` for the running count kept with each checkpoint (the
-    /// checkpoints themselves are the synced truth, see [`FsStore::steps_used`]).
-    pub fn write_job_with(&self, job: &Job, durability: Durability) -> Result<(), StoreError> {
-        write_json(&self.job_dir(&job.id).join("job.json"), job, durability).map(|_| ())
-    }
+    // The typed operations front ends have always called on this type, so they need not
+    // import [`JobStore`].
 
     pub fn read_job(&self, job_id: &str) -> Result<Job, StoreError> {
-        let path = self.job_dir(job_id).join("job.json");
-        if !path.exists() {
-            return Err(StoreError::NoJob(job_id.to_string()));
-        }
-        read_json(&path, "job")
+        JobStore::read_job(self, job_id)
     }
 
-    pub fn write_checkpoint(&self, checkpoint: &Checkpoint) -> Result<u64, StoreError> {
-        write_json(
-            &self.checkpoint_path(&checkpoint.job_id, &checkpoint.id),
-            checkpoint,
-            Durability::Synced,
-        )
-    }
-
-    pub fn read_checkpoint(
-        &self,
-        job_id: &str,
-        checkpoint_id: &str,
-    ) -> Result<Checkpoint, StoreError> {
-        let path = self.checkpoint_path(job_id, checkpoint_id);
-        if !path.exists() {
-            return Err(StoreError::NoCheckpoint {
-                job_id: job_id.to_string(),
-                id: checkpoint_id.to_string(),
-            });
-        }
-        read_json(&path, "checkpoint")
-    }
-
-    pub fn write_run_setting(
-        &self,
-        job_id: &str,
-        run_id: &str,
-        setting: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        write_json(
-            &self.run_dir(job_id, run_id).join("run-setting.json"),
-            setting,
-            Durability::Synced,
-        )
-        .map(|_| ())
-    }
-
-    /// One event a file, named so that a directory listing sorts them in order.
-    pub fn write_event(
-        &self,
-        job_id: &str,
-        run_id: &str,
-        timestamp: u64,
-        step: u64,
-        kind: &str,
-        event: &impl Serialize,
-    ) -> Result<(), StoreError> {
-        let name = format!("event-{timestamp}-{step}-{kind}.json");
-        write_json(
-            &self.run_dir(job_id, run_id).join(name),
-            event,
-            Durability::Atomic,
-        )
-        .map(|_| ())
-    }
-
-    /// Every job id, newest first.
     pub fn job_ids(&self) -> Vec<String> {
-        let mut jobs: Vec<(u64, String)> = read_dir_names(&self.jobs_dir)
-            .into_iter()
-            .filter_map(|id| self.read_job(&id).ok().map(|job| (job.started_at, id)))
-            .collect();
-        jobs.sort_by(|a, b| b.cmp(a));
-        jobs.into_iter().map(|(_, id)| id).collect()
+        JobStore::job_ids(self)
     }
 
-    /// Every readable checkpoint of a job, in the order they were written. A file that does not
-    /// parse (there should be none) is skipped rather than hiding the rest.
     pub fn checkpoints(&self, job_id: &str) -> Vec<Checkpoint> {
-        let dir = self.job_dir(job_id).join("checkpoints");
-        let mut checkpoints: Vec<(std::time::SystemTime, Checkpoint)> = read_dir_names(&dir)
-            .into_iter()
-            .filter(|name| name.ends_with(".json"))
-            .filter_map(|name| {
-                let path = dir.join(&name);
-                let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
-                let checkpoint = read_json::<Checkpoint>(&path, "checkpoint").ok()?;
-                Some((modified, checkpoint))
-            })
-            .collect();
-        checkpoints.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.step_number.cmp(&b.1.step_number)));
-        checkpoints.into_iter().map(|(_, c)| c).collect()
-    }
-
-    /// The stored events of a run, in the order they were emitted, each exactly as `perstack
-    /// run` printed it (see [`refs`]). An event that cannot be read or made whole is skipped
-    /// with a warning rather than hiding the rest.
-    pub fn events(&self, job_id: &str, run_id: &str) -> Vec<Value> {
-        self.ordered_events(job_id, run_id)
-            .into_iter()
-            .map(|(_, event)| event)
-            .collect()
-    }
-
-    /// The stored events of a run, whole, with the key that orders them across the runs of
-    /// a job: merge runs by it to get the job's events in emission order.
-    pub fn ordered_events(&self, job_id: &str, run_id: &str) -> Vec<(u64, Value)> {
-        let dir = self.run_dir(job_id, run_id);
-        let names = read_dir_names(&dir)
-            .into_iter()
-            .filter(|n| n.starts_with("event-") && n.ends_with(".json"));
-        let mut events: Vec<(u64, String, Value)> = names
-            .filter_map(|name| {
-                let value: Value = read_json(&dir.join(&name), "event").ok()?;
-                Some((refs::order_key(&value), name, value))
-            })
-            .collect();
-        events.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-        let mut messages = MessageCache::new(self, job_id);
-        let mut inflater = refs::Inflater::default();
-        events
-            .into_iter()
-            .filter_map(|(key, name, mut value)| {
-                match inflater.inflate(&mut value, &mut |id| messages.get(id)) {
-                    Ok(()) => Some((key, value)),
-                    Err(err) => {
-                        tracing::warn!("{} skipped: {err}", dir.join(name).display());
-                        None
-                    }
-                }
-            })
-            .collect()
-    }
-
-    /// Every event of a job (all runs, or only `run`), whole, in the order they were emitted.
-    pub fn job_events(&self, job_id: &str, run: Option<&str>) -> Vec<Value> {
-        let mut events: Vec<(u64, Value)> = self
-            .run_ids(job_id)
-            .iter()
-            .filter(|id| run.is_none_or(|wanted| wanted == id.as_str()))
-            .flat_map(|id| self.ordered_events(job_id, id))
-            .collect();
-        events.sort_by_key(|(key, _)| *key);
-        events.into_iter().map(|(_, event)| event).collect()
-    }
-
-    /// The stored events of a run as the runtime emitted them (what the workbench receives
-    /// live), in order.
-    pub fn run_events(&self, job_id: &str, run_id: &str) -> Vec<RunEvent> {
-        self.events(job_id, run_id)
-            .into_iter()
-            .filter_map(|value| serde_json::from_value(value).ok())
-            .collect()
-    }
-
-    pub fn has_checkpoint(&self, job_id: &str, checkpoint_id: &str) -> bool {
-        self.checkpoint_path(job_id, checkpoint_id).is_file()
-    }
-
-    /// The steps a job has used, counted from its stored checkpoints: one for each step of each
-    /// run that has a checkpoint past its start. A fork's steps are its own, not the job's.
-    /// Unlike job.json, which a crash can leave behind, this is exactly what is on disk.
-    pub fn steps_used(&self, job_id: &str) -> u64 {
-        let steps: BTreeSet<(String, u64)> = self
-            .checkpoints(job_id)
-            .into_iter()
-            .filter(|c| c.status != CheckpointStatus::Init && c.forked_from.is_none())
-            .map(|c| (c.run_id, c.step_number))
-            .collect();
-        steps.len() as u64
-    }
-
-    pub fn run_ids(&self, job_id: &str) -> Vec<String> {
-        read_dir_names(&self.job_dir(job_id).join("runs"))
+        JobStore::checkpoints(self, job_id)
     }
 }
 
-fn read_dir_names(dir: &Path) -> Vec<String> {
+impl Store for FsStore {
+    fn location(&self) -> String {
+        self.jobs_dir.display().to_string()
+    }
+
+    fn path_of(&self, key: &str) -> PathBuf {
+        key.split('/')
+            .filter(|part| !part.is_empty())
+            .fold(self.jobs_dir.clone(), |path, part| path.join(part))
+    }
+
+    fn put(&self, key: &str, bytes: &[u8], durability: Durability) -> Result<(), StoreError> {
+        let path = self.path_of(key);
+        write_atomic(&path, bytes, durability).map_err(|source| StoreError::Write { path, source })
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path_of(key);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Read { path, source }),
+        }
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.path_of(key).is_file())
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<Entry>, StoreError> {
+        Ok(dir_entries(&self.path_of(dir))
+            .into_iter()
+            .filter(|(_, meta)| meta.is_file())
+            .filter_map(|(name, meta)| {
+                Some(Entry {
+                    name,
+                    modified: meta.modified().ok()?,
+                })
+            })
+            .collect())
+    }
+
+    fn children(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        Ok(dir_entries(&self.path_of(dir))
+            .into_iter()
+            .filter(|(_, meta)| meta.is_dir())
+            .map(|(name, _)| name)
+            .collect())
+    }
+}
+
+/// The visible entries of a directory (temp files start with a dot), sorted by name; none
+/// when it does not exist.
+fn dir_entries(dir: &Path) -> Vec<(String, std::fs::Metadata)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|name| !name.starts_with('.'))
+    let mut found: Vec<(String, std::fs::Metadata)> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().into_string().ok()?;
+            let meta = e.metadata().ok()?;
+            (!name.starts_with('.')).then_some((name, meta))
+        })
         .collect();
-    names.sort();
-    names
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    what: &'static str,
-) -> Result<T, StoreError> {
-    let bytes = std::fs::read(path).map_err(|source| StoreError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|source| StoreError::Parse {
-        path: path.to_path_buf(),
-        what,
-        source,
-    })
-}
-
-/// The message lists of a job's checkpoints, each read once, for making events whole.
-struct MessageCache<'a> {
-    store: &'a FsStore,
-    job_id: &'a str,
-    read: HashMap<String, Option<Arc<Vec<Value>>>>,
-}
-
-impl<'a> MessageCache<'a> {
-    fn new(store: &'a FsStore, job_id: &'a str) -> Self {
-        MessageCache {
-            store,
-            job_id,
-            read: HashMap::new(),
-        }
-    }
-
-    fn get(&mut self, checkpoint_id: &str) -> Option<Arc<Vec<Value>>> {
-        if let Some(found) = self.read.get(checkpoint_id) {
-            return found.clone();
-        }
-        let path = self.store.checkpoint_path(self.job_id, checkpoint_id);
-        let messages = read_json::<Value>(&path, "checkpoint")
-            .ok()
-            .and_then(|mut c| match c.get_mut("messages").map(Value::take) {
-                Some(Value::Array(messages)) => Some(Arc::new(messages)),
-                _ => None,
-            });
-        self.read
-            .insert(checkpoint_id.to_string(), messages.clone());
-        messages
-    }
-}
-
-/// How hard a write tries to survive a crash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Whole or absent after a process crash (rename is atomic); may be lost on power loss.
-    Atomic,
-    /// Also flushed to the disk before the rename: survives power loss too.
-    Synced,
-}
-
-thread_local! {
-    /// The buffer of the last write, kept for the next one on the same thread: the store
-    /// writer's thread writes every event and checkpoint, and growing a fresh buffer to a late
-    /// step's size each time costs about as much as filling it.
-    static WRITE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// A buffer larger than this (a rare huge file) is not kept.
-const KEPT_BUFFER_BYTES: usize = 16 << 20;
-
-/// Write JSON atomically; returns the bytes written.
+/// Write JSON atomically to a path; returns the bytes written.
 pub fn write_json(
     path: &Path,
     value: &impl Serialize,
     durability: Durability,
 ) -> Result<u64, StoreError> {
-    let mut bytes = WRITE_BUFFER.take();
-    bytes.clear();
-    let written = serde_json::to_writer(&mut bytes, value)
-        .map_err(std::io::Error::other)
-        .and_then(|()| write_atomic(path, &bytes, durability))
-        .map(|()| bytes.len() as u64)
-        .map_err(|source| StoreError::Write {
-            path: path.to_path_buf(),
-            source,
-        });
-    if bytes.capacity() <= KEPT_BUFFER_BYTES {
-        WRITE_BUFFER.set(bytes);
-    }
-    written
+    with_json(
+        value,
+        |bytes| write_atomic(path, bytes, durability),
+        std::io::Error::other,
+    )
+    .map_err(|source| StoreError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], durability: Durability) -> std::io::Result<()> {
@@ -366,6 +175,7 @@ mod tests {
     use super::*;
     use crate::runtime::checkpoint::{CheckpointStatus, ExpertRef};
     use crate::runtime::message::Message;
+    use serde_json::Value;
 
     pub fn sample(job: &str, id: &str, step: u64) -> Checkpoint {
         let expert = ExpertRef {
@@ -406,7 +216,10 @@ mod tests {
             Err(StoreError::NoCheckpoint { .. })
         ));
         // No temp file is left behind.
-        let names = read_dir_names(&dir.path().join("perstack/jobs/job1/checkpoints"));
+        let names: Vec<String> = dir_entries(&dir.path().join("perstack/jobs/job1/checkpoints"))
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         assert_eq!(names, vec!["cp1.json".to_string()]);
     }
 

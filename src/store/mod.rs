@@ -13,11 +13,63 @@
 //! Reading an event back restores the very JSON `perstack run` printed.
 
 mod fs;
+pub mod jobs;
 pub mod refs;
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
-pub use fs::{Durability, FsStore, write_json};
+pub use fs::{FsStore, write_json};
+pub use jobs::{Follower, JobStore};
+
+/// How hard a write tries to survive a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Whole or absent after a process crash; may be lost on power loss.
+    Atomic,
+    /// Also on stable storage before the write returns: survives power loss too.
+    Synced,
+}
+
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The last part of its key.
+    pub name: String,
+    pub modified: SystemTime,
+}
+
+/// Objects under '/'-separated keys below a store's jobs root. What it must promise: a `put`
+/// is atomic (a reader sees the old object or the new one, never part of one), and a `put`
+/// that returned is seen by every later `get` and `list`. The typed operations on top are
+/// [`JobStore`]'s, which every `Store` has.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Where the store is, for messages: a directory or a URL.
+    fn location(&self) -> String;
+
+    /// Where `key` is, for messages.
+    fn path_of(&self, key: &str) -> PathBuf;
+
+    fn put(&self, key: &str, bytes: &[u8], durability: Durability) -> Result<(), StoreError>;
+
+    /// `None` when there is no object under `key`.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    fn exists(&self, key: &str) -> Result<bool, StoreError>;
+
+    /// The objects directly below `dir` (not in its sub-directories), by name.
+    fn list(&self, dir: &str) -> Result<Vec<Entry>, StoreError>;
+
+    /// The names of the directories directly below `dir` (`""` is the root), sorted.
+    fn children(&self, dir: &str) -> Result<Vec<String>, StoreError>;
+
+    fn error_writing(&self, key: &str, source: std::io::Error) -> StoreError {
+        StoreError::Write {
+            path: self.path_of(key),
+            source,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
