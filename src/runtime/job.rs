@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch};
 
-use super::checkpoint::{Checkpoint, CheckpointStatus, DelegatedBy, Job, JobStatus, Store, Usage};
+use super::checkpoint::{Checkpoint, CheckpointStatus, DelegatedBy, Job, JobStatus, Usage};
 use super::control::Debugger;
 use super::event::RunEvent;
 use super::id::{Clock, SystemClock, now_millis};
@@ -17,7 +17,7 @@ use crate::definition::{Config, ReasoningBudget};
 use crate::llm::LanguageModel;
 use crate::llm::retry::RetryPolicy;
 use crate::skills::lock::Lock;
-use crate::store::JobStore as _;
+use crate::store::{JobStore as _, Store};
 
 /// Delegation deeper than this is refused: it is almost always a cycle.
 pub const MAX_DELEGATION_DEPTH: usize = 16;
@@ -28,8 +28,8 @@ pub struct JobContext {
     pub config: Arc<Config>,
     pub workspace: PathBuf,
     pub model: Arc<dyn LanguageModel>,
-    pub store: Store,
-    /// Checkpoints and events go to disk through this, off the step's path.
+    pub store: Arc<dyn Store>,
+    /// Checkpoints and events go to the store through this, off the step's path.
     pub writer: StoreWriter,
     pub events: mpsc::UnboundedSender<RunEvent>,
     pub retry: RetryPolicy,
@@ -59,11 +59,12 @@ impl JobContext {
         config: Arc<Config>,
         workspace: PathBuf,
         model: Arc<dyn LanguageModel>,
-        store: Store,
+        store: impl Store + 'static,
         events: mpsc::UnboundedSender<RunEvent>,
         cancel: watch::Receiver<bool>,
         steps_already_used: u64,
     ) -> Self {
+        let store: Arc<dyn Store> = Arc::new(store);
         JobContext {
             job_id,
             retry: RetryPolicy::from_config(config.max_retries(), config.timeout_ms()),
@@ -108,12 +109,12 @@ impl JobContext {
         *self.cancel.borrow()
     }
 
-    /// Saves `checkpoint`, with job.json's step count beside it, and returns once both are on
-    /// disk: the step's events that follow report a step a crash cannot lose, and the next
+    /// Saves `checkpoint` and returns once it is in the store (job.json's step count follows
+    /// it): the step's events that follow report a step a crash cannot lose, and the next
     /// step's tool calls start only then.
     pub async fn save_checkpoint(&self, checkpoint: Arc<Checkpoint>) {
         let record = self.progress_with(&checkpoint);
-        let _ = self.writer.checkpoint(checkpoint, record).await;
+        self.writer.save_checkpoint(checkpoint, record).await;
     }
 
     fn progress_with(&self, checkpoint: &Checkpoint) -> Option<Job> {

@@ -317,7 +317,7 @@ struct Resolved {
     fork: bool,
 }
 
-fn resolve(store: &Store, start: JobStart) -> Result<Resolved, StartError> {
+fn resolve(store: &dyn crate::store::Store, start: JobStart) -> Result<Resolved, StartError> {
     match start {
         JobStart::New { query, job_id } => {
             let job_id = match job_id {
@@ -422,7 +422,7 @@ fn resolve(store: &Store, start: JobStart) -> Result<Resolved, StartError> {
 
 /// The checkpoint a continued job resumes from: the one named, or the coordinator's latest.
 fn resume_point(
-    store: &Store,
+    store: &dyn crate::store::Store,
     job_id: &str,
     resume_from: Option<&str>,
 ) -> Result<Checkpoint, StartError> {

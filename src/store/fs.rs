@@ -84,6 +84,18 @@ impl Store for FsStore {
         }
     }
 
+    fn sync(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path_of(key);
+        let synced = std::fs::File::open(&path)
+            .and_then(|file| file.sync_all())
+            .and_then(|()| match path.parent() {
+                // The rename that made the file is durable only once its directory is synced.
+                Some(dir) => std::fs::File::open(dir).and_then(|d| d.sync_all()),
+                None => Ok(()),
+            });
+        synced.map_err(|source| StoreError::Write { path, source })
+    }
+
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.path_of(key).is_file())
     }

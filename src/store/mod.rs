@@ -63,6 +63,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The names of the directories directly below `dir` (`""` is the root), sorted.
     fn children(&self, dir: &str) -> Result<Vec<String>, StoreError>;
 
+    /// Puts the object under `key` on stable storage, if an `Atomic` put left it in a cache
+    /// (a filesystem's page cache). Stores whose every put is durable need do nothing.
+    fn sync(&self, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     fn error_writing(&self, key: &str, source: std::io::Error) -> StoreError {
         StoreError::Write {
             path: self.path_of(key),
