@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::runtime::checkpoint::{Job, JobStatus, Store};
+use crate::runtime::checkpoint::{Job, JobStatus};
 use crate::store::JobStore as _;
 use crate::time::rfc3339;
 
@@ -15,6 +15,10 @@ pub struct JobsArgs {
     /// Print each job record as one JSON line instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Read the jobs from this store instead of the workspace: s3://bucket/prefix (credentials
+    /// and endpoint from the AWS_* variables)
+    #[arg(long, value_name = "URL")]
+    pub storage: Option<String>,
     /// The workspace whose `perstack/jobs` holds the jobs (default: the current directory)
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
@@ -25,12 +29,18 @@ pub fn jobs(args: &JobsArgs) -> ExitCode {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
-    let store = Store::new(&workspace);
+    let store = match crate::store::open(args.storage.as_deref(), &workspace) {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(1);
+        }
+    };
     let jobs = store.jobs();
     if jobs.is_empty() && !args.json {
         eprintln!(
             "no jobs under {}; run one with `perstack run`, or pass --workspace DIR",
-            store.jobs_dir().display()
+            store.location()
         );
         return ExitCode::SUCCESS;
     }

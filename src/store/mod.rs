@@ -14,6 +14,7 @@
 
 mod fs;
 pub mod jobs;
+mod object;
 pub mod refs;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use std::time::SystemTime;
 
 pub use fs::{FsStore, write_json};
 pub use jobs::{Follower, JobStore};
+pub use object::{ObjectStore, open};
 
 /// How hard a write tries to survive a crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +102,8 @@ pub enum StoreError {
     },
     #[error("no checkpoint {id} in job {job_id}; list them with `perstack log --job {job_id}`")]
     NoCheckpoint { job_id: String, id: String },
-    #[error("no job {0} under the store; list jobs with `perstack log`")]
+    #[error("no job {0} under the store; list jobs with `perstack jobs`")]
     NoJob(String),
+    #[error("cannot use the store {url}: {reason}")]
+    Location { url: String, reason: String },
 }
