@@ -74,7 +74,7 @@ impl Deflater {
     /// The stored JSON of `event`, numbered `seq`.
     pub fn deflate(&mut self, event: &RunEvent, seq: u64) -> Result<Value, serde_json::Error> {
         if let EventKind::LlmRequest { request, .. } = &event.kind {
-            return Ok(self.deflate_request(event, &request.body, seq));
+            return Ok(self.deflate_request(event, &request.body, request.edited, seq));
         }
         let base = self.stored.get(&event.run_id).map(|c| &**c);
         let mut kind = event.kind.clone();
@@ -135,11 +135,13 @@ impl Deflater {
 }
 
 impl Deflater {
-    fn deflate_request(&mut self, event: &RunEvent, body: &str, seq: u64) -> Value {
+    /// A request a person edited by hand is kept whole: it is rare, and read on its own.
+    fn deflate_request(&mut self, event: &RunEvent, body: &str, edited: bool, seq: u64) -> Value {
         let mut value = serde_json::to_value(event).unwrap_or(Value::Null);
         let previous = self
             .requests
             .insert(event.run_id.clone(), (event.id.clone(), body.to_string()));
+        let previous = previous.filter(|_| !edited);
         if let (Some((id, earlier)), Some(slot)) = (previous, value.pointer_mut("/request/body")) {
             let prefix = common_text_prefix(&earlier, body);
             if prefix > 0 {
@@ -461,6 +463,15 @@ mod tests {
                 .expect("inflates");
             assert_eq!(stored, printed);
         }
+        let mut edited = events[2].clone();
+        if let EventKind::LlmRequest { request, .. } = &mut edited.kind {
+            request.edited = true;
+        }
+        let kept = deflater.deflate(&edited, 9).expect("deflates");
+        assert!(
+            kept["request"]["body"].is_string(),
+            "an edited request is kept whole"
+        );
         let mut orphan = Deflater::default();
         orphan.deflate(&events[0], 0).expect("deflates");
         let mut stored = orphan.deflate(&events[1], 1).expect("deflates");
