@@ -9,6 +9,7 @@ pub mod registry;
 pub mod runtime;
 pub mod sandbox;
 pub mod skills;
+pub mod store;
 pub mod time;
 pub mod tool;
 pub mod tui;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::Value;
 
-use crate::runtime::checkpoint::Store;
+use crate::store::JobStore as _;
 use crate::time::clock_time;
 
 #[derive(Debug, Args)]
@@ -33,6 +33,10 @@ pub struct LogArgs {
     /// Print each event as one JSON line instead of a summary
     #[arg(long)]
     pub json: bool,
+    /// Read the jobs from this store instead of the workspace: s3://bucket/prefix (credentials
+    /// and endpoint from the AWS_* variables)
+    #[arg(long, value_name = "URL")]
+    pub storage: Option<String>,
     /// The workspace whose `perstack/jobs` holds the job (default: the current directory)
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
@@ -52,7 +56,13 @@ pub fn log(args: &LogArgs) -> ExitCode {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
-    let store = Store::new(&workspace);
+    let store = match crate::store::open(args.storage.as_deref(), &workspace) {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(1);
+        }
+    };
     let job_id = match &args.job {
         Some(job) => job.clone(),
         None => match store.job_ids().into_iter().next() {
@@ -60,7 +70,7 @@ pub fn log(args: &LogArgs) -> ExitCode {
             None => {
                 eprintln!(
                     "error: no jobs under {}; run one with `perstack run`, or pass --workspace DIR",
-                    store.jobs_dir().display()
+                    store.location()
                 );
                 return ExitCode::from(1);
             }
@@ -70,18 +80,12 @@ pub fn log(args: &LogArgs) -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::from(1);
     }
-    let mut events: Vec<Value> = store
-        .run_ids(&job_id)
-        .iter()
-        .filter(|run| {
-            args.run
-                .as_deref()
-                .is_none_or(|wanted| wanted == run.as_str())
-        })
-        .flat_map(|run| store.events(&job_id, run))
+    // In the order the job emitted them, which is the order `perstack run` printed them.
+    let events: Vec<Value> = store
+        .job_events(&job_id, args.run.as_deref())
+        .into_iter()
         .filter(|event| keep(args, event))
         .collect();
-    events.sort_by_key(|e| e["timestamp"].as_u64().unwrap_or(0));
     let mut stdout = std::io::stdout().lock();
     for event in &events {
         let line = if args.json {

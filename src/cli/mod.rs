@@ -10,6 +10,7 @@ use crate::definition::{self, ConfigError, Diagnostic, LoadedConfig};
 
 mod experts;
 mod install;
+mod jobs;
 mod log;
 pub mod logging;
 pub mod registry;
@@ -45,6 +46,8 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Read the stored events of a job (the latest by default), filtered
     Log(log::LogArgs),
+    /// List the stored jobs, newest first: status, Expert, steps, tokens and start time
+    Jobs(jobs::JobsArgs),
     /// Resolve registry delegates, start every Expert's skills and write perstack.lock
     Install(install::InstallArgs),
     /// Publish an Expert to the registry (versions are write-once)
@@ -123,7 +126,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Command::Validate(_) | Command::Experts(_) | Command::Log(_)
+        Command::Validate(_) | Command::Experts(_) | Command::Log(_) | Command::Jobs(_)
     ) {
         quiet_on_closed_pipe();
     }
@@ -135,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::Experts(args) => experts_command(&args),
         Command::Run(args) => run::run(&args),
         Command::Log(args) => log::log(&args),
+        Command::Jobs(args) => jobs::jobs(&args),
         Command::Install(args) => install::run(&args),
         Command::Publish(args) => registry::publish(&args),
         Command::Unpublish(args) => registry::unpublish(&args),

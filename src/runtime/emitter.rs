@@ -1,6 +1,7 @@
 //! The one road every event of a run takes: to the store (through the writer thread) and to
 //! whoever watches the job (the workbench or JSONL on stdout), in that order. Nothing else in
-//! the runtime sends an event.
+//! the runtime sends an event. Each event is numbered as it goes, so the store keeps the order
+//! the watcher saw even for events of one millisecond.
 
 use std::sync::Arc;
 
@@ -20,7 +21,15 @@ impl Emitter {
 
     pub(crate) fn emit(&self, step: u64, kind: EventKind) {
         let event = self.ids.event(step, kind);
-        self.job.writer.event(&event);
+        // Numbering and sending under one lock: runs of a job emit from several tasks, and the
+        // stored order must be the order the watcher receives.
+        let mut seq = self
+            .job
+            .sequence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *seq += 1;
+        self.job.writer.event(&event, *seq);
         let _ = self.job.events.send(event);
     }
 }

@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch};
 
-use super::checkpoint::{Checkpoint, CheckpointStatus, DelegatedBy, Job, JobStatus, Store, Usage};
+use super::checkpoint::{Checkpoint, CheckpointStatus, DelegatedBy, Job, JobStatus, Usage};
 use super::control::Debugger;
 use super::event::RunEvent;
 use super::id::{Clock, SystemClock, now_millis};
@@ -17,6 +17,7 @@ use crate::definition::{Config, ReasoningBudget};
 use crate::llm::LanguageModel;
 use crate::llm::retry::RetryPolicy;
 use crate::skills::lock::Lock;
+use crate::store::{JobStore as _, Store};
 
 /// Delegation deeper than this is refused: it is almost always a cycle.
 pub const MAX_DELEGATION_DEPTH: usize = 16;
@@ -27,8 +28,8 @@ pub struct JobContext {
     pub config: Arc<Config>,
     pub workspace: PathBuf,
     pub model: Arc<dyn LanguageModel>,
-    pub store: Store,
-    /// Checkpoints and events go to disk through this, off the step's path.
+    pub store: Arc<dyn Store>,
+    /// Checkpoints and events go to the store through this, off the step's path.
     pub writer: StoreWriter,
     pub events: mpsc::UnboundedSender<RunEvent>,
     pub retry: RetryPolicy,
@@ -47,6 +48,10 @@ pub struct JobContext {
     pub sandbox: crate::sandbox::Sandbox,
     pub(super) steps_used: AtomicU64,
     pub(super) cancel: watch::Receiver<bool>,
+    /// The number of the last event emitted (see [`crate::store::refs`]).
+    pub(super) sequence: Mutex<u64>,
+    /// What job.json says while the job runs; `None` for a job that keeps no record (a fork).
+    progress: Mutex<Option<Job>>,
 }
 
 impl JobContext {
@@ -56,12 +61,13 @@ impl JobContext {
         config: Arc<Config>,
         workspace: PathBuf,
         model: Arc<dyn LanguageModel>,
-        store: Store,
+        store: impl Store + 'static,
         events: mpsc::UnboundedSender<RunEvent>,
         cancel: watch::Receiver<bool>,
         steps_already_used: u64,
     ) -> Self {
         let sandbox = crate::sandbox::Sandbox::from_config(&config);
+        let store: Arc<dyn Store> = Arc::new(store);
         JobContext {
             job_id,
             retry: RetryPolicy::from_config(config.max_retries(), config.timeout_ms()),
@@ -81,6 +87,8 @@ impl JobContext {
             sandbox,
             steps_used: AtomicU64::new(steps_already_used),
             cancel,
+            sequence: Mutex::new(crate::store::refs::sequence_start(now_millis())),
+            progress: Mutex::new(None),
         }
     }
 
@@ -109,6 +117,24 @@ impl JobContext {
 
     pub(super) fn cancelled(&self) -> bool {
         *self.cancel.borrow()
+    }
+
+    /// Saves `checkpoint` and returns once it is in the store (job.json's step count follows
+    /// it): the step's events that follow report a step a crash cannot lose, and the next
+    /// step's tool calls start only then.
+    pub async fn save_checkpoint(&self, checkpoint: Arc<Checkpoint>) {
+        let record = self.progress_with(&checkpoint);
+        self.writer.save_checkpoint(checkpoint, record).await;
+    }
+
+    fn progress_with(&self, checkpoint: &Checkpoint) -> Option<Job> {
+        let mut progress = self.progress.lock().ok()?;
+        let record = progress.as_mut()?;
+        record.total_steps = self.steps_used();
+        if checkpoint.delegated_by.is_none() {
+            record.usage = checkpoint.usage;
+        }
+        Some(record.clone())
     }
 }
 
@@ -171,6 +197,9 @@ pub fn write_job_record(
         started_at,
         finished_at: (status != JobStatus::Running).then(now_millis),
     };
+    if let Ok(mut progress) = job.progress.lock() {
+        *progress = (status == JobStatus::Running).then(|| record.clone());
+    }
     if let Err(err) = job.store.write_job(&record) {
         tracing::warn!("job record not saved: {err}");
     }

@@ -334,6 +334,11 @@ impl Driver {
 
     async fn run_to_end(&mut self) -> RunOutcome {
         let (checkpoint, input_messages, answers) = self.initial_checkpoint();
+        if let RunStart::Resume { checkpoint, .. } = &self.spec.start {
+            // The stored checkpoint this run goes on from: its events need not repeat it.
+            let stored = Arc::new((**checkpoint).clone());
+            self.job.writer.continues_from(&self.ids.run_id, stored);
+        }
         if self.spec.parent.is_none() {
             self.emit(
                 0,
@@ -430,7 +435,7 @@ impl Driver {
                     }
                 }
                 Effect::SaveCheckpoint(checkpoint) => {
-                    self.job.writer.checkpoint(checkpoint);
+                    self.job.save_checkpoint(checkpoint).await;
                     continue;
                 }
                 Effect::Finish(status) => {

@@ -22,6 +22,7 @@ use crate::definition::{
 };
 use crate::llm::{self, LanguageModel, LlmError};
 use crate::skills::lock::Lock;
+use crate::store::JobStore as _;
 use crate::tool::ToolOutput;
 
 /// Settings that override perstack.toml, shared by `run` and `start` (clap reads them from
@@ -329,7 +330,7 @@ struct Resolved {
     fork: bool,
 }
 
-fn resolve(store: &Store, start: JobStart) -> Result<Resolved, StartError> {
+fn resolve(store: &dyn crate::store::Store, start: JobStart) -> Result<Resolved, StartError> {
     match start {
         JobStart::New { query, job_id } => {
             let job_id = match job_id {
@@ -384,6 +385,8 @@ fn resolve(store: &Store, start: JobStart) -> Result<Resolved, StartError> {
                 (CheckpointStatus::Completed, query) => query,
                 _ => None,
             };
+            // job.json can lag the checkpoints after a crash; the checkpoints cannot.
+            let steps_used = job.total_steps.max(store.steps_used(&job_id));
             Ok(Resolved {
                 job_id,
                 start: RunStart::Resume {
@@ -392,7 +395,7 @@ fn resolve(store: &Store, start: JobStart) -> Result<Resolved, StartError> {
                     answers,
                     fork,
                 },
-                steps_used: job.total_steps,
+                steps_used,
                 started_at: job.started_at,
                 fork,
             })
@@ -407,7 +410,12 @@ fn resolve(store: &Store, start: JobStart) -> Result<Resolved, StartError> {
             // The job record keeps the steps already used and the start time.
             let (steps_used, started_at) = store
                 .read_job(&job_id)
-                .map(|job| (job.total_steps, job.started_at))
+                .map(|job| {
+                    (
+                        job.total_steps.max(store.steps_used(&job_id)),
+                        job.started_at,
+                    )
+                })
                 .unwrap_or((0, now_millis()));
             Ok(Resolved {
                 job_id,
@@ -427,7 +435,7 @@ fn resolve(store: &Store, start: JobStart) -> Result<Resolved, StartError> {
 
 /// The checkpoint a continued job resumes from: the one named, or the coordinator's latest.
 fn resume_point(
-    store: &Store,
+    store: &dyn crate::store::Store,
     job_id: &str,
     resume_from: Option<&str>,
 ) -> Result<Checkpoint, StartError> {

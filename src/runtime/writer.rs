@@ -1,49 +1,102 @@
 //! Writes checkpoints and events on a thread of their own, in the order they were produced, so a
-//! step never waits for serialisation or the disk. Every file is still written atomically; a
-//! crash loses at most what was queued, never a file already written.
+//! step never waits for serialising events. Every file is written atomically; a crash loses at
+//! most what was queued, never a file already written. A checkpoint is different: the step that
+//! saves it waits until it (and everything queued before it) is written, so nothing reports a
+//! step that a crash of the process could lose, and a step's tool calls never run again after a
+//! crash once the next step has started. Putting the checkpoint on stable storage (fsync, which
+//! can take tens of milliseconds) follows on a second thread, in order; a flush waits for it.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::checkpoint::{Checkpoint, Store, StoreError};
+use super::checkpoint::{Checkpoint, Durability, Job, StoreError};
 use super::event::RunEvent;
+use crate::store::jobs::{checkpoint_key, run_dir_key};
+use crate::store::refs::Deflater;
+use crate::store::{JobStore as _, Store};
 
 enum Write {
-    Checkpoint(Arc<Checkpoint>),
+    /// A checkpoint the step has just written: later events may refer to it, it is to be
+    /// synced, and the job record with its step count follows it.
+    Checkpoint {
+        checkpoint: Arc<Checkpoint>,
+        record: Option<Box<Job>>,
+        written: Result<(), StoreError>,
+    },
+    /// A checkpoint already in the store that a run continues from: its events may refer to it.
+    Stored {
+        run_id: String,
+        checkpoint: Arc<Checkpoint>,
+    },
     RunSetting {
         job_id: String,
         run_id: String,
         setting: serde_json::Value,
     },
-    Event(Box<RunEvent>),
+    Event(Box<RunEvent>, u64),
     Flush(Sender<()>),
 }
 
 pub struct StoreWriter {
+    store: Arc<dyn Store>,
     sender: Mutex<Option<Sender<Write>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     errors: Arc<Mutex<Vec<StoreError>>>,
 }
 
 impl StoreWriter {
-    pub fn start(store: Store) -> Self {
+    /// Starts the writer thread for `store` (any store: the writer is what keeps the network,
+    /// if there is one, off the step's thread).
+    pub fn start(store: Arc<dyn Store>) -> Self {
         let (sender, receiver) = channel();
         let errors = Arc::new(Mutex::new(Vec::new()));
         let sink = errors.clone();
+        let writer_store = store.clone();
         let thread = std::thread::Builder::new()
             .name("perstack-store".into())
-            .spawn(move || write_all(&store, receiver, &sink))
+            .spawn(move || write_all(writer_store, receiver, sink))
             .ok();
         StoreWriter {
+            store,
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(thread),
             errors,
         }
     }
 
-    pub fn checkpoint(&self, checkpoint: Arc<Checkpoint>) {
-        self.send(Write::Checkpoint(checkpoint));
+    /// Writes `checkpoint` at once, ahead of the events still queued (they may wait: none of
+    /// them refers to it), and returns when it is in the store. Syncing it and writing
+    /// `record`, the job's progress, follow on the writer's threads.
+    pub async fn save_checkpoint(&self, checkpoint: Arc<Checkpoint>, record: Option<Job>) {
+        let (store, to_write) = (self.store.clone(), checkpoint.clone());
+        let key = checkpoint_key(&checkpoint.job_id, &checkpoint.id);
+        let path = self.store.path_of(&key);
+        let written = tokio::task::spawn_blocking(move || {
+            store
+                .write_json(&key, &*to_write, Durability::Atomic)
+                .map(|_| ())
+        })
+        .await
+        .unwrap_or_else(|err| {
+            Err(StoreError::Write {
+                path,
+                source: std::io::Error::other(err),
+            })
+        });
+        self.send(Write::Checkpoint {
+            checkpoint,
+            record: record.map(Box::new),
+            written,
+        });
+    }
+
+    /// `run_id` continues from `checkpoint`, which is in the store if the store says so.
+    pub fn continues_from(&self, run_id: &str, checkpoint: Arc<Checkpoint>) {
+        self.send(Write::Stored {
+            run_id: run_id.to_string(),
+            checkpoint,
+        });
     }
 
     /// A run's settings, as `run-setting.json` (synced: it is written once per run).
@@ -55,10 +108,11 @@ impl StoreWriter {
         });
     }
 
-    /// Streaming deltas are not stored: the `complete*` event that follows holds their text.
-    pub fn event(&self, event: &RunEvent) {
+    /// Stores `event`, the `seq`th the job emitted. Streaming deltas are not stored: the
+    /// `complete*` event that follows holds their text.
+    pub fn event(&self, event: &RunEvent, seq: u64) {
         if !event.kind.is_delta() {
-            self.send(Write::Event(Box::new(event.clone())));
+            self.send(Write::Event(Box::new(event.clone()), seq));
         }
     }
 
@@ -110,33 +164,123 @@ impl Drop for StoreWriter {
     }
 }
 
-fn write_all(store: &Store, receiver: Receiver<Write>, errors: &Mutex<Vec<StoreError>>) {
+enum Sync {
+    Key(String),
+    Flush(Sender<()>),
+}
+
+fn write_all(
+    store: Arc<dyn Store>,
+    receiver: Receiver<Write>,
+    errors: Arc<Mutex<Vec<StoreError>>>,
+) {
+    let (to_sync, syncs) = channel();
+    let syncer = {
+        let (store, errors) = (store.clone(), errors.clone());
+        std::thread::Builder::new()
+            .name("perstack-store-sync".into())
+            .spawn(move || sync_all(&*store, syncs, &errors))
+            .ok()
+    };
+    let mut deflater = Deflater::default();
     for write in receiver {
         let result = match write {
             Write::Flush(done) => {
-                let _ = done.send(());
+                // Answered once everything before it is synced too.
+                if syncer.is_none() || to_sync.send(Sync::Flush(done.clone())).is_err() {
+                    let _ = done.send(());
+                }
                 Ok(())
             }
-            Write::Checkpoint(checkpoint) => store.write_checkpoint(&checkpoint).map(|_| ()),
+            Write::Checkpoint {
+                checkpoint,
+                record,
+                written,
+            } => {
+                if written.is_ok() {
+                    deflater.stored(&checkpoint.run_id, checkpoint.clone());
+                    let key = checkpoint_key(&checkpoint.job_id, &checkpoint.id);
+                    if syncer.is_none() || to_sync.send(Sync::Key(key.clone())).is_err() {
+                        if let Err(error) = store.sync(&key) {
+                            push(&errors, error);
+                        }
+                    }
+                }
+                let recorded = match record {
+                    Some(job) => store.write_job_with(&job, Durability::Atomic),
+                    None => Ok(()),
+                };
+                written.and(recorded)
+            }
+            Write::Stored { run_id, checkpoint } => {
+                if store.has_checkpoint(&checkpoint.job_id, &checkpoint.id) {
+                    deflater.stored(&run_id, checkpoint);
+                }
+                Ok(())
+            }
             Write::RunSetting {
                 job_id,
                 run_id,
                 setting,
             } => store.write_run_setting(&job_id, &run_id, &setting),
-            Write::Event(event) => store.write_event(
-                &event.job_id,
-                &event.run_id,
-                event.timestamp,
-                event.step_number,
-                event.kind.name(),
-                &event,
-            ),
+            Write::Event(event, seq) => match deflater.deflate(&event, seq) {
+                Ok(stored) => store.write_event(
+                    &event.job_id,
+                    &event.run_id,
+                    event.timestamp,
+                    event.step_number,
+                    event.kind.name(),
+                    &stored,
+                ),
+                Err(source) => Err(StoreError::Write {
+                    path: store.path_of(&run_dir_key(&event.job_id, &event.run_id)),
+                    source: std::io::Error::other(source),
+                }),
+            },
         };
         if let Err(error) = result {
-            if let Ok(mut errors) = errors.lock() {
-                errors.push(error);
+            push(&errors, error);
+        }
+    }
+    drop(to_sync);
+    if let Some(syncer) = syncer {
+        let _ = syncer.join();
+    }
+}
+
+/// At most one round of syncs in this time: every fsync makes the filesystem commit its
+/// journal, and the step's own writes wait behind that commit; a round syncs all that came.
+const SYNC_ROUND: std::time::Duration = std::time::Duration::from_millis(50);
+
+fn sync_all(store: &dyn Store, syncs: Receiver<Sync>, errors: &Mutex<Vec<StoreError>>) {
+    while let Ok(first) = syncs.recv() {
+        let started = std::time::Instant::now();
+        let mut round = vec![first];
+        round.extend(syncs.try_iter());
+        let (keys, flushes): (Vec<Sync>, Vec<Sync>) =
+            round.into_iter().partition(|s| matches!(s, Sync::Key(_)));
+        for sync in keys {
+            if let Sync::Key(key) = sync {
+                if let Err(error) = store.sync(&key) {
+                    push(errors, error);
+                }
             }
         }
+        let flushed = !flushes.is_empty();
+        for sync in flushes {
+            if let Sync::Flush(done) = sync {
+                let _ = done.send(());
+            }
+        }
+        if !flushed {
+            std::thread::sleep(SYNC_ROUND.saturating_sub(started.elapsed()));
+        }
+    }
+}
+
+fn push(errors: &Mutex<Vec<StoreError>>, error: StoreError) {
+    if let Ok(mut errors) = errors.lock() {
+        errors.push(error);
     }
 }
 
@@ -148,8 +292,8 @@ mod tests {
     #[test]
     fn everything_queued_is_written_by_finish() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::new(dir.path());
-        let writer = StoreWriter::start(store.clone());
+        let store = crate::store::FsStore::new(dir.path());
+        let writer = StoreWriter::start(Arc::new(store.clone()));
         let ids = RunIds {
             job_id: "j".into(),
             run_id: "r".into(),
@@ -157,17 +301,61 @@ mod tests {
             parent_run_id: None,
         };
         for step in 0..50 {
-            writer.event(&ids.event(step, EventKind::StartStreamingRunResult));
-            writer.event(&ids.event(step, EventKind::StreamRunResult { delta: "x".into() }));
+            writer.event(&ids.event(step, EventKind::StartStreamingRunResult), step);
+            let delta = EventKind::StreamRunResult { delta: "x".into() };
+            writer.event(&ids.event(step, delta), step);
         }
         assert!(writer.finish().is_empty());
         assert_eq!(store.events("j", "r").len(), 50, "deltas are not stored");
-        writer.event(&ids.event(99, EventKind::StartStreamingRunResult));
+        writer.event(&ids.event(99, EventKind::StartStreamingRunResult), 99);
         assert!(writer.finish().is_empty());
         assert_eq!(
             store.events("j", "r").len(),
             50,
             "nothing is written after finish"
         );
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_is_written_when_its_save_returns_and_its_record_follows() {
+        use crate::runtime::checkpoint::{ExpertRef, Job, JobStatus, Usage};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::store::FsStore::new(dir.path());
+        let writer = StoreWriter::start(Arc::new(store.clone()));
+        let ids = RunIds {
+            job_id: "j".into(),
+            run_id: "r".into(),
+            expert_key: "a".into(),
+            parent_run_id: None,
+        };
+        let expert = ExpertRef {
+            key: "a".into(),
+            name: "a".into(),
+            version: "1.0.0".into(),
+        };
+        for step in 1..=20 {
+            writer.event(&ids.event(step, EventKind::StartStreamingRunResult), step);
+            let mut checkpoint = Checkpoint::new("j", "r", expert.clone(), Vec::new());
+            checkpoint.step_number = step;
+            let record = Job {
+                id: "j".into(),
+                status: JobStatus::Running,
+                coordinator_expert_key: "a".into(),
+                total_steps: step,
+                max_steps: 100,
+                usage: Usage::default(),
+                started_at: 1,
+                finished_at: None,
+            };
+            let id = checkpoint.id.clone();
+            writer
+                .save_checkpoint(Arc::new(checkpoint), Some(record))
+                .await;
+            assert!(store.has_checkpoint("j", &id), "step {step}");
+        }
+        writer.flush();
+        assert_eq!(store.events("j", "r").len(), 20);
+        assert_eq!(store.read_job("j").expect("job.json").total_steps, 20);
+        assert!(writer.finish().is_empty());
     }
 }

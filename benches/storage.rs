@@ -1,0 +1,267 @@
+//! What a job stores, per step, with a model that answers at once (a healthCheck call a step):
+//! at steps 10, 100 and 1,000, the bytes in the store per step of the whole job, and the bytes
+//! the last step added, as stored now and as stored before events referred to checkpoints
+//! (every event whole: exactly its printed JSON, which the run also counts). Also the median
+//! wall-clock time of a step around the last one, which includes waiting for its checkpoint
+//! to be on disk.
+//!
+//! `cargo bench --bench storage`
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::{self, StreamExt};
+use perstack::definition::parse_str;
+use perstack::llm::{
+    ChunkStream, FinishReason, LanguageModel, LlmError, PreparedRequest, Request, StreamChunk,
+};
+use perstack::runtime::checkpoint::Store;
+use perstack::runtime::run::{JobContext, RunSpec, RunStart, run_expert};
+use tokio::sync::{mpsc, watch};
+
+/// Answers with a healthCheck call until the last step, then with text.
+struct InstantModel {
+    steps: usize,
+    calls: AtomicUsize,
+    sent_at: Mutex<Vec<Instant>>,
+}
+
+impl LanguageModel for InstantModel {
+    fn provider(&self) -> &str {
+        "bench"
+    }
+
+    fn model(&self) -> &str {
+        "instant"
+    }
+
+    fn prepare(&self, req: &Request) -> Result<PreparedRequest, LlmError> {
+        let body = serde_json::to_vec(req).unwrap_or_default();
+        Ok(PreparedRequest::new(
+            "bench",
+            "POST",
+            "bench:",
+            Vec::new(),
+            body,
+        ))
+    }
+
+    fn send(&self, _prepared: PreparedRequest) -> BoxFuture<'_, Result<ChunkStream, LlmError>> {
+        if let Ok(mut stamps) = self.sent_at.lock() {
+            stamps.push(Instant::now());
+        }
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        let chunks = if n + 1 < self.steps {
+            vec![
+                StreamChunk::ToolCallStarted {
+                    index: 0,
+                    id: format!("call{n}"),
+                    name: "healthCheck".into(),
+                },
+                StreamChunk::ToolCallFinished {
+                    index: 0,
+                    id: format!("call{n}"),
+                    name: "healthCheck".into(),
+                    args: serde_json::json!({}),
+                },
+                StreamChunk::Finish {
+                    reason: FinishReason::ToolUse,
+                },
+            ]
+        } else {
+            vec![
+                StreamChunk::TextDelta {
+                    text: "done".into(),
+                },
+                StreamChunk::Finish {
+                    reason: FinishReason::Stop,
+                },
+            ]
+        };
+        Box::pin(async move { Ok(stream::iter(chunks.into_iter().map(Ok)).boxed()) })
+    }
+}
+
+/// Bytes under `dir`, in total and in files that belong to `step` (event files name their step;
+/// a checkpoint is counted by its `stepNumber`).
+fn stored_bytes(dir: &Path, step: u64) -> (u64, u64) {
+    let (mut total, mut at_step) = (0, 0);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            let (t, s) = stored_bytes(&path, step);
+            total += t;
+            at_step += s;
+            continue;
+        }
+        let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        total += len;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let belongs = if let Some(rest) = name.strip_prefix("event-") {
+            rest.split('-').nth(1) == Some(step.to_string().as_str())
+        } else if path.parent().is_some_and(|p| p.ends_with("checkpoints")) {
+            std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|c| c["stepNumber"] == step && c["status"] == "proceeding")
+        } else {
+            false
+        };
+        if belongs {
+            at_step += len;
+        }
+    }
+    (total, at_step)
+}
+
+struct Measured {
+    /// Bytes of the store now: the whole job, and what the last tool step added.
+    stored: (u64, u64),
+    /// Of the last step, the bytes of its events: now, and whole.
+    last_events: (u64, u64),
+    /// The same, had every event been stored whole.
+    whole: (u64, u64),
+    step_times: Vec<Duration>,
+}
+
+async fn job(steps: usize) -> Measured {
+    let workspace = tempfile::tempdir().expect("temp dir");
+    let source = format!(
+        "maxSteps = {}\n[experts.solo]\ninstruction = \"Check health.\"\n",
+        steps + 10
+    );
+    let (config, _) = parse_str(&source, Path::new("bench.toml")).expect("valid config");
+    let model = Arc::new(InstantModel {
+        steps: steps + 1,
+        calls: AtomicUsize::new(0),
+        sent_at: Mutex::new(Vec::new()),
+    });
+    let last = steps as u64;
+    let (events, mut receiver) = mpsc::unbounded_channel();
+    let (_cancel, cancelled) = watch::channel(false);
+    // Every event as printed: before, each was stored as exactly this JSON (deltas excepted).
+    let printer = tokio::spawn(async move {
+        let (mut total, mut at_step, mut line) = (0u64, 0u64, Vec::new());
+        while let Some(event) = receiver.recv().await {
+            let event: perstack::runtime::event::RunEvent = event;
+            if event.kind.is_delta() {
+                continue;
+            }
+            line.clear();
+            if serde_json::to_writer(&mut line, &event).is_ok() {
+                total += line.len() as u64;
+                if event.step_number == last {
+                    at_step += line.len() as u64;
+                }
+            }
+        }
+        (total, at_step)
+    });
+    let context = Arc::new(JobContext::new(
+        "bench-job".into(),
+        Arc::new(config),
+        workspace.path().to_path_buf(),
+        model.clone(),
+        Store::new(workspace.path()),
+        events,
+        cancelled,
+        0,
+    ));
+    let outcome = run_expert(
+        context.clone(),
+        RunSpec {
+            expert_key: "solo".into(),
+            run_id: None,
+            start: RunStart::Query("Check health repeatedly".into()),
+            parent: None,
+        },
+    )
+    .await;
+    assert_eq!(format!("{:?}", outcome.status), "Completed");
+    assert!(context.writer.finish().is_empty());
+    drop(context);
+    let printed = printer.await.unwrap_or((0, 0));
+    let root = workspace.path().join("perstack");
+    let stored = stored_bytes(&root, last);
+    let events_stored = stored_bytes_of_events(&root, last);
+    let stamps = model.sent_at.lock().map(|s| s.clone()).unwrap_or_default();
+    Measured {
+        stored,
+        last_events: (events_stored.1, printed.1),
+        whole: (
+            stored.0 - events_stored.0 + printed.0,
+            stored.1 - events_stored.1 + printed.1,
+        ),
+        step_times: stamps.windows(2).map(|w| w[1] - w[0]).collect(),
+    }
+}
+
+/// Bytes of the event files alone (total, and of `step`).
+fn stored_bytes_of_events(dir: &Path, step: u64) -> (u64, u64) {
+    let (mut total, mut at_step) = (0, 0);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            let (t, s) = stored_bytes_of_events(&path, step);
+            total += t;
+            at_step += s;
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(rest) = name.strip_prefix("event-") {
+            let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            total += len;
+            if rest.split('-').nth(1) == Some(step.to_string().as_str()) {
+                at_step += len;
+            }
+        }
+    }
+    (total, at_step)
+}
+
+fn median_of_last(values: &[Duration], n: usize) -> Duration {
+    let mut last: Vec<Duration> = values[values.len().saturating_sub(n)..].to_vec();
+    last.sort();
+    last.get(last.len() / 2).copied().unwrap_or_default()
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "{:>6} {:>15} {:>15} {:>14} {:>14} {:>13} {:>13} {:>12}",
+        "steps",
+        "B/step now",
+        "B/step whole",
+        "last step now",
+        "(its events)",
+        "last whole",
+        "(its events)",
+        "median step"
+    );
+    for steps in [10usize, 100, 1000] {
+        let m = runtime.block_on(job(steps));
+        let per_step = |bytes: u64| bytes / steps as u64;
+        println!(
+            "{steps:>6} {:>15} {:>15} {:>14} {:>14} {:>13} {:>13} {:>12?}",
+            per_step(m.stored.0),
+            per_step(m.whole.0),
+            m.stored.1,
+            m.last_events.0,
+            m.whole.1,
+            m.last_events.1,
+            median_of_last(&m.step_times, 10)
+        );
+    }
+}

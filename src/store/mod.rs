@@ -1,0 +1,109 @@
+//! Where jobs are stored, in Perstack's layout:
+//!
+//! ```text
+//! perstack/jobs/<jobId>/job.json
+//! perstack/jobs/<jobId>/checkpoints/<checkpointId>.json
+//! perstack/jobs/<jobId>/runs/<runId>/run-setting.json
+//! perstack/jobs/<jobId>/runs/<runId>/event-<timestamp>-<step>-<type>.json
+//! ```
+//!
+//! Checkpoint, job and run-setting files are exactly Perstack's. Events are Perstack's too, with
+//! two additions that keep storage linear in the steps and the order exact (see [`refs`]): a
+//! `seq` number, and a reference to a stored checkpoint in place of an embedded message list.
+//! Reading an event back restores the very JSON `perstack run` printed.
+
+mod fs;
+pub mod jobs;
+mod object;
+pub mod refs;
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+pub use fs::{FsStore, write_json};
+pub use jobs::{Follower, JobStore};
+pub use object::{ObjectStore, open};
+
+/// How hard a write tries to survive a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Whole or absent after a process crash; may be lost on power loss.
+    Atomic,
+    /// Also on stable storage before the write returns: survives power loss too.
+    Synced,
+}
+
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The last part of its key.
+    pub name: String,
+    pub modified: SystemTime,
+}
+
+/// Objects under '/'-separated keys below a store's jobs root. What it must promise: a `put`
+/// is atomic (a reader sees the old object or the new one, never part of one), and a `put`
+/// that returned is seen by every later `get` and `list`. The typed operations on top are
+/// [`JobStore`]'s, which every `Store` has.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Where the store is, for messages: a directory or a URL.
+    fn location(&self) -> String;
+
+    /// Where `key` is, for messages.
+    fn path_of(&self, key: &str) -> PathBuf;
+
+    fn put(&self, key: &str, bytes: &[u8], durability: Durability) -> Result<(), StoreError>;
+
+    /// `None` when there is no object under `key`.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    fn exists(&self, key: &str) -> Result<bool, StoreError>;
+
+    /// The objects directly below `dir` (not in its sub-directories), by name.
+    fn list(&self, dir: &str) -> Result<Vec<Entry>, StoreError>;
+
+    /// The names of the directories directly below `dir` (`""` is the root), sorted.
+    fn children(&self, dir: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Puts the object under `key` on stable storage, if an `Atomic` put left it in a cache
+    /// (a filesystem's page cache). Stores whose every put is durable need do nothing.
+    fn sync(&self, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn error_writing(&self, key: &str, source: std::io::Error) -> StoreError {
+        StoreError::Write {
+            path: self.path_of(key),
+            source,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid {what}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no checkpoint {id} in job {job_id}; list them with `perstack log --job {job_id}`")]
+    NoCheckpoint { job_id: String, id: String },
+    #[error("no job {0} under the store; list jobs with `perstack jobs`")]
+    NoJob(String),
+    #[error("cannot use the store {url}: {reason}")]
+    Location { url: String, reason: String },
+}
