@@ -7,6 +7,7 @@ pub mod http;
 pub mod llm;
 pub mod runtime;
 pub mod skills;
+pub mod telemetry;
 pub mod time;
 pub mod tool;
 pub mod tui;

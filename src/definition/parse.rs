@@ -18,6 +18,7 @@ const TOP_KEYS: &[&str] = &[
     "runtime",
     "perstackApiBaseUrl",
     "perstackBaseSkillCommand",
+    "otel",
 ];
 const PROVIDER_KEYS: &[&str] = &["providerName", "setting"];
 const EXPERT_KEYS: &[&str] = &[
@@ -76,6 +77,7 @@ pub fn config<'t>(walker: &mut Walker, root: Table<'t, '_>) -> (Config, SpanMap<
         provider: walker
             .table(root, "provider", Place::Top)
             .and_then(|(table, span)| provider(walker, table, span)),
+        otel: walker.boolean(root, "otel", Place::Top),
         experts: IndexMap::new(),
     };
     if let Some((experts, experts_span)) = walker.table(root, "experts", Place::Top) {

@@ -43,6 +43,8 @@ pub struct JobContext {
     pub debugger: Arc<Debugger>,
     /// Step times and the ids the run machine makes.
     pub clock: Arc<dyn Clock>,
+    /// The OpenTelemetry trace id recorded in job.json, when the job is traced.
+    pub trace_id: Option<String>,
     pub(super) steps_used: AtomicU64,
     pub(super) cancel: watch::Receiver<bool>,
 }
@@ -75,6 +77,7 @@ impl JobContext {
             lock: None,
             debugger: Arc::new(Debugger::default()),
             clock: Arc::new(SystemClock),
+            trace_id: None,
             steps_used: AtomicU64::new(steps_already_used),
             cancel,
         }
@@ -90,6 +93,12 @@ impl JobContext {
     /// Breakpoints for every run of this job (see [`Debugger::new`] for the control sender).
     pub fn with_debugger(mut self, debugger: Arc<Debugger>) -> Self {
         self.debugger = debugger;
+        self
+    }
+
+    /// Records this trace id in job.json.
+    pub fn with_trace_id(mut self, trace_id: Option<String>) -> Self {
+        self.trace_id = trace_id;
         self
     }
 
@@ -160,6 +169,7 @@ pub fn write_job_record(
         usage,
         started_at,
         finished_at: (status != JobStatus::Running).then(now_millis),
+        trace_id: job.trace_id.clone(),
     };
     if let Err(err) = job.store.write_job(&record) {
         tracing::warn!("job record not saved: {err}");

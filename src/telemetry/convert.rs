@@ -1,0 +1,509 @@
+//! The events of a job, in order, turned into spans: no clock, no network, the same spans live
+//! and from the store.
+//!
+//! ```text
+//! job <coordinator>                    (the job; OpenInference CHAIN)
+//! └─ invoke_agent <expert>             (each run; AGENT)
+//!    ├─ chat <model>                   (each model call; LLM; retries are span events)
+//!    └─ execute_tool <tool>            (each tool call; TOOL)
+//!       └─ invoke_agent <delegate>     (a delegate, under the call that started it)
+//! ```
+//!
+//! Names and attributes follow the OpenTelemetry GenAI semantic conventions, plus the
+//! OpenInference ones Phoenix and Arize render. Prompts, answers, tool arguments and results
+//! are added only when `capture_content` is set; headers (where keys live) never are.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::span::{AttrValue, Attributes, Span, SpanEvent, SpanKind, Status, span_id, trace_id};
+use crate::runtime::checkpoint::Usage;
+use crate::runtime::event::{EventKind, RunEvent};
+use crate::runtime::message::ToolCall;
+
+/// The OpenTelemetry GenAI provider name for ours (`gen_ai.provider.name`).
+fn provider_name(provider: &str) -> &str {
+    match provider {
+        "google" => "gcp.gemini",
+        "azure-openai" => "azure.ai.openai",
+        other => other,
+    }
+}
+
+struct OpenSpan {
+    span: Span,
+}
+
+struct RunState {
+    span: Span,
+    /// The model call in progress, if any.
+    chat: Option<Span>,
+    /// How many model calls this run has made, to name each one's span.
+    generations: u64,
+    model: String,
+    provider: Option<String>,
+    /// Tool calls asked for and not yet timed: their arguments and span ids.
+    calls: HashMap<String, ToolCall>,
+    /// MCP server names by skill, from `skillConnected`.
+    servers: HashMap<String, String>,
+    /// Timed tool spans waiting for their results (only when content is captured).
+    pending: Vec<Span>,
+}
+
+/// Turns the events of one job into spans, as they come.
+pub struct TraceBuilder {
+    capture_content: bool,
+    trace_id: [u8; 16],
+    job_id: String,
+    job: Option<OpenSpan>,
+    runs: HashMap<String, RunState>,
+    last_time_ms: u64,
+}
+
+impl TraceBuilder {
+    pub fn new(job_id: &str, capture_content: bool) -> Self {
+        TraceBuilder {
+            capture_content,
+            trace_id: trace_id(job_id),
+            job_id: job_id.to_string(),
+            job: None,
+            runs: HashMap::new(),
+            last_time_ms: 0,
+        }
+    }
+
+    pub fn trace_id(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    /// Takes one event; returns the spans it finished.
+    pub fn push(&mut self, event: &RunEvent) -> Vec<Span> {
+        let mut done = Vec::new();
+        let time = event.timestamp;
+        self.last_time_ms = self.last_time_ms.max(time);
+        if self.job.is_none() {
+            self.job = Some(OpenSpan {
+                span: self.job_span(event),
+            });
+        }
+        if !self.runs.contains_key(&event.run_id) {
+            let state = self.run_state(event);
+            self.runs.insert(event.run_id.clone(), state);
+        }
+        let capture = self.capture_content;
+        let trace = self.trace_id;
+        let job_id = self.job_id.clone();
+        let Some(run) = self.runs.get_mut(&event.run_id) else {
+            return done;
+        };
+        // Set by the events that end the run; the run is ended after the match lets go of it.
+        let mut ending: Option<Status> = None;
+        match &event.kind {
+            EventKind::InitializeRuntime { model, query, .. } => {
+                run.model = model.clone();
+                if capture {
+                    run.span
+                        .attributes
+                        .push(("input.value", query.as_str().into()));
+                }
+            }
+            EventKind::StartRun {
+                initial_checkpoint, ..
+            } => {
+                if let Some(by) = &initial_checkpoint.delegated_by {
+                    run.span.parent_span_id =
+                        Some(span_id(&[&job_id, "tool", &by.run_id, &by.tool_call_id]));
+                }
+            }
+            EventKind::SkillConnected {
+                skill_name,
+                server_info,
+                ..
+            } => {
+                let server = server_info
+                    .as_ref()
+                    .and_then(|info| info["name"].as_str())
+                    .unwrap_or(skill_name);
+                run.servers.insert(skill_name.clone(), server.to_string());
+            }
+            EventKind::StartGeneration { messages } => {
+                if let Some(chat) = run.chat.take() {
+                    done.push(end(chat, time));
+                }
+                run.generations += 1;
+                let mut chat = child_span(
+                    trace,
+                    &run.span,
+                    &[&job_id, "chat", &event.run_id, &run.generations.to_string()],
+                    format!("chat {}", run.model),
+                    SpanKind::Client,
+                    time,
+                );
+                chat.attributes
+                    .extend(chat_attributes(&run.model, run.provider.as_deref()));
+                if capture {
+                    let input = json(messages.as_ref());
+                    chat.attributes
+                        .push(("gen_ai.input.messages", input.clone().into()));
+                    chat.attributes.push(("input.value", input.into()));
+                    chat.attributes
+                        .push(("input.mime_type", "application/json".into()));
+                }
+                run.chat = Some(chat);
+            }
+            EventKind::LlmRequest { request, .. } => {
+                run.model = request.model.clone();
+                run.provider = Some(request.provider.clone());
+                if let Some(chat) = &mut run.chat {
+                    chat.name = format!("chat {}", request.model);
+                    chat.attributes.retain(|(k, _)| {
+                        !k.starts_with("gen_ai.re")
+                            && !k.starts_with("llm.")
+                            && *k != "gen_ai.provider.name"
+                    });
+                    chat.attributes
+                        .extend(chat_attributes(&request.model, Some(&request.provider)));
+                }
+            }
+            EventKind::Retry {
+                reason,
+                attempt,
+                delay_ms,
+            } => {
+                let mut attributes: Attributes = vec![
+                    ("perstack.retry.reason", reason.as_str().into()),
+                    ("perstack.retry.attempt", (*attempt).into()),
+                ];
+                if let Some(delay) = delay_ms {
+                    attributes.push(("perstack.retry.delay_ms", (*delay).into()));
+                }
+                let target = run.chat.as_mut().unwrap_or(&mut run.span);
+                target.events.push(SpanEvent {
+                    name: "retry",
+                    time_ms: time,
+                    attributes,
+                });
+            }
+            EventKind::CallTools {
+                new_message,
+                tool_calls,
+                usage,
+            } => {
+                for call in tool_calls {
+                    run.calls.insert(call.id.clone(), call.clone());
+                }
+                if let Some(mut chat) = run.chat.take() {
+                    add_usage(&mut chat, usage, &["tool_calls"]);
+                    if capture {
+                        let output = json(new_message);
+                        chat.attributes
+                            .push(("gen_ai.output.messages", output.clone().into()));
+                        chat.attributes.push(("output.value", output.into()));
+                        chat.attributes
+                            .push(("output.mime_type", "application/json".into()));
+                    }
+                    done.push(end(chat, time));
+                }
+            }
+            EventKind::CallInteractiveTool { tool_call }
+            | EventKind::CallDelegate { tool_call, .. } => {
+                run.calls
+                    .entry(tool_call.id.clone())
+                    .or_insert_with(|| tool_call.clone());
+            }
+            EventKind::ToolCallTiming {
+                tool_call_id,
+                skill_name,
+                tool_name,
+                started_at,
+                duration_ms,
+                is_error,
+            } => {
+                let mut tool = child_span(
+                    trace,
+                    &run.span,
+                    &[&job_id, "tool", &event.run_id, tool_call_id],
+                    format!("execute_tool {tool_name}"),
+                    SpanKind::Internal,
+                    *started_at,
+                );
+                tool.attributes.extend([
+                    ("gen_ai.operation.name", "execute_tool".into()),
+                    ("gen_ai.tool.name", tool_name.as_str().into()),
+                    ("gen_ai.tool.call.id", tool_call_id.as_str().into()),
+                    ("gen_ai.tool.type", "function".into()),
+                    ("perstack.skill.name", skill_name.as_str().into()),
+                    ("openinference.span.kind", "TOOL".into()),
+                    ("tool.name", tool_name.as_str().into()),
+                ]);
+                if let Some(server) = run.servers.get(skill_name) {
+                    tool.attributes
+                        .push(("mcp.server.name", server.as_str().into()));
+                }
+                if let (true, Some(call)) = (capture, run.calls.get(tool_call_id)) {
+                    let args = call.args.to_string();
+                    tool.attributes
+                        .push(("gen_ai.tool.call.arguments", args.clone().into()));
+                    tool.attributes.push(("input.value", args.into()));
+                }
+                run.calls.remove(tool_call_id);
+                if *is_error {
+                    tool.status = Status::Error(format!("{tool_name} returned an error"));
+                    tool.attributes.push(("error.type", "tool_error".into()));
+                }
+                tool.end_ms = started_at.saturating_add(*duration_ms);
+                // The result comes with `resolveToolResults`; held until then when captured.
+                if capture {
+                    run.pending.push(tool);
+                } else {
+                    done.push(tool);
+                }
+            }
+            EventKind::ResolveToolResults { tool_results } => {
+                let held = std::mem::take(&mut run.pending);
+                for mut tool in held {
+                    let id = tool
+                        .attr("gen_ai.tool.call.id")
+                        .and_then(as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    if let Some(result) = tool_results.iter().find(|r| r.id == id) {
+                        let output = json(&result.result);
+                        tool.attributes
+                            .push(("gen_ai.tool.call.result", output.clone().into()));
+                        tool.attributes.push(("output.value", output.into()));
+                    }
+                    done.push(tool);
+                }
+            }
+            EventKind::CompleteRun {
+                step, text, usage, ..
+            } => {
+                if let Some(mut chat) = run.chat.take() {
+                    add_usage(&mut chat, &step.usage, &["stop"]);
+                    if capture {
+                        chat.attributes
+                            .push(("gen_ai.output.messages", text.as_str().into()));
+                        chat.attributes.push(("output.value", text.as_str().into()));
+                    }
+                    done.push(end(chat, time));
+                }
+                if capture {
+                    run.span
+                        .attributes
+                        .push(("output.value", text.as_str().into()));
+                }
+                add_usage_totals(&mut run.span, usage);
+                ending = Some(Status::Unset);
+            }
+            EventKind::StopRunByError { error, .. } => {
+                let status = Status::Error(error.message.clone());
+                if let Some(mut chat) = run.chat.take() {
+                    chat.status = status.clone();
+                    chat.attributes
+                        .push(("error.type", error.name.as_str().into()));
+                    done.push(end(chat, time));
+                }
+                run.span
+                    .attributes
+                    .push(("error.type", error.name.as_str().into()));
+                ending = Some(status);
+            }
+            EventKind::StopRunByExceededMaxSteps { .. } => {
+                ending = Some(Status::Error("the job used all of its maxSteps".into()));
+            }
+            EventKind::StopRunByDelegate { .. }
+            | EventKind::StopRunByInteractiveTool { .. }
+            | EventKind::StopRunByCancel { .. } => {
+                run.span
+                    .attributes
+                    .push(("perstack.run.stop", event.kind.name().into()));
+                ending = Some(Status::Unset);
+            }
+            _ => {}
+        }
+        if let Some(status) = ending {
+            done.extend(self.end_run(&event.run_id, time, status));
+        }
+        done
+    }
+
+    /// Ends whatever is still open (a job cut short, the coordinator's end) at the last time
+    /// seen, the job span last.
+    pub fn finish(&mut self) -> Vec<Span> {
+        let time = self.last_time_ms;
+        let mut done = Vec::new();
+        let runs: Vec<String> = self.runs.keys().cloned().collect();
+        for run in runs {
+            done.extend(self.end_run(&run, time, Status::Unset));
+        }
+        if let Some(job) = self.job.take() {
+            done.push(end(job.span, time));
+        }
+        done
+    }
+
+    fn end_run(&mut self, run_id: &str, time: u64, status: Status) -> Vec<Span> {
+        let Some(mut run) = self.runs.remove(run_id) else {
+            return Vec::new();
+        };
+        let mut done: Vec<Span> = std::mem::take(&mut run.pending);
+        if let Some(chat) = run.chat.take() {
+            done.push(end(chat, time));
+        }
+        if let Status::Error(message) = &status {
+            if let Some(job) = &mut self.job {
+                if run.span.parent_span_id == Some(job.span.span_id) {
+                    job.span.status = Status::Error(message.clone());
+                }
+            }
+        }
+        run.span.status = status;
+        done.push(end(run.span, time));
+        done
+    }
+
+    fn job_span(&self, event: &RunEvent) -> Span {
+        let job_id = &self.job_id;
+        Span {
+            trace_id: self.trace_id,
+            span_id: span_id(&[job_id, "job", &event.timestamp.to_string()]),
+            parent_span_id: None,
+            name: format!("job {}", event.expert_key),
+            kind: SpanKind::Internal,
+            start_ms: event.timestamp,
+            end_ms: event.timestamp,
+            attributes: vec![
+                ("perstack.job.id", job_id.as_str().into()),
+                ("gen_ai.conversation.id", job_id.as_str().into()),
+                ("session.id", job_id.as_str().into()),
+                ("openinference.span.kind", "CHAIN".into()),
+            ],
+            events: Vec::new(),
+            status: Status::Unset,
+        }
+    }
+
+    fn run_state(&self, event: &RunEvent) -> RunState {
+        let job_span_id = self.job.as_ref().map(|job| job.span.span_id);
+        let mut span = Span {
+            trace_id: self.trace_id,
+            span_id: span_id(&[
+                &self.job_id,
+                "run",
+                &event.run_id,
+                &event.timestamp.to_string(),
+            ]),
+            parent_span_id: job_span_id,
+            name: format!("invoke_agent {}", event.expert_key),
+            kind: SpanKind::Internal,
+            start_ms: event.timestamp,
+            end_ms: event.timestamp,
+            attributes: vec![
+                ("gen_ai.operation.name", "invoke_agent".into()),
+                ("gen_ai.agent.name", event.expert_key.as_str().into()),
+                ("gen_ai.agent.id", event.run_id.as_str().into()),
+                ("gen_ai.conversation.id", self.job_id.as_str().into()),
+                ("perstack.run.id", event.run_id.as_str().into()),
+                ("openinference.span.kind", "AGENT".into()),
+                ("agent.name", event.expert_key.as_str().into()),
+                ("session.id", self.job_id.as_str().into()),
+            ],
+            events: Vec::new(),
+            status: Status::Unset,
+        };
+        if let Some(parent) = &event.parent_run_id {
+            span.attributes
+                .push(("perstack.run.parent_id", parent.as_str().into()));
+        }
+        RunState {
+            span,
+            chat: None,
+            generations: 0,
+            model: String::new(),
+            provider: None,
+            calls: HashMap::new(),
+            servers: HashMap::new(),
+            pending: Vec::new(),
+        }
+    }
+}
+
+fn end(mut span: Span, time: u64) -> Span {
+    span.end_ms = span.end_ms.max(time);
+    span
+}
+
+fn child_span(
+    trace: [u8; 16],
+    parent: &Span,
+    id_parts: &[&str],
+    name: String,
+    kind: SpanKind,
+    start_ms: u64,
+) -> Span {
+    Span {
+        trace_id: trace,
+        span_id: span_id(id_parts),
+        parent_span_id: Some(parent.span_id),
+        name,
+        kind,
+        start_ms,
+        end_ms: start_ms,
+        attributes: Vec::new(),
+        events: Vec::new(),
+        status: Status::Unset,
+    }
+}
+
+fn chat_attributes(model: &str, provider: Option<&str>) -> Attributes {
+    let mut attributes: Attributes = vec![
+        ("gen_ai.operation.name", "chat".into()),
+        ("gen_ai.request.model", model.into()),
+        ("gen_ai.response.model", model.into()),
+        ("openinference.span.kind", "LLM".into()),
+        ("llm.model_name", model.into()),
+    ];
+    if let Some(provider) = provider {
+        attributes.push(("gen_ai.provider.name", provider_name(provider).into()));
+        attributes.push(("llm.provider", provider.into()));
+    }
+    attributes
+}
+
+fn add_usage(chat: &mut Span, usage: &Usage, finish_reasons: &[&str]) {
+    chat.attributes.extend([
+        ("gen_ai.usage.input_tokens", usage.input_tokens.into()),
+        ("gen_ai.usage.output_tokens", usage.output_tokens.into()),
+        ("llm.token_count.prompt", usage.input_tokens.into()),
+        ("llm.token_count.completion", usage.output_tokens.into()),
+        (
+            "llm.token_count.total",
+            (usage.input_tokens + usage.output_tokens).into(),
+        ),
+        (
+            "gen_ai.response.finish_reasons",
+            AttrValue::StrList(finish_reasons.iter().map(|r| r.to_string()).collect()),
+        ),
+    ]);
+}
+
+/// A run's totals (delegates included, as its checkpoint counts them).
+fn add_usage_totals(run: &mut Span, usage: &Usage) {
+    run.attributes.extend([
+        ("gen_ai.usage.input_tokens", usage.input_tokens.into()),
+        ("gen_ai.usage.output_tokens", usage.output_tokens.into()),
+    ]);
+}
+
+fn as_str(value: &AttrValue) -> Option<&str> {
+    match value {
+        AttrValue::Str(text) => Some(text),
+        _ => None,
+    }
+}
+
+fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
