@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::definition::{self, ConfigError, Diagnostic, LoadedConfig};
 
 mod experts;
+pub mod export;
 mod install;
 mod log;
 pub mod logging;
@@ -50,6 +51,8 @@ pub enum Command {
     Log(log::LogArgs),
     /// Start every Expert's skills and write perstack.lock with their resolved tools
     Install(ConfigArgs),
+    /// Export a stored job: `perstack export otel [--job ID]` sends it as an OpenTelemetry trace
+    Export(export::ExportArgs),
     /// Open the workbench: a full-screen view of Experts, prompts, tool calls and checkpoints
     ///
     /// With an Expert and a query, the run starts at once; otherwise type it in (i).
@@ -124,6 +127,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Log(args) => log::log(&args),
         Command::Install(args) => install::run(&args),
+        Command::Export(args) => export::export(&args),
         Command::Start(args) => start(&args, cli.log_level),
     }
 }

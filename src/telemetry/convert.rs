@@ -507,3 +507,399 @@ fn as_str(value: &AttrValue) -> Option<&str> {
 fn json(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::runtime::checkpoint::{Checkpoint, CheckpointError, DelegatedBy, ExpertRef};
+    use crate::runtime::event::{RunIds, Step, WireRequest};
+    use crate::runtime::message::{Message, ToolResult};
+    use crate::tool::ToolOutput;
+
+    fn expert(key: &str) -> ExpertRef {
+        ExpertRef {
+            key: key.into(),
+            name: key.into(),
+            version: "1.0.0".into(),
+        }
+    }
+
+    struct Script {
+        events: Vec<RunEvent>,
+        time: u64,
+    }
+
+    impl Script {
+        fn emit(&mut self, ids: &RunIds, step: u64, kind: EventKind) {
+            self.time += 10;
+            let mut event = ids.event(step, kind);
+            event.timestamp = self.time;
+            self.events.push(event);
+        }
+    }
+
+    fn ids(run: &str, key: &str, parent: Option<&str>) -> RunIds {
+        RunIds {
+            job_id: "job1".into(),
+            run_id: run.into(),
+            expert_key: key.into(),
+            parent_run_id: parent.map(str::to_string),
+        }
+    }
+
+    fn call(id: &str, skill: &str, tool: &str) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            skill_name: skill.into(),
+            tool_name: tool.into(),
+            args: serde_json::json!({"path": "secret-plan.txt"}),
+        }
+    }
+
+    fn usage(input: u64, output: u64) -> Usage {
+        Usage {
+            input_tokens: input,
+            output_tokens: output,
+            ..Usage::default()
+        }
+    }
+
+    fn checkpoint(run: &str, key: &str) -> Arc<Checkpoint> {
+        Arc::new(Checkpoint::new("job1", run, expert(key), vec![]))
+    }
+
+    fn step(usage: Usage) -> Box<Step> {
+        Box::new(Step {
+            step_number: 1,
+            new_messages: vec![],
+            tool_calls: vec![],
+            tool_results: vec![],
+            usage,
+            started_at: 0,
+            finished_at: None,
+        })
+    }
+
+    fn request(model: &str) -> EventKind {
+        EventKind::LlmRequest {
+            request: WireRequest {
+                provider: "anthropic".into(),
+                model: model.into(),
+                method: "POST".into(),
+                url: "https://api.example/v1/messages".into(),
+                headers: vec![("x-api-key".into(), "[redacted]".into())],
+                body: "{}".into(),
+                edited: false,
+            },
+            attempt: 1,
+        }
+    }
+
+    /// A coordinator that retries once, calls a delegate and a failing MCP tool, and completes;
+    /// the delegate answers at once.
+    fn job_events() -> Vec<RunEvent> {
+        let mut script = Script {
+            events: Vec::new(),
+            time: 1_000,
+        };
+        let lead = ids("r1", "lead", None);
+        let child = ids("r2", "writer", Some("r1"));
+        script.emit(
+            &lead,
+            1,
+            EventKind::SkillConnected {
+                skill_name: "files".into(),
+                server_info: Some(serde_json::json!({"name": "fs-server"})),
+                spawn_duration_ms: 0,
+                handshake_duration_ms: 0,
+                connect_duration_ms: 0,
+                tool_discovery_duration_ms: 0,
+                total_duration_ms: 0,
+                tools: vec![],
+            },
+        );
+        script.emit(
+            &lead,
+            1,
+            EventKind::StartRun {
+                initial_checkpoint: checkpoint("r1", "lead"),
+                input_messages: vec![Message::user("the secret question")],
+            },
+        );
+        script.emit(
+            &lead,
+            1,
+            EventKind::StartGeneration {
+                messages: Arc::new(vec![]),
+            },
+        );
+        script.emit(&lead, 1, request("claude-x"));
+        script.emit(
+            &lead,
+            1,
+            EventKind::Retry {
+                reason: "529 overloaded".into(),
+                attempt: 1,
+                delay_ms: Some(5),
+            },
+        );
+        let calls = vec![
+            call("c1", "writer", "writer"),
+            call("c2", "files", "readTextFile"),
+        ];
+        script.emit(
+            &lead,
+            1,
+            EventKind::CallTools {
+                new_message: Message::user("calling"),
+                tool_calls: calls.clone(),
+                usage: usage(100, 20),
+            },
+        );
+        let mut child_start = Checkpoint::new("job1", "r2", expert("writer"), vec![]);
+        child_start.delegated_by = Some(DelegatedBy {
+            expert: expert("lead"),
+            tool_call_id: "c1".into(),
+            tool_name: "writer".into(),
+            checkpoint_id: "cp".into(),
+            run_id: "r1".into(),
+        });
+        script.emit(
+            &child,
+            1,
+            EventKind::StartRun {
+                initial_checkpoint: Arc::new(child_start),
+                input_messages: vec![],
+            },
+        );
+        script.emit(
+            &child,
+            1,
+            EventKind::StartGeneration {
+                messages: Arc::new(vec![]),
+            },
+        );
+        script.emit(&child, 1, request("claude-y"));
+        script.emit(
+            &child,
+            1,
+            EventKind::CompleteRun {
+                checkpoint: checkpoint("r2", "writer"),
+                step: step(usage(7, 3)),
+                text: "the secret answer".into(),
+                usage: usage(7, 3),
+            },
+        );
+        script.emit(
+            &lead,
+            1,
+            EventKind::ToolCallTiming {
+                tool_call_id: "c2".into(),
+                skill_name: "files".into(),
+                tool_name: "readTextFile".into(),
+                started_at: 1_065,
+                duration_ms: 4,
+                is_error: true,
+            },
+        );
+        script.emit(
+            &lead,
+            1,
+            EventKind::ToolCallTiming {
+                tool_call_id: "c1".into(),
+                skill_name: "writer".into(),
+                tool_name: "writer".into(),
+                started_at: 1_065,
+                duration_ms: 40,
+                is_error: false,
+            },
+        );
+        script.emit(
+            &lead,
+            1,
+            EventKind::ResolveToolResults {
+                tool_results: vec![ToolResult {
+                    id: "c2".into(),
+                    skill_name: "files".into(),
+                    tool_name: "readTextFile".into(),
+                    result: ToolOutput::error("no such file"),
+                }],
+            },
+        );
+        script.emit(
+            &lead,
+            2,
+            EventKind::StartGeneration {
+                messages: Arc::new(vec![]),
+            },
+        );
+        script.emit(&lead, 2, request("claude-x"));
+        script.emit(
+            &lead,
+            2,
+            EventKind::StopRunByError {
+                checkpoint: checkpoint("r1", "lead"),
+                error: CheckpointError {
+                    name: "ModelError".into(),
+                    message: "500 from the provider".into(),
+                    status_code: Some(500),
+                    is_retryable: true,
+                },
+            },
+        );
+        script.events
+    }
+
+    fn spans(capture: bool) -> Vec<Span> {
+        let mut builder = TraceBuilder::new("job1", capture);
+        let mut spans: Vec<Span> = job_events().iter().flat_map(|e| builder.push(e)).collect();
+        spans.extend(builder.finish());
+        spans
+    }
+
+    fn named<'a>(spans: &'a [Span], name: &str) -> Vec<&'a Span> {
+        spans.iter().filter(|s| s.name == name).collect()
+    }
+
+    fn one<'a>(spans: &'a [Span], name: &str) -> &'a Span {
+        let found = named(spans, name);
+        assert_eq!(found.len(), 1, "one span named {name}: {found:?}");
+        found[0]
+    }
+
+    #[test]
+    fn builds_the_tree_job_run_chat_tool_and_delegate_under_its_call() {
+        let spans = spans(false);
+        let job = one(&spans, "job lead");
+        let lead = one(&spans, "invoke_agent lead");
+        let writer = one(&spans, "invoke_agent writer");
+        let delegate_call = one(&spans, "execute_tool writer");
+        let read = one(&spans, "execute_tool readTextFile");
+        let chats = named(&spans, "chat claude-x");
+        assert_eq!(chats.len(), 2);
+        let child_chat = one(&spans, "chat claude-y");
+        assert_eq!(spans.len(), 8);
+        assert!(spans.iter().all(|s| s.trace_id == trace_id("job1")));
+        assert_eq!(job.parent_span_id, None);
+        assert_eq!(lead.parent_span_id, Some(job.span_id));
+        assert_eq!(delegate_call.parent_span_id, Some(lead.span_id));
+        assert_eq!(writer.parent_span_id, Some(delegate_call.span_id));
+        assert_eq!(child_chat.parent_span_id, Some(writer.span_id));
+        assert_eq!(read.parent_span_id, Some(lead.span_id));
+        assert!(chats.iter().all(|c| c.parent_span_id == Some(lead.span_id)));
+        // Original times: the tool span is the timed call, the job spans the whole job.
+        assert_eq!((read.start_ms, read.end_ms), (1_065, 1_069));
+        assert_eq!(job.start_ms, 1_010);
+        assert_eq!(job.end_ms, lead.end_ms);
+        assert_eq!(
+            read.attr("mcp.server.name"),
+            Some(&AttrValue::Str("fs-server".into()))
+        );
+        assert_eq!(read.attr("gen_ai.tool.call.id"), Some(&"c2".into()));
+        assert_eq!(read.attr("openinference.span.kind"), Some(&"TOOL".into()));
+        assert_eq!(lead.attr("openinference.span.kind"), Some(&"AGENT".into()));
+    }
+
+    #[test]
+    fn model_calls_carry_gen_ai_and_openinference_attributes_and_retries() {
+        let spans = spans(false);
+        let first = named(&spans, "chat claude-x")[0];
+        assert_eq!(first.attr("gen_ai.operation.name"), Some(&"chat".into()));
+        assert_eq!(
+            first.attr("gen_ai.provider.name"),
+            Some(&"anthropic".into())
+        );
+        assert_eq!(first.attr("gen_ai.request.model"), Some(&"claude-x".into()));
+        assert_eq!(
+            first.attr("gen_ai.response.model"),
+            Some(&"claude-x".into())
+        );
+        assert_eq!(first.attr("llm.model_name"), Some(&"claude-x".into()));
+        assert_eq!(
+            first.attr("gen_ai.usage.input_tokens"),
+            Some(&AttrValue::Int(100))
+        );
+        assert_eq!(
+            first.attr("gen_ai.usage.output_tokens"),
+            Some(&AttrValue::Int(20))
+        );
+        assert_eq!(
+            first.attr("llm.token_count.prompt"),
+            Some(&AttrValue::Int(100))
+        );
+        assert_eq!(
+            first.attr("llm.token_count.total"),
+            Some(&AttrValue::Int(120))
+        );
+        assert_eq!(
+            first.attr("gen_ai.response.finish_reasons"),
+            Some(&AttrValue::StrList(vec!["tool_calls".into()]))
+        );
+        assert_eq!(first.events.len(), 1);
+        assert_eq!(first.events[0].name, "retry");
+        assert_eq!(first.kind, SpanKind::Client);
+        let child = one(&spans, "chat claude-y");
+        assert_eq!(
+            child.attr("gen_ai.response.finish_reasons"),
+            Some(&AttrValue::StrList(vec!["stop".into()]))
+        );
+        assert_eq!(
+            child.attr("gen_ai.usage.input_tokens"),
+            Some(&AttrValue::Int(7))
+        );
+    }
+
+    #[test]
+    fn failures_carry_error_status_where_they_happened() {
+        let spans = spans(false);
+        let read = one(&spans, "execute_tool readTextFile");
+        assert!(matches!(read.status, Status::Error(_)));
+        assert_eq!(one(&spans, "execute_tool writer").status, Status::Unset);
+        let chats = named(&spans, "chat claude-x");
+        assert_eq!(chats[0].status, Status::Unset, "the retried call succeeded");
+        assert_eq!(
+            chats[1].status,
+            Status::Error("500 from the provider".into())
+        );
+        let lead = one(&spans, "invoke_agent lead");
+        assert_eq!(lead.status, Status::Error("500 from the provider".into()));
+        assert_eq!(one(&spans, "invoke_agent writer").status, Status::Unset);
+        assert!(matches!(one(&spans, "job lead").status, Status::Error(_)));
+    }
+
+    fn has_text(spans: &[Span], needle: &str) -> bool {
+        spans.iter().any(|s| {
+            s.attributes.iter().any(|(_, v)| match v {
+                AttrValue::Str(text) => text.contains(needle),
+                _ => false,
+            })
+        })
+    }
+
+    #[test]
+    fn content_only_when_asked_and_keys_never() {
+        let quiet = spans(false);
+        for secret in ["secret-plan.txt", "secret answer", "no such file"] {
+            assert!(!has_text(&quiet, secret), "{secret} leaked by default");
+        }
+        assert!(quiet.iter().all(|s| s.attr("input.value").is_none()));
+        let told = spans(true);
+        assert!(
+            has_text(&told, "secret-plan.txt"),
+            "tool arguments captured"
+        );
+        assert!(has_text(&told, "secret answer"), "answers captured");
+        assert!(has_text(&told, "no such file"), "tool results captured");
+        assert!(!has_text(&told, "x-api-key") && !has_text(&told, "[redacted]"));
+        let read = one(&told, "execute_tool readTextFile");
+        assert!(read.attr("gen_ai.tool.call.result").is_some());
+        assert_eq!(told.len(), quiet.len());
+    }
+
+    #[test]
+    fn the_same_events_give_the_same_spans() {
+        assert_eq!(spans(false), spans(false));
+    }
+}

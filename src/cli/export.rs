@@ -1,0 +1,160 @@
+//! `perstack export otel`: a stored job as the same OpenTelemetry trace a live `--otel` run
+//! sends, with the original timestamps, so a run recorded without `--otel` can still be looked
+//! at in a tracing tool.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+
+use crate::runtime::checkpoint::{Store, StoreError};
+use crate::runtime::event::{EventKind, RunEvent};
+use crate::telemetry::{OtlpConfig, Poster, TraceBuilder, trace_id_hex};
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportFormat {
+    /// Send a stored job as an OpenTelemetry trace (OTLP/HTTP protobuf, configured by the
+    /// standard OTEL_EXPORTER_OTLP_* variables)
+    Otel(OtelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OtelArgs {
+    /// The job to export (default: the latest)
+    #[arg(long, value_name = "JOB_ID")]
+    pub job: Option<String>,
+    /// The workspace whose `perstack/jobs` holds the job (default: the current directory)
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+pub fn export(args: &ExportArgs) -> ExitCode {
+    let ExportFormat::Otel(args) = &args.format;
+    match export_otel(args) {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(super::exit::INVALID)
+        }
+    }
+}
+
+fn export_otel(args: &OtelArgs) -> Result<String, String> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = Arc::new(OtlpConfig::from_env(&env).map_err(|err| err.to_string())?);
+    let workspace = match &args.workspace {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().map_err(|err| format!("no current directory: {err}"))?,
+    };
+    let store = Store::new(&workspace);
+    let job_id = match &args.job {
+        Some(job) => job.clone(),
+        None => store.job_ids().into_iter().next().ok_or_else(|| {
+            format!(
+                "no jobs under {}; run one with `perstack run`, or pass --workspace DIR",
+                store.jobs_dir().display()
+            )
+        })?,
+    };
+    let events = stored_events(&store, &job_id).map_err(|err| err.to_string())?;
+    if events.is_empty() {
+        return Err(format!(
+            "job {job_id} has no stored events to export; see `perstack log --job {job_id}`"
+        ));
+    }
+    let mut builder = TraceBuilder::new(&job_id, config.capture_content);
+    let mut spans: Vec<_> = events.iter().flat_map(|e| builder.push(e)).collect();
+    spans.extend(builder.finish());
+    let poster = Poster::new(config.clone())?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| format!("cannot start the async runtime: {err}"))?;
+    let report = tokio.block_on(poster.post_all(&spans));
+    if let Some(error) = report.first_error {
+        return Err(format!(
+            "{} of {} spans of job {job_id} were not sent to {}: {error}; is the collector \
+             running there? Set OTEL_EXPORTER_OTLP_ENDPOINT to its address",
+            report.failed,
+            spans.len(),
+            config.traces_url
+        ));
+    }
+    Ok(format!(
+        "exported job {job_id} as trace {} ({} spans) to {}",
+        trace_id_hex(&job_id),
+        report.exported,
+        config.traces_url
+    ))
+}
+
+/// Every stored event of a job, across its runs, in time order. The one place this command
+/// reads the store. Events that no longer parse (an older format) are skipped, not fatal.
+pub fn stored_events(store: &Store, job_id: &str) -> Result<Vec<RunEvent>, StoreError> {
+    store.read_job(job_id)?;
+    let mut events: Vec<RunEvent> = store
+        .run_ids(job_id)
+        .iter()
+        .flat_map(|run| store.events(job_id, run))
+        .filter_map(|value| serde_json::from_value(value).ok())
+        .collect();
+    // File names order events by millisecond, step and then type name: within one
+    // millisecond (an instant model) the type's place in a step is the true order.
+    events.sort_by_key(|event| {
+        (
+            event.timestamp,
+            event.step_number,
+            place_in_step(&event.kind),
+        )
+    });
+    Ok(events)
+}
+
+/// Where an event falls within its step.
+fn place_in_step(kind: &EventKind) -> u8 {
+    match kind {
+        EventKind::InitializeRuntime { .. } => 0,
+        EventKind::SkillStarting { .. } => 1,
+        EventKind::SkillConnected { .. }
+        | EventKind::SkillStderr { .. }
+        | EventKind::SkillWarning { .. }
+        | EventKind::SkillDisconnected { .. } => 2,
+        EventKind::StartRun { .. } => 3,
+        EventKind::Paused { .. }
+        | EventKind::Resumed { .. }
+        | EventKind::RequestEditRefused { .. } => 4,
+        EventKind::StartGeneration { .. } => 5,
+        EventKind::LlmRequest { .. } => 6,
+        EventKind::Retry { .. } => 7,
+        EventKind::StartStreamingReasoning
+        | EventKind::StreamReasoning { .. }
+        | EventKind::CompleteStreamingReasoning { .. } => 8,
+        EventKind::StartStreamingRunResult
+        | EventKind::StreamRunResult { .. }
+        | EventKind::CompleteStreamingRunResult { .. } => 9,
+        EventKind::CallTools { .. } => 10,
+        EventKind::CallDelegate { .. } | EventKind::CallInteractiveTool { .. } => 11,
+        EventKind::ToolCallTiming { .. } => 12,
+        EventKind::ResolveToolResults { .. } => 13,
+        EventKind::AttemptCompletion { .. } => 14,
+        EventKind::FinishToolCall { .. } => 15,
+        EventKind::ContinueToNextStep { .. } => 16,
+        EventKind::CompleteRun { .. }
+        | EventKind::StopRunByError { .. }
+        | EventKind::StopRunByExceededMaxSteps { .. }
+        | EventKind::StopRunByDelegate { .. }
+        | EventKind::StopRunByInteractiveTool { .. }
+        | EventKind::StopRunByCancel { .. } => 17,
+    }
+}
