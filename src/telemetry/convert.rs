@@ -58,6 +58,9 @@ pub struct TraceBuilder {
     job_id: String,
     job: Option<OpenSpan>,
     runs: HashMap<String, RunState>,
+    /// Runs whose span has ended: what they still say (skills stopping) adds no span, unless
+    /// the run starts again (a continued job).
+    ended: std::collections::HashSet<String>,
     last_time_ms: u64,
 }
 
@@ -69,6 +72,7 @@ impl TraceBuilder {
             job_id: job_id.to_string(),
             job: None,
             runs: HashMap::new(),
+            ended: std::collections::HashSet::new(),
             last_time_ms: 0,
         }
     }
@@ -86,6 +90,12 @@ impl TraceBuilder {
             self.job = Some(OpenSpan {
                 span: self.job_span(event),
             });
+        }
+        if self.ended.contains(&event.run_id) {
+            if !matches!(event.kind, EventKind::StartRun { .. }) {
+                return done;
+            }
+            self.ended.remove(&event.run_id);
         }
         if !self.runs.contains_key(&event.run_id) {
             let state = self.run_state(event);
@@ -348,6 +358,7 @@ impl TraceBuilder {
         let Some(mut run) = self.runs.remove(run_id) else {
             return Vec::new();
         };
+        self.ended.insert(run_id.to_string());
         let mut done: Vec<Span> = std::mem::take(&mut run.pending);
         if let Some(chat) = run.chat.take() {
             done.push(end(chat, time));
@@ -749,6 +760,15 @@ mod tests {
                 },
             },
         );
+        // Skills stop after the run has ended: no new span for that.
+        script.emit(
+            &child,
+            1,
+            EventKind::SkillDisconnected {
+                skill_name: "files".into(),
+                reason: None,
+            },
+        );
         script.events
     }
 
@@ -792,7 +812,8 @@ mod tests {
         // Original times: the tool span is the timed call, the job spans the whole job.
         assert_eq!((read.start_ms, read.end_ms), (1_065, 1_069));
         assert_eq!(job.start_ms, 1_010);
-        assert_eq!(job.end_ms, lead.end_ms);
+        assert_eq!(lead.end_ms, 1_160);
+        assert_eq!(job.end_ms, 1_170, "the job lasts until its last event");
         assert_eq!(
             read.attr("mcp.server.name"),
             Some(&AttrValue::Str("fs-server".into()))
