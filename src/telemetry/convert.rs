@@ -35,10 +35,20 @@ struct OpenSpan {
     span: Span,
 }
 
+struct Chat {
+    span: Span,
+    /// Its `llmRequest` has been seen.
+    requested: bool,
+}
+
 struct RunState {
     span: Span,
-    /// The model call in progress, if any.
-    chat: Option<Span>,
+    /// Model calls begun and not yet answered, oldest first. Usually one; a stored job whose
+    /// events share a millisecond can show the next call's request before this one's answer.
+    chats: std::collections::VecDeque<Chat>,
+    /// What the answered calls of the current step used: a step's final answer is what is
+    /// left of the step's usage.
+    step_chat_usage: Usage,
     /// How many model calls this run has made, to name each one's span.
     generations: u64,
     model: String,
@@ -138,20 +148,13 @@ impl TraceBuilder {
                 run.servers.insert(skill_name.clone(), server.to_string());
             }
             EventKind::StartGeneration { messages } => {
-                if let Some(chat) = run.chat.take() {
-                    done.push(end(chat, time));
+                // A call that was sent and never answered (an empty answer retried) is over.
+                while run.chats.front().is_some_and(|chat| chat.requested) {
+                    if let Some(chat) = run.chats.pop_front() {
+                        done.push(end(chat.span, time));
+                    }
                 }
-                run.generations += 1;
-                let mut chat = child_span(
-                    trace,
-                    &run.span,
-                    &[&job_id, "chat", &event.run_id, &run.generations.to_string()],
-                    format!("chat {}", run.model),
-                    SpanKind::Client,
-                    time,
-                );
-                chat.attributes
-                    .extend(chat_attributes(&run.model, run.provider.as_deref()));
+                let mut chat = new_chat(trace, &job_id, &event.run_id, run, time);
                 if capture {
                     let input = json(messages.as_ref());
                     chat.attributes
@@ -160,19 +163,32 @@ impl TraceBuilder {
                     chat.attributes
                         .push(("input.mime_type", "application/json".into()));
                 }
-                run.chat = Some(chat);
+                run.chats.push_back(Chat {
+                    span: chat,
+                    requested: false,
+                });
             }
             EventKind::LlmRequest { request, .. } => {
                 run.model = request.model.clone();
                 run.provider = Some(request.provider.clone());
-                if let Some(chat) = &mut run.chat {
-                    chat.name = format!("chat {}", request.model);
-                    chat.attributes.retain(|(k, _)| {
+                // The answer after `attemptCompletion` is sent without a `startGeneration`.
+                if !run.chats.iter().any(|chat| !chat.requested) {
+                    let chat = new_chat(trace, &job_id, &event.run_id, run, time);
+                    run.chats.push_back(Chat {
+                        span: chat,
+                        requested: false,
+                    });
+                }
+                if let Some(chat) = run.chats.iter_mut().find(|chat| !chat.requested) {
+                    chat.requested = true;
+                    chat.span.name = format!("chat {}", request.model);
+                    chat.span.attributes.retain(|(k, _)| {
                         !k.starts_with("gen_ai.re")
                             && !k.starts_with("llm.")
                             && *k != "gen_ai.provider.name"
                     });
-                    chat.attributes
+                    chat.span
+                        .attributes
                         .extend(chat_attributes(&request.model, Some(&request.provider)));
                 }
             }
@@ -188,7 +204,10 @@ impl TraceBuilder {
                 if let Some(delay) = delay_ms {
                     attributes.push(("perstack.retry.delay_ms", (*delay).into()));
                 }
-                let target = run.chat.as_mut().unwrap_or(&mut run.span);
+                let target = match run.chats.back_mut() {
+                    Some(chat) => &mut chat.span,
+                    None => &mut run.span,
+                };
                 target.events.push(SpanEvent {
                     name: "retry",
                     time_ms: time,
@@ -203,7 +222,9 @@ impl TraceBuilder {
                 for call in tool_calls {
                     run.calls.insert(call.id.clone(), call.clone());
                 }
-                if let Some(mut chat) = run.chat.take() {
+                run.step_chat_usage.add(usage);
+                {
+                    let mut chat = answered_chat(trace, &job_id, &event.run_id, run, time);
                     add_usage(&mut chat, usage, &["tool_calls"]);
                     if capture {
                         let output = json(new_message);
@@ -215,6 +236,9 @@ impl TraceBuilder {
                     }
                     done.push(end(chat, time));
                 }
+            }
+            EventKind::ContinueToNextStep { .. } => {
+                run.step_chat_usage = Usage::default();
             }
             EventKind::CallInteractiveTool { tool_call }
             | EventKind::CallDelegate { tool_call, .. } => {
@@ -290,8 +314,10 @@ impl TraceBuilder {
             EventKind::CompleteRun {
                 step, text, usage, ..
             } => {
-                if let Some(mut chat) = run.chat.take() {
-                    add_usage(&mut chat, &step.usage, &["stop"]);
+                {
+                    let mut chat = answered_chat(trace, &job_id, &event.run_id, run, time);
+                    let answer = usage_left(&step.usage, &run.step_chat_usage);
+                    add_usage(&mut chat, &answer, &["stop"]);
                     if capture {
                         chat.attributes
                             .push(("gen_ai.output.messages", text.as_str().into()));
@@ -309,7 +335,7 @@ impl TraceBuilder {
             }
             EventKind::StopRunByError { error, .. } => {
                 let status = Status::Error(error.message.clone());
-                if let Some(mut chat) = run.chat.take() {
+                if let Some(Chat { span: mut chat, .. }) = run.chats.pop_back() {
                     chat.status = status.clone();
                     chat.attributes
                         .push(("error.type", error.name.as_str().into()));
@@ -360,8 +386,8 @@ impl TraceBuilder {
         };
         self.ended.insert(run_id.to_string());
         let mut done: Vec<Span> = std::mem::take(&mut run.pending);
-        if let Some(chat) = run.chat.take() {
-            done.push(end(chat, time));
+        for chat in run.chats.drain(..) {
+            done.push(end(chat.span, time));
         }
         if let Status::Error(message) = &status {
             if let Some(job) = &mut self.job {
@@ -430,7 +456,8 @@ impl TraceBuilder {
         }
         RunState {
             span,
-            chat: None,
+            chats: std::collections::VecDeque::new(),
+            step_chat_usage: Usage::default(),
             generations: 0,
             model: String::new(),
             provider: None,
@@ -465,6 +492,49 @@ fn child_span(
         attributes: Vec::new(),
         events: Vec::new(),
         status: Status::Unset,
+    }
+}
+
+fn new_chat(trace: [u8; 16], job_id: &str, run_id: &str, run: &mut RunState, time: u64) -> Span {
+    run.generations += 1;
+    let mut chat = child_span(
+        trace,
+        &run.span,
+        &[job_id, "chat", run_id, &run.generations.to_string()],
+        format!("chat {}", run.model),
+        SpanKind::Client,
+        time,
+    );
+    chat.attributes
+        .extend(chat_attributes(&run.model, run.provider.as_deref()));
+    chat
+}
+
+/// The model call an answer belongs to: the oldest open one, or, when the store lost its
+/// request (two events of one type in one millisecond share a file name), one made for it.
+fn answered_chat(
+    trace: [u8; 16],
+    job_id: &str,
+    run_id: &str,
+    run: &mut RunState,
+    time: u64,
+) -> Span {
+    match run.chats.pop_front() {
+        Some(chat) => chat.span,
+        None => new_chat(trace, job_id, run_id, run, time),
+    }
+}
+
+/// What `total` has beyond `used` (a step's usage beyond its answered calls).
+fn usage_left(total: &Usage, used: &Usage) -> Usage {
+    Usage {
+        input_tokens: total.input_tokens.saturating_sub(used.input_tokens),
+        output_tokens: total.output_tokens.saturating_sub(used.output_tokens),
+        reasoning_tokens: total.reasoning_tokens.saturating_sub(used.reasoning_tokens),
+        total_tokens: total.total_tokens.saturating_sub(used.total_tokens),
+        cached_input_tokens: total
+            .cached_input_tokens
+            .saturating_sub(used.cached_input_tokens),
     }
 }
 
