@@ -191,3 +191,25 @@ async fn retries_and_a_failing_tool_carry_error_status_where_they_should() {
     assert!(is_error(job[0]), "the job that failed");
     assert!(job[0].parent_span_id.is_empty());
 }
+
+#[test]
+fn otel_true_in_perstack_toml_is_a_known_setting() {
+    let path = Path::new("perstack.toml");
+    let source = "otel = true\n[experts.\"a\"]\ninstruction = \"Do it.\"\n";
+    let (config, warnings) = perstack::definition::parse_str(source, path).expect("valid");
+    assert_eq!(config.otel, Some(true));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let (config, _) =
+        perstack::definition::parse_str("[experts.\"a\"]\ninstruction = \"x\"\n", path)
+            .expect("valid");
+    assert_eq!(config.otel, None);
+    let wrong = perstack::definition::parse_str("otel = \"yes\"\n", path);
+    let diagnostics = match wrong {
+        Ok((_, warnings)) => warnings,
+        Err(errors) => errors,
+    };
+    assert!(
+        diagnostics.iter().any(|d| d.render().contains("otel")),
+        "a wrong type is reported: {diagnostics:?}"
+    );
+}

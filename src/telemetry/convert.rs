@@ -989,6 +989,87 @@ mod tests {
         assert_eq!(told.len(), quiet.len());
     }
 
+    /// Step 2 of a run: a call of attemptCompletion, then the final answer, which is sent
+    /// without a `startGeneration`.
+    fn completion_step(lost_first_request: bool) -> Vec<RunEvent> {
+        let mut script = Script {
+            events: Vec::new(),
+            time: 1_000,
+        };
+        let run = ids("r1", "solo", None);
+        script.emit(
+            &run,
+            2,
+            EventKind::StartGeneration {
+                messages: Arc::new(vec![]),
+            },
+        );
+        // As stored, one millisecond's events sort by type: the one request left comes first.
+        script.emit(&run, 2, request("m"));
+        let done = call("c9", "@perstack/base", "attemptCompletion");
+        script.emit(
+            &run,
+            2,
+            EventKind::CallTools {
+                new_message: Message::user("finishing"),
+                tool_calls: vec![done],
+                usage: usage(20, 2),
+            },
+        );
+        if !lost_first_request {
+            script.emit(&run, 2, request("m"));
+        }
+        script.emit(
+            &run,
+            2,
+            EventKind::CompleteRun {
+                checkpoint: checkpoint("r1", "solo"),
+                step: step(usage(50, 7)),
+                text: "done".into(),
+                usage: usage(50, 7),
+            },
+        );
+        script.events
+    }
+
+    #[test]
+    fn the_answer_after_attempt_completion_is_its_own_model_call() {
+        // Live, and as stored when both requests fell in one millisecond and shared a file.
+        for lost in [false, true] {
+            let mut builder = TraceBuilder::new("job1", false);
+            let mut spans: Vec<Span> = completion_step(lost)
+                .iter()
+                .flat_map(|e| builder.push(e))
+                .collect();
+            spans.extend(builder.finish());
+            let chats = named(&spans, "chat m");
+            assert_eq!(chats.len(), 2, "lost first request: {lost}");
+            let tokens: Vec<_> = chats
+                .iter()
+                .map(|c| {
+                    (
+                        c.attr("gen_ai.usage.input_tokens").cloned(),
+                        c.attr("gen_ai.response.finish_reasons").cloned(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                tokens,
+                vec![
+                    (
+                        Some(AttrValue::Int(20)),
+                        Some(AttrValue::StrList(vec!["tool_calls".into()]))
+                    ),
+                    (
+                        Some(AttrValue::Int(30)),
+                        Some(AttrValue::StrList(vec!["stop".into()]))
+                    ),
+                ],
+                "the step's usage is split between its two calls"
+            );
+        }
+    }
+
     #[test]
     fn the_same_events_give_the_same_spans() {
         assert_eq!(spans(false), spans(false));
