@@ -88,14 +88,14 @@ fn export_otel(args: &OtelArgs) -> Result<String, String> {
              running there? Set OTEL_EXPORTER_OTLP_ENDPOINT to its address",
             report.failed,
             spans.len(),
-            config.traces_url
+            config.shown_url
         ));
     }
     Ok(format!(
         "exported job {job_id} as trace {} ({} spans) to {}",
         trace_id_hex(&job_id),
         report.exported,
-        config.traces_url
+        config.shown_url
     ))
 }
 

@@ -289,7 +289,7 @@ impl Runtime {
         });
         let mut telemetry = None;
         if let Some(poster) = poster {
-            let traces_url = poster.config().traces_url.clone();
+            let traces_url = poster.config().shown_url.clone();
             let (teed, export) = crate::telemetry::tee(events, &resolved.job_id, poster);
             events = teed;
             telemetry = Some((export, traces_url));

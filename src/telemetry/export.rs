@@ -45,6 +45,8 @@ pub enum OtlpConfigError {
 pub struct OtlpConfig {
     /// The full URL spans are posted to (…/v1/traces).
     pub traces_url: String,
+    /// The same without `user:password@`, for messages.
+    pub shown_url: String,
     /// Sent with every request (authentication for hosted collectors). Never logged.
     pub headers: Vec<(String, String)>,
     pub service_name: String,
@@ -89,7 +91,7 @@ impl OtlpConfig {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(OtlpConfigError::Endpoint {
                 var,
-                value: traces_url,
+                value: without_credentials(parsed),
                 reason: "the scheme must be http or https".into(),
             });
         }
@@ -106,6 +108,7 @@ impl OtlpConfig {
             headers.push((percent_decode(key.trim()), percent_decode(value.trim())));
         }
         Ok(OtlpConfig {
+            shown_url: without_credentials(parsed),
             traces_url,
             headers,
             service_name: get("OTEL_SERVICE_NAME").unwrap_or("perstack").to_string(),
@@ -113,6 +116,14 @@ impl OtlpConfig {
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
         })
     }
+}
+
+fn without_credentials(mut url: url::Url) -> String {
+    if !url.username().is_empty() || url.password().is_some() {
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+    }
+    url.to_string()
 }
 
 /// What an error may show of a malformed header: never a value that could be a key.
@@ -198,7 +209,11 @@ impl Poster {
         for (key, value) in &self.config.headers {
             request = request.header(key.as_str(), value.as_str());
         }
-        let response = request.send().await.map_err(|err| describe(&err))?;
+        // The URL may hold credentials: the message names it through `shown_url` only.
+        let response = request
+            .send()
+            .await
+            .map_err(|err| describe(&err.without_url()))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -351,6 +366,16 @@ mod tests {
         )]))
         .expect("valid");
         assert_eq!(config.traces_url, "https://collector.example/custom");
+        let config = OtlpConfig::from_env(&env(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://user:pw@collector.example",
+        )]))
+        .expect("valid");
+        assert_eq!(
+            config.traces_url,
+            "https://user:pw@collector.example/v1/traces"
+        );
+        assert_eq!(config.shown_url, "https://collector.example/v1/traces");
     }
 
     #[test]
