@@ -158,3 +158,67 @@ fn place_in_step(kind: &EventKind) -> u8 {
         | EventKind::StopRunByCancel { .. } => 17,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::checkpoint::{Job, JobStatus, Usage};
+    use crate::runtime::event::RunIds;
+
+    #[test]
+    fn stored_events_come_back_in_step_order_when_they_share_a_millisecond() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::new(dir.path());
+        assert!(matches!(
+            stored_events(&store, "j"),
+            Err(StoreError::NoJob(_))
+        ));
+        store
+            .write_job(&Job {
+                id: "j".into(),
+                status: JobStatus::Completed,
+                coordinator_expert_key: "a".into(),
+                total_steps: 1,
+                max_steps: 10,
+                usage: Usage::default(),
+                started_at: 5,
+                finished_at: None,
+                trace_id: None,
+            })
+            .expect("job");
+        let ids = RunIds {
+            job_id: "j".into(),
+            run_id: "r".into(),
+            expert_key: "a".into(),
+            parent_run_id: None,
+        };
+        let kinds = [
+            EventKind::StartStreamingRunResult,
+            EventKind::CallTools {
+                new_message: crate::runtime::message::Message::user("x"),
+                tool_calls: vec![],
+                usage: Usage::default(),
+            },
+            EventKind::StartGeneration {
+                messages: std::sync::Arc::new(vec![]),
+            },
+        ];
+        for kind in kinds {
+            let mut event = ids.event(1, kind);
+            event.timestamp = 10;
+            store
+                .write_event("j", "r", 10, 1, event.kind.name(), &event)
+                .expect("event");
+        }
+        // File names alone would give callTools, startGeneration, startStreamingRunResult.
+        let order: Vec<&str> = stored_events(&store, "j")
+            .expect("events")
+            .iter()
+            .map(|e| e.kind.name())
+            .collect();
+        assert_eq!(
+            order,
+            vec!["startGeneration", "startStreamingRunResult", "callTools"]
+        );
+    }
+}
