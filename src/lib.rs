@@ -10,6 +10,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod skills;
 pub mod store;
+pub mod telemetry;
 pub mod time;
 pub mod tool;
 pub mod tui;

@@ -105,6 +105,7 @@ mod tests {
             },
             started_at: 0,
             finished_at: None,
+            trace_id: None,
         };
         let row = row(&job);
         for part in [

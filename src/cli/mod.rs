@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::definition::{self, ConfigError, Diagnostic, LoadedConfig};
 
 mod experts;
+pub mod export;
 mod install;
 mod jobs;
 mod log;
@@ -62,6 +63,8 @@ pub enum Command {
     Search(registry::SearchArgs),
     /// Show a registry Expert: versions, description, delegates, skills, env vars and domains
     Info(registry::KeyArgs),
+    /// Export a stored job: `perstack export otel [--job ID]` sends it as an OpenTelemetry trace
+    Export(export::ExportArgs),
     /// Open the workbench: a full-screen view of Experts, prompts, tool calls and checkpoints
     ///
     /// With an Expert and a query, the run starts at once; otherwise type it in (i).
@@ -140,6 +143,7 @@ pub fn main() -> ExitCode {
         Command::Log(args) => log::log(&args),
         Command::Jobs(args) => jobs::jobs(&args),
         Command::Install(args) => install::run(&args),
+        Command::Export(args) => export::export(&args),
         Command::Publish(args) => registry::publish(&args),
         Command::Unpublish(args) => registry::unpublish(&args),
         Command::Tag(args) => registry::tag(&args),

@@ -44,6 +44,9 @@ pub struct Config {
     pub registry: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<Provider>,
+    /// `otel = true`: every run is exported as an OpenTelemetry trace (as with `--otel`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otel: Option<bool>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub experts: IndexMap<String, Expert>,
 }

@@ -19,6 +19,7 @@ const TOP_KEYS: &[&str] = &[
     "perstackApiBaseUrl",
     "perstackBaseSkillCommand",
     "registry",
+    "otel",
 ];
 const PROVIDER_KEYS: &[&str] = &["providerName", "setting"];
 const EXPERT_KEYS: &[&str] = &[
@@ -87,6 +88,7 @@ pub fn config<'t>(walker: &mut Walker, root: Table<'t, '_>) -> (Config, SpanMap<
         provider: walker
             .table(root, "provider", Place::Top)
             .and_then(|(table, span)| provider(walker, table, span)),
+        otel: walker.boolean(root, "otel", Place::Top),
         experts: IndexMap::new(),
     };
     if let Some((experts, experts_span)) = walker.table(root, "experts", Place::Top) {

@@ -171,4 +171,7 @@ pub struct Job {
     pub started_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<u64>,
+    /// The OpenTelemetry trace id of the job, when it was exported live (`--otel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }

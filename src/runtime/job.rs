@@ -46,6 +46,8 @@ pub struct JobContext {
     pub clock: Arc<dyn Clock>,
     /// How skill processes are confined: from perstack.toml's `runtime`, unless overridden.
     pub sandbox: crate::sandbox::Sandbox,
+    /// The OpenTelemetry trace id recorded in job.json, when the job is traced.
+    pub trace_id: Option<String>,
     pub(super) steps_used: AtomicU64,
     pub(super) cancel: watch::Receiver<bool>,
     /// The number of the last event emitted (see [`crate::store::refs`]).
@@ -85,6 +87,7 @@ impl JobContext {
             debugger: Arc::new(Debugger::default()),
             clock: Arc::new(SystemClock),
             sandbox,
+            trace_id: None,
             steps_used: AtomicU64::new(steps_already_used),
             cancel,
             sequence: Mutex::new(crate::store::refs::sequence_start(now_millis())),
@@ -108,6 +111,12 @@ impl JobContext {
     /// Confines (or not) the skill processes of every run of this job.
     pub fn with_sandbox(mut self, sandbox: crate::sandbox::Sandbox) -> Self {
         self.sandbox = sandbox;
+        self
+    }
+
+    /// Records this trace id in job.json.
+    pub fn with_trace_id(mut self, trace_id: Option<String>) -> Self {
+        self.trace_id = trace_id;
         self
     }
 
@@ -196,6 +205,7 @@ pub fn write_job_record(
         usage,
         started_at,
         finished_at: (status != JobStatus::Running).then(now_millis),
+        trace_id: job.trace_id.clone(),
     };
     if let Ok(mut progress) = job.progress.lock() {
         *progress = (status == JobStatus::Running).then(|| record.clone());

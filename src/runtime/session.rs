@@ -63,6 +63,9 @@ pub struct Overrides {
     /// Confine skill processes (on, the default) or not (off, as runtime = "local")
     #[arg(long, value_name = "on|off")]
     pub sandbox: Option<crate::sandbox::SandboxSwitch>,
+    /// Export the run as an OpenTelemetry trace (OTLP/HTTP; set OTEL_EXPORTER_OTLP_ENDPOINT)
+    #[arg(long)]
+    pub otel: bool,
 }
 
 /// Why definitions and overrides could not be made ready to run.
@@ -87,6 +90,8 @@ pub enum PrepareError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("--otel: {0}")]
+    Otel(#[from] crate::telemetry::OtlpConfigError),
 }
 
 /// Why a job could not start.
@@ -122,6 +127,8 @@ pub struct Runtime {
     pub lock: Option<Lock>,
     /// Said once when the lock could not be read (the run goes on without it).
     pub lock_warning: Option<String>,
+    /// Where traces go, when `--otel` or `otel = true` asks for them.
+    pub otel: Option<Arc<crate::telemetry::OtlpConfig>>,
 }
 
 /// Where a job starts.
@@ -158,6 +165,8 @@ pub struct JobHandle {
     pub events: mpsc::UnboundedReceiver<RunEvent>,
     cancel: Arc<watch::Sender<bool>>,
     outcome: JoinHandle<RunOutcome>,
+    /// The trace export and where it goes, when the job is traced.
+    telemetry: Option<(JoinHandle<crate::telemetry::ExportReport>, String)>,
 }
 
 /// Cancels a job from anywhere (a signal handler, a key).
@@ -176,15 +185,26 @@ impl JobHandle {
     }
 
     /// Waits for the job's end. Every checkpoint and event is in the store by then.
+    /// A traced job's last spans are sent by then, and a failed export said once, as a warning.
     pub async fn outcome(self) -> RunOutcome {
         let job_id = self.job_id;
-        self.outcome.await.unwrap_or_else(|err| RunOutcome {
+        let outcome = self.outcome.await.unwrap_or_else(|err| RunOutcome {
             run_id: String::new(),
             status: CheckpointStatus::StoppedByError,
             text: None,
             checkpoint: None,
             error: Some(format!("job {job_id} stopped unexpectedly: {err}")),
-        })
+        });
+        if let Some((export, traces_url)) = self.telemetry {
+            let warning = match export.await {
+                Ok(report) => report.warning(&traces_url),
+                Err(err) => Some(format!("OpenTelemetry export stopped: {err}")),
+            };
+            if let Some(warning) = warning {
+                tracing::warn!("{warning}");
+            }
+        }
+        outcome
     }
 }
 
@@ -239,7 +259,13 @@ impl Runtime {
             warnings.extend(registry_warnings);
             lock_warning = Some(warnings.join("; "));
         }
+        let otel = if overrides.otel || config.otel == Some(true) {
+            Some(Arc::new(crate::telemetry::OtlpConfig::from_env(&env)?))
+        } else {
+            None
+        };
         Ok(Runtime {
+            otel,
             config: Arc::new(config),
             model,
             workspace,
@@ -268,7 +294,23 @@ impl Runtime {
     }
 
     fn spawn(&self, expert_key: &str, resolved: Resolved, debugger: Arc<Debugger>) -> JobHandle {
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        // Tracing reads the events on their way to the front end; the job runs as it would.
+        let poster = self.otel.as_ref().and_then(|config| {
+            crate::telemetry::Poster::new(config.clone())
+                .inspect_err(|err| tracing::warn!("OpenTelemetry export is off: {err}"))
+                .ok()
+        });
+        let mut telemetry = None;
+        if let Some(poster) = poster {
+            let traces_url = poster.config().shown_url.clone();
+            let (teed, export) = crate::telemetry::tee(events, &resolved.job_id, poster);
+            events = teed;
+            telemetry = Some((export, traces_url));
+        }
+        let trace_id = telemetry
+            .as_ref()
+            .map(|_| crate::telemetry::trace_id_hex(&resolved.job_id));
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let job_id = resolved.job_id.clone();
         let job = Arc::new(
@@ -283,7 +325,8 @@ impl Runtime {
                 resolved.steps_used,
             )
             .with_environment((*self.env).clone(), self.lock.clone())
-            .with_debugger(debugger),
+            .with_debugger(debugger)
+            .with_trace_id(trace_id),
         );
         let expert_key = expert_key.to_string();
         let outcome = tokio::spawn(async move {
@@ -302,6 +345,7 @@ impl Runtime {
             events,
             cancel: Arc::new(cancel_tx),
             outcome,
+            telemetry,
         }
     }
 }

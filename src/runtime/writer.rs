@@ -183,6 +183,7 @@ fn write_all(
             .ok()
     };
     let mut deflater = Deflater::default();
+    let mut names = EventNames::default();
     for write in receiver {
         let result = match write {
             Write::Flush(done) => {
@@ -224,12 +225,13 @@ fn write_all(
                 setting,
             } => store.write_run_setting(&job_id, &run_id, &setting),
             Write::Event(event, seq) => match deflater.deflate(&event, seq) {
-                Ok(stored) => store.write_event(
+                Ok(stored) => store.write_event_repeat(
                     &event.job_id,
                     &event.run_id,
                     event.timestamp,
                     event.step_number,
                     event.kind.name(),
+                    names.repeat(&event),
                     &stored,
                 ),
                 Err(source) => Err(StoreError::Write {
@@ -284,6 +286,30 @@ fn push(errors: &Mutex<Vec<StoreError>>, error: StoreError) {
     }
 }
 
+/// The event file names used in the current millisecond, so a second event of the same run,
+/// step and type in it gets a name of its own instead of overwriting the first.
+#[derive(Default)]
+struct EventNames {
+    millisecond: u64,
+    used: std::collections::HashMap<(String, u64, &'static str), u32>,
+}
+
+impl EventNames {
+    fn repeat(&mut self, event: &RunEvent) -> u32 {
+        if event.timestamp != self.millisecond {
+            self.millisecond = event.timestamp;
+            self.used.clear();
+        }
+        let count = self
+            .used
+            .entry((event.run_id.clone(), event.step_number, event.kind.name()))
+            .or_insert(0);
+        let repeat = *count;
+        *count += 1;
+        repeat
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +342,35 @@ mod tests {
         );
     }
 
+    #[test]
+    fn events_of_one_name_in_one_millisecond_are_all_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::store::FsStore::new(dir.path());
+        let writer = StoreWriter::start(Arc::new(store.clone()));
+        let ids = RunIds {
+            job_id: "j".into(),
+            run_id: "r".into(),
+            expert_key: "a".into(),
+            parent_run_id: None,
+        };
+        // Two model calls of one step with an instant model: same type, step and millisecond.
+        for seq in 1..=3 {
+            let mut event = ids.event(4, EventKind::StartStreamingRunResult);
+            event.timestamp = 1_000;
+            writer.event(&event, seq);
+        }
+        assert!(writer.finish().is_empty());
+        assert_eq!(store.events("j", "r").len(), 3, "none overwrote another");
+        let run_dir = dir.path().join("perstack/jobs/j/runs/r");
+        for name in [
+            "event-1000-4-startStreamingRunResult.json",
+            "event-1000-4-startStreamingRunResult.1.json",
+            "event-1000-4-startStreamingRunResult.2.json",
+        ] {
+            assert!(run_dir.join(name).exists(), "{name}");
+        }
+    }
+
     #[tokio::test]
     async fn a_checkpoint_is_written_when_its_save_returns_and_its_record_follows() {
         use crate::runtime::checkpoint::{ExpertRef, Job, JobStatus, Usage};
@@ -346,6 +401,7 @@ mod tests {
                 usage: Usage::default(),
                 started_at: 1,
                 finished_at: None,
+                trace_id: None,
             };
             let id = checkpoint.id.clone();
             writer

@@ -30,11 +30,22 @@ pub fn run_dir_key(job_id: &str, run_id: &str) -> String {
     format!("{job_id}/runs/{run_id}")
 }
 
-pub fn event_key(job_id: &str, run_id: &str, timestamp: u64, step: u64, kind: &str) -> String {
-    format!(
-        "{}/event-{timestamp}-{step}-{kind}.json",
-        run_dir_key(job_id, run_id)
-    )
+/// Perstack's `event-<time>-<step>-<type>.json`. A second event of the same type, step and
+/// millisecond in a run (two model calls of one step with an instant model) is
+/// `event-<time>-<step>-<type>.<n>.json`, so neither overwrites the other.
+pub fn event_key(
+    job_id: &str,
+    run_id: &str,
+    timestamp: u64,
+    step: u64,
+    kind: &str,
+    repeat: u32,
+) -> String {
+    let dir = run_dir_key(job_id, run_id);
+    match repeat {
+        0 => format!("{dir}/event-{timestamp}-{step}-{kind}.json"),
+        n => format!("{dir}/event-{timestamp}-{step}-{kind}.{n}.json"),
+    }
 }
 
 thread_local! {
@@ -156,7 +167,22 @@ pub trait JobStore: Store {
         kind: &str,
         event: &impl Serialize,
     ) -> Result<(), StoreError> {
-        let key = event_key(job_id, run_id, timestamp, step, kind);
+        self.write_event_repeat(job_id, run_id, timestamp, step, kind, 0, event)
+    }
+
+    /// [`JobStore::write_event`] for the `repeat`-th event of the same name (see [`event_key`]).
+    #[allow(clippy::too_many_arguments)]
+    fn write_event_repeat(
+        &self,
+        job_id: &str,
+        run_id: &str,
+        timestamp: u64,
+        step: u64,
+        kind: &str,
+        repeat: u32,
+        event: &impl Serialize,
+    ) -> Result<(), StoreError> {
+        let key = event_key(job_id, run_id, timestamp, step, kind, repeat);
         self.write_json(&key, event, Durability::Atomic).map(|_| ())
     }
 
@@ -398,6 +424,7 @@ mod tests {
                 usage: Default::default(),
                 started_at,
                 finished_at: None,
+                trace_id: None,
             };
             store.write_job(&job).expect("write");
         }

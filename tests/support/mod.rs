@@ -4,6 +4,7 @@
 pub mod llm_cases;
 pub mod mcp;
 pub mod mock_llm;
+pub mod phoenix;
 pub mod pty;
 pub mod registry;
 
