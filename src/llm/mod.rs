@@ -6,9 +6,13 @@
 //! request. [`retry::send_with_retry`] adds backoff and the generation timeout.
 
 pub mod anthropic;
+pub mod aws;
+pub mod bedrock;
 mod error;
+pub mod eventstream;
 mod factory;
 pub mod google;
+pub mod google_auth;
 pub mod http;
 pub mod openai;
 mod prepared;
@@ -17,6 +21,7 @@ pub mod replay;
 pub mod retry;
 pub mod sse;
 mod types;
+pub mod vertex;
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};

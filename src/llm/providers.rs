@@ -14,10 +14,12 @@ pub enum WireFormat {
     OpenAiChat,
     /// Google Generative Language `streamGenerateContent` (`google.rs`).
     GoogleGenerate,
+    /// Amazon Bedrock Runtime ConverseStream, SigV4-signed, event-stream framed (`bedrock.rs`).
+    BedrockConverse,
+    /// Vertex AI: Gemini or Claude by model name, Google OAuth (`vertex.rs`).
+    Vertex,
     /// Answers from a script or a recording (`replay.rs`).
     Replay,
-    /// Not spoken yet: the factory says so.
-    Unsupported,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -84,16 +86,17 @@ pub const PROVIDERS: [ProviderInfo; 9] = [
         api_key_env: None,
         base_url_env: None,
         default_base_url: None,
-        default_model: "anthropic.claude-sonnet-4-5",
-        wire: WireFormat::Unsupported,
+        default_model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        wire: WireFormat::BedrockConverse,
     },
     ProviderInfo {
         name: ProviderName::GoogleVertex,
         api_key_env: None,
-        base_url_env: None,
+        base_url_env: Some("GOOGLE_VERTEX_BASE_URL"),
+        // Made from the location when no base URL is given.
         default_base_url: None,
         default_model: "gemini-2.5-flash",
-        wire: WireFormat::Unsupported,
+        wire: WireFormat::Vertex,
     },
     ProviderInfo {
         name: ProviderName::Deepseek,
