@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::{self, ChunkDecoder, ErrorContext, parse_args, parse_json};
+use super::provider_tools;
 use super::sse::SseEvent;
 use super::{
     ChunkStream, FinishReason, LanguageModel, LlmError, Message, Part, PreparedRequest, Request,
@@ -70,6 +71,17 @@ impl Anthropic {
                 .collect();
             body["tool_choice"] = json!({"type": "auto"});
         }
+        // Server tools (web search, code execution) and Agent Skills' container.
+        let (server_tools, _) =
+            provider_tools::anthropic_tools(&req.provider_tools, &req.provider_skills);
+        if !server_tools.is_empty() {
+            let mut tools = body["tools"].as_array().cloned().unwrap_or_default();
+            tools.extend(server_tools);
+            body["tools"] = Value::Array(tools);
+        }
+        if let Some(container) = provider_tools::anthropic_container(&req.provider_skills) {
+            body["container"] = container;
+        }
         if let Some(budget) = req.reasoning.and_then(|r| r.budget_tokens()) {
             // The API refuses budgets under 1024 and max_tokens not above the budget.
             let budget = budget.max(1024);
@@ -81,6 +93,12 @@ impl Anthropic {
         body["max_tokens"] = json!(max_tokens);
         body
     }
+}
+
+/// The `anthropic-beta` header the provider tools and skills of `req` need, if any.
+pub fn betas(req: &Request) -> Option<String> {
+    let (_, betas) = provider_tools::anthropic_tools(&req.provider_tools, &req.provider_skills);
+    (!betas.is_empty()).then(|| betas.join(","))
 }
 
 fn message(msg: &Message) -> Value {
@@ -156,6 +174,9 @@ impl LanguageModel for Anthropic {
             ("anthropic-version".to_string(), API_VERSION.to_string()),
             ("x-api-key".to_string(), self.api_key.clone()),
         ];
+        if let Some(betas) = betas(req) {
+            headers.push(("anthropic-beta".to_string(), betas));
+        }
         headers.extend(self.extra_headers.iter().cloned());
         let body = serde_json::to_vec(&self.body(req)).map_err(|e| LlmError::Request {
             provider: PROVIDER.into(),

@@ -16,6 +16,7 @@ pub mod google_auth;
 pub mod http;
 pub mod openai;
 mod prepared;
+pub mod provider_tools;
 pub mod providers;
 pub mod replay;
 pub mod retry;

@@ -24,6 +24,12 @@ pub struct Request {
     /// Which Expert asks. Only the replay provider reads it; no wire format carries it.
     #[serde(default)]
     pub expert_key: String,
+    /// Tools the provider runs itself (`providerTools`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provider_tools: Vec<super::provider_tools::ProviderTool>,
+    /// Anthropic Agent Skills (`providerSkills`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provider_skills: Vec<crate::definition::ProviderSkill>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

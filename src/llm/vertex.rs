@@ -153,6 +153,11 @@ impl LanguageModel for Vertex {
             ("content-type".to_string(), "application/json".to_string()),
             ("accept".to_string(), "text/event-stream".to_string()),
         ];
+        if self.family() == Family::Claude
+            && let Some(betas) = anthropic::betas(req)
+        {
+            headers.push(("anthropic-beta".to_string(), betas));
+        }
         headers.extend(self.extra_headers.iter().cloned());
         let body = serde_json::to_vec(&self.body(req)).map_err(|e| LlmError::Request {
             provider: PROVIDER.into(),
