@@ -223,3 +223,71 @@ fn openai_refuses_provider_tools_instead_of_dropping_them() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_server_side_web_search_streams_as_provider_tool_chunks_and_is_not_run_here() {
+    use perstack::llm::StreamChunk;
+    use support::mock_llm::{MockLlm, Reply, anthropic as a};
+
+    let mock = MockLlm::start().await;
+    let results = json!([{"type": "web_search_result", "url": "https://docs.rs/tokio",
+        "title": "tokio - Rust", "encrypted_content": "EqQBCioIAhgB", "page_age": null}]);
+    let stream = a::message_start(40)
+        + &a::event(
+            json!({"type": "content_block_start", "index": 0, "content_block":
+            {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search", "input": {}}}),
+        )
+        + &a::event(json!({"type": "content_block_delta", "index": 0, "delta":
+            {"type": "input_json_delta", "partial_json": "{\"query\": \"tok"}}))
+        + &a::event(json!({"type": "content_block_delta", "index": 0, "delta":
+            {"type": "input_json_delta", "partial_json": "io docs\"}"}}))
+        + &a::event(json!({"type": "content_block_stop", "index": 0}))
+        + &a::event(
+            json!({"type": "content_block_start", "index": 1, "content_block":
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": results}}),
+        )
+        + &a::event(json!({"type": "content_block_stop", "index": 1}))
+        + &a::text_block(2, &["Tokio is documented on docs.rs."])
+        + &a::message_end("end_turn", 12);
+    mock.push(Reply::sse().body(stream));
+    let anthropic = build_provider(
+        ProviderName::Anthropic,
+        Some(&ProviderSetting {
+            base_url: Some(format!("{}/v1", mock.url())),
+            ..Default::default()
+        }),
+        "claude-sonnet-4-5",
+        &env(&[("ANTHROPIC_API_KEY", "k")]),
+        Path::new("."),
+    )
+    .expect("builds");
+    let req = with_tools(vec![tool("webSearch", json!({"maxUses": 1}))]);
+    let (chunks, _, err) =
+        support::llm_cases::run_with(anthropic.as_ref(), &req, &support::llm_cases::fast_policy())
+            .await;
+    assert!(err.is_none(), "{err:?}");
+    assert!(chunks.contains(&StreamChunk::ProviderToolCall {
+        id: "srvtoolu_01".into(),
+        name: "web_search".into(),
+        args: json!({"query": "tokio docs"}),
+    }));
+    let response = support::llm_cases::assemble(&chunks);
+    assert!(
+        response.tool_calls.is_empty(),
+        "run by the provider, not here: {:?}",
+        response.tool_calls
+    );
+    assert_eq!(response.provider_tools.len(), 1);
+    assert_eq!(
+        response.provider_tools[0].result,
+        Some(
+            json!({"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": results})
+        )
+    );
+    assert_eq!(response.text, "Tokio is documented on docs.rs.");
+    let sent = &mock.requests()[0];
+    assert_eq!(
+        sent.json()["tools"][1],
+        json!({"type": "web_search_20250305", "name": "web_search", "max_uses": 1})
+    );
+}

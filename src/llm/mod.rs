@@ -31,8 +31,8 @@ pub use error::LlmError;
 pub use factory::build_provider;
 pub use prepared::{PreparedRequest, REDACTED, Required, check_json_body, is_secret_header};
 pub use types::{
-    FinishReason, Message, Part, Request, Response, ResponseBuilder, Role, StreamChunk, ToolCall,
-    Usage,
+    FinishReason, Message, Part, ProviderToolUse, Request, Response, ResponseBuilder, Role,
+    StreamChunk, ToolCall, Usage,
 };
 
 /// The chunks of one answer; ends after [`StreamChunk::Finish`] or with an error.
