@@ -120,6 +120,7 @@ fn typical_request() -> Request {
         max_tokens: Some(4096),
         reasoning: Some(ReasoningBudget::Low),
         expert_key: "bench".into(),
+        ..Default::default()
     }
 }
 

@@ -311,12 +311,20 @@ async fn azure_deployment_url_and_api_key_header() {
 }
 
 #[tokio::test]
-async fn unsupported_providers_are_refused_clearly() {
-    for name in [ProviderName::AmazonBedrock, ProviderName::GoogleVertex] {
-        let err = build_provider(name, None, "m", &env(&[]), std::path::Path::new("."))
+async fn cloud_providers_without_credentials_say_what_they_need() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let env = env(&[
+        ("HOME", home.path().to_str().expect("utf8")),
+        ("AWS_REGION", "us-east-1"),
+    ]);
+    for (name, needed) in [
+        (ProviderName::AmazonBedrock, "AWS_ACCESS_KEY_ID"),
+        (ProviderName::GoogleVertex, "GOOGLE_APPLICATION_CREDENTIALS"),
+    ] {
+        let err = build_provider(name, None, "m", &env, std::path::Path::new("."))
             .err()
             .expect("refused");
-        assert!(err.to_string().contains("not supported yet"), "{err}");
+        assert!(err.to_string().contains(needed), "{err}");
     }
 }
 

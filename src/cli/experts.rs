@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use crate::definition::{Config, Expert, Skill};
+use crate::definition::{Config, Expert, ProviderSkill, Skill};
 
 /// Deeper delegation is not indented further: the Expert there starts a tree of its own below,
 /// so lines stay short however long a chain is.
@@ -167,6 +167,16 @@ fn child_lines(expert: &Expert) -> Vec<String> {
             ),
         };
         lines.push(format!("skill {name}  ({})", detail.trim_end()));
+    }
+    // Tools and Agent Skills the provider runs itself.
+    if let Some(tools) = expert.provider_tools.as_ref().filter(|t| !t.is_empty()) {
+        lines.push(format!("provider tools  {}", tools.join(", ")));
+    }
+    for skill in expert.provider_skills.iter().flatten() {
+        lines.push(match skill {
+            ProviderSkill::Builtin { skill_id } => format!("provider skill {skill_id}  (builtin)"),
+            ProviderSkill::Custom { name, .. } => format!("provider skill {name}  (custom)"),
+        });
     }
     lines
 }

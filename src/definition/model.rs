@@ -183,6 +183,46 @@ impl ProviderName {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == name)
     }
+
+    /// The provider tools (Perstack's names) this provider runs for `model`. Vertex offers
+    /// Google's for Gemini and Anthropic's for Claude; replay answers from a script, so it
+    /// takes every name.
+    pub fn provider_tools(self, model: &str) -> &'static [&'static str] {
+        const ANTHROPIC: &[&str] = &["webSearch", "webFetch", "codeExecution"];
+        const OPENAI: &[&str] = &[
+            "webSearch",
+            "fileSearch",
+            "codeInterpreter",
+            "imageGeneration",
+        ];
+        const GOOGLE: &[&str] = &[
+            "googleSearch",
+            "codeExecution",
+            "urlContext",
+            "fileSearch",
+            "googleMaps",
+        ];
+        const EVERY: &[&str] = &[
+            "webSearch",
+            "webFetch",
+            "codeExecution",
+            "fileSearch",
+            "codeInterpreter",
+            "imageGeneration",
+            "googleSearch",
+            "urlContext",
+            "googleMaps",
+        ];
+        match self {
+            Self::Anthropic => ANTHROPIC,
+            Self::Openai | Self::AzureOpenai => OPENAI,
+            Self::Google => GOOGLE,
+            Self::GoogleVertex if model.starts_with("claude") => ANTHROPIC,
+            Self::GoogleVertex => GOOGLE,
+            Self::Replay => EVERY,
+            Self::Ollama | Self::Deepseek | Self::AmazonBedrock => &[],
+        }
+    }
 }
 
 impl std::fmt::Display for ProviderName {
@@ -211,7 +251,7 @@ impl ProviderSetting {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Expert {
     pub instruction: String,
@@ -227,6 +267,34 @@ pub struct Expert {
     pub min_runtime_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skills: Option<IndexMap<String, Skill>>,
+    /// Tools the provider runs itself (`webSearch`, `codeExecution`, ...): see
+    /// [`ProviderName::provider_tools`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_tools: Option<Vec<String>>,
+    /// Options per provider tool, kept as written (`webSearch = { maxUses = 3 }`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_tool_options: Option<IndexMap<String, toml::Value>>,
+    /// Anthropic Agent Skills loaded into the provider's container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_skills: Option<Vec<ProviderSkill>>,
+}
+
+/// An Anthropic Agent Skill: one Anthropic publishes, or one the project defines.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ProviderSkill {
+    #[serde(rename_all = "camelCase")]
+    Builtin {
+        skill_id: String,
+    },
+    Custom {
+        name: String,
+        definition: String,
+    },
+}
+
+impl ProviderSkill {
+    pub const BUILTIN_IDS: [&'static str; 4] = ["pdf", "docx", "pptx", "xlsx"];
 }
 
 impl Expert {

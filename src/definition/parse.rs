@@ -30,6 +30,9 @@ const EXPERT_KEYS: &[&str] = &[
     "tags",
     "skills",
     "minRuntimeVersion",
+    "providerTools",
+    "providerToolOptions",
+    "providerSkills",
 ];
 const STDIO_KEYS: &[&str] = &[
     "type",
@@ -91,6 +94,11 @@ pub fn config<'t>(walker: &mut Walker, root: Table<'t, '_>) -> (Config, SpanMap<
         otel: walker.boolean(root, "otel", Place::Top),
         experts: IndexMap::new(),
     };
+    // Provider tools are checked against the provider and model the file names.
+    let offered = config
+        .provider_name()
+        .provider_tools(config.model.as_deref().unwrap_or_default());
+    let provider_name = config.provider_name();
     if let Some((experts, experts_span)) = walker.table(root, "experts", Place::Top) {
         config.experts.reserve(experts.len());
         spans.reserve(experts.len());
@@ -110,7 +118,12 @@ pub fn config<'t>(walker: &mut Walker, root: Table<'t, '_>) -> (Config, SpanMap<
                 key: key.span(),
                 ..Default::default()
             };
-            if let Some(parsed) = expert(walker, name, table, key.span(), &mut expert_spans) {
+            let offer = Offer {
+                provider: provider_name,
+                tools: offered,
+            };
+            if let Some(parsed) = expert(walker, name, table, key.span(), &mut expert_spans, offer)
+            {
                 config.experts.insert(name.to_owned(), parsed);
             }
             spans.insert(name, expert_spans);
@@ -321,12 +334,20 @@ fn check_expert_key(walker: &mut Walker, name: &str, span: Span) {
     }
 }
 
+/// What the file's provider runs itself, for checking `providerTools`.
+#[derive(Clone, Copy)]
+struct Offer {
+    provider: ProviderName,
+    tools: &'static [&'static str],
+}
+
 fn expert<'t>(
     walker: &mut Walker,
     name: &str,
     table: Table<'t, '_>,
     key_span: Span,
     spans: &mut ExpertSpans<'t>,
+    offer: Offer,
 ) -> Option<Expert> {
     let place = Place::Expert(name);
     walker.check_keys(table, EXPERT_KEYS, place);
@@ -431,6 +452,54 @@ fn expert<'t>(
         }
         map
     });
+    let provider_tools = walker
+        .string_list(table, "providerTools", place)
+        .map(|items| {
+            for (tool, span) in items.iter() {
+                if !offer.tools.contains(&tool) {
+                    let offered = if offer.tools.is_empty() {
+                        format!("{} runs no provider tools", offer.provider.as_str())
+                    } else {
+                        format!(
+                            "{} offers {}",
+                            offer.provider.as_str(),
+                            offer
+                                .tools
+                                .iter()
+                                .map(|t| format!("\"{t}\""))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
+                    let suggestion = closest(tool, offer.tools.iter().copied())
+                        .map(|c| format!("did you mean \"{c}\"? "))
+                        .unwrap_or_default();
+                    walker.error(
+                        "unknown-provider-tool",
+                        span,
+                        format!(
+                            "provider tool \"{tool}\" of {place} is not offered by {}",
+                            offer.provider.as_str()
+                        ),
+                        Some(format!("{suggestion}{offered}")),
+                    );
+                }
+            }
+            items.to_owned_vec()
+        });
+    let provider_tool_options =
+        walker
+            .table(table, "providerToolOptions", place)
+            .map(|(options, _)| {
+                let mut map = IndexMap::with_capacity(options.len());
+                for (tool, value) in options.iter() {
+                    if let Some(value) = walker.plain_value(value) {
+                        map.insert(tool.get_ref().to_string(), value);
+                    }
+                }
+                map
+            });
+    let provider_skills = provider_skills(walker, table, place);
     Some(Expert {
         instruction: instruction?,
         description,
@@ -439,7 +508,95 @@ fn expert<'t>(
         tags,
         min_runtime_version,
         skills,
+        provider_tools,
+        provider_tool_options,
+        provider_skills,
     })
+}
+
+/// `providerSkills = [{ type = "builtin", skillId = "pdf" }, { type = "custom", name, definition }]`.
+fn provider_skills(
+    walker: &mut Walker,
+    table: Table<'_, '_>,
+    place: Place<'_>,
+) -> Option<Vec<ProviderSkill>> {
+    let (_, value) = entry(table, "providerSkills")?;
+    let Value::Array(items) = value.value() else {
+        walker.error(
+            "wrong-type",
+            value.span(),
+            format!("`providerSkills` in {place} must be a list of tables"),
+            Some("write providerSkills = [{ type = \"builtin\", skillId = \"pdf\" }]".into()),
+        );
+        return None;
+    };
+    let mut skills = Vec::new();
+    for item in items.iter() {
+        let help = || {
+            Some("write { type = \"builtin\", skillId = \"pdf\" } or { type = \"custom\", name = \"...\", definition = \"...\" }".to_string())
+        };
+        let Some(skill) = walker.expect_table(item, place, help) else {
+            continue;
+        };
+        let kind = walker.str(skill, "type", place);
+        match kind {
+            Some(("builtin", _)) => {
+                walker.check_keys(skill, &["type", "skillId"], place);
+                match walker.str(skill, "skillId", place) {
+                    Some((id, span)) if !ProviderSkill::BUILTIN_IDS.contains(&id) => walker.error(
+                        "unknown-provider-skill",
+                        span,
+                        format!("builtin provider skill \"{id}\" of {place} does not exist"),
+                        Some(format!(
+                            "use one of {}",
+                            ProviderSkill::BUILTIN_IDS
+                                .map(|i| format!("\"{i}\""))
+                                .join(", ")
+                        )),
+                    ),
+                    Some((id, _)) => skills.push(ProviderSkill::Builtin {
+                        skill_id: id.to_string(),
+                    }),
+                    None => walker.error(
+                        "missing-field",
+                        item.span(),
+                        format!("a builtin provider skill of {place} has no `skillId`"),
+                        help(),
+                    ),
+                }
+            }
+            Some(("custom", _)) => {
+                walker.check_keys(skill, &["type", "name", "definition"], place);
+                match (
+                    walker.string(skill, "name", place),
+                    walker.string(skill, "definition", place),
+                ) {
+                    (Some(name), Some(definition)) => {
+                        skills.push(ProviderSkill::Custom { name, definition })
+                    }
+                    _ => walker.error(
+                        "missing-field",
+                        item.span(),
+                        format!("a custom provider skill of {place} needs `name` and `definition`"),
+                        help(),
+                    ),
+                }
+            }
+            Some((other, span)) => walker.error(
+                "unknown-provider-skill",
+                span,
+                format!("provider skill type \"{other}\" of {place} is not builtin or custom"),
+                help(),
+            ),
+            None => walker.error(
+                "missing-field",
+                item.span(),
+                format!("a provider skill of {place} has no `type`"),
+                help(),
+            ),
+        }
+    }
+    Some(skills)
 }
 
 fn valid_tag(tag: &str) -> bool {

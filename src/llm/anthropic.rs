@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::{self, ChunkDecoder, ErrorContext, parse_args, parse_json};
+use super::provider_tools;
 use super::sse::SseEvent;
 use super::{
     ChunkStream, FinishReason, LanguageModel, LlmError, Message, Part, PreparedRequest, Request,
@@ -70,6 +71,17 @@ impl Anthropic {
                 .collect();
             body["tool_choice"] = json!({"type": "auto"});
         }
+        // Server tools (web search, code execution) and Agent Skills' container.
+        let (server_tools, _) =
+            provider_tools::anthropic_tools(&req.provider_tools, &req.provider_skills);
+        if !server_tools.is_empty() {
+            let mut tools = body["tools"].as_array().cloned().unwrap_or_default();
+            tools.extend(server_tools);
+            body["tools"] = Value::Array(tools);
+        }
+        if let Some(container) = provider_tools::anthropic_container(&req.provider_skills) {
+            body["container"] = container;
+        }
         if let Some(budget) = req.reasoning.and_then(|r| r.budget_tokens()) {
             // The API refuses budgets under 1024 and max_tokens not above the budget.
             let budget = budget.max(1024);
@@ -81,6 +93,12 @@ impl Anthropic {
         body["max_tokens"] = json!(max_tokens);
         body
     }
+}
+
+/// The `anthropic-beta` header the provider tools and skills of `req` need, if any.
+pub fn betas(req: &Request) -> Option<String> {
+    let (_, betas) = provider_tools::anthropic_tools(&req.provider_tools, &req.provider_skills);
+    (!betas.is_empty()).then(|| betas.join(","))
 }
 
 fn message(msg: &Message) -> Value {
@@ -156,6 +174,9 @@ impl LanguageModel for Anthropic {
             ("anthropic-version".to_string(), API_VERSION.to_string()),
             ("x-api-key".to_string(), self.api_key.clone()),
         ];
+        if let Some(betas) = betas(req) {
+            headers.push(("anthropic-beta".to_string(), betas));
+        }
         headers.extend(self.extra_headers.iter().cloned());
         let body = serde_json::to_vec(&self.body(req)).map_err(|e| LlmError::Request {
             provider: PROVIDER.into(),
@@ -256,8 +277,31 @@ enum Block {
         #[serde(default)]
         signature: Option<String>,
     },
+    /// A call of a provider tool (web search, web fetch, code execution), run by Anthropic.
+    ServerToolUse {
+        #[serde(default)]
+        id: String,
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        input: Option<Value>,
+    },
+    WebSearchToolResult(ServerResult),
+    WebFetchToolResult(ServerResult),
+    CodeExecutionToolResult(ServerResult),
+    BashCodeExecutionToolResult(ServerResult),
+    TextEditorCodeExecutionToolResult(ServerResult),
     #[serde(other)]
     Unknown,
+}
+
+/// The result block of a provider tool; `content` is kept whole.
+#[derive(Deserialize)]
+struct ServerResult {
+    #[serde(default)]
+    tool_use_id: String,
+    #[serde(default)]
+    content: Value,
 }
 
 // The variant names are the wire's own delta types.
@@ -291,6 +335,8 @@ struct WireError {
 
 struct OpenTool {
     block: usize,
+    /// Run by the provider: reported as a provider tool call, never run here.
+    server: bool,
     index: usize,
     id: String,
     name: String,
@@ -327,6 +373,14 @@ impl Decoder {
             (true, Some(initial)) => initial,
             _ => parse_args(PROVIDER, &tool.name, &tool.args)?,
         };
+        if tool.server {
+            out.push_back(StreamChunk::ProviderToolCall {
+                id: tool.id,
+                name: tool.name,
+                args,
+            });
+            return Ok(());
+        }
         out.push_back(StreamChunk::ToolCallFinished {
             index: tool.index,
             id: tool.id,
@@ -368,6 +422,14 @@ impl Decoder {
     }
 }
 
+/// A provider tool's result, its block rebuilt as Anthropic sent it.
+fn server_result(kind: &str, result: ServerResult, out: &mut VecDeque<StreamChunk>) {
+    out.push_back(StreamChunk::ProviderToolResult {
+        result: json!({"type": kind, "tool_use_id": result.tool_use_id, "content": result.content}),
+        tool_call_id: result.tool_use_id,
+    });
+}
+
 impl ChunkDecoder for Decoder {
     fn event(&mut self, event: SseEvent, out: &mut VecDeque<StreamChunk>) -> Result<(), LlmError> {
         let parsed: Event = parse_json(PROVIDER, &event.data)?;
@@ -401,12 +463,40 @@ impl ChunkDecoder for Decoder {
                     let initial = input.filter(|v| v.as_object().is_none_or(|o| !o.is_empty()));
                     self.tools.push(OpenTool {
                         block: index,
+                        server: false,
                         index: tool_index,
                         id,
                         name,
                         args: String::new(),
                         initial,
                     });
+                }
+                Block::ServerToolUse { id, name, input } => {
+                    let initial = input.filter(|v| v.as_object().is_none_or(|o| !o.is_empty()));
+                    self.tools.push(OpenTool {
+                        block: index,
+                        server: true,
+                        index: usize::MAX,
+                        id,
+                        name,
+                        args: String::new(),
+                        initial,
+                    });
+                }
+                Block::WebSearchToolResult(result) => {
+                    server_result("web_search_tool_result", result, out)
+                }
+                Block::WebFetchToolResult(result) => {
+                    server_result("web_fetch_tool_result", result, out)
+                }
+                Block::CodeExecutionToolResult(result) => {
+                    server_result("code_execution_tool_result", result, out)
+                }
+                Block::BashCodeExecutionToolResult(result) => {
+                    server_result("bash_code_execution_tool_result", result, out)
+                }
+                Block::TextEditorCodeExecutionToolResult(result) => {
+                    server_result("text_editor_code_execution_tool_result", result, out)
                 }
                 Block::Thinking {
                     thinking,
@@ -424,6 +514,9 @@ impl ChunkDecoder for Decoder {
                 Delta::InputJsonDelta { partial_json } => {
                     if let Some(tool) = self.tools.iter_mut().find(|t| t.block == index) {
                         tool.args.push_str(&partial_json);
+                        if tool.server {
+                            return Ok(());
+                        }
                         out.push_back(StreamChunk::ToolCallArgumentsDelta {
                             index: tool.index,
                             delta: partial_json,

@@ -9,8 +9,12 @@ pub enum LlmError {
     )]
     MissingApiKey { provider: String, env: String },
 
+    /// A cloud provider (Bedrock, Vertex) found no credentials; `fix` says where to put them.
+    #[error("{provider}: no credentials: {fix}")]
+    MissingCredentials { provider: String, fix: String },
+
     #[error(
-        "{provider} is not supported yet: choose anthropic, openai, google, ollama, azure-openai, deepseek or replay"
+        "{provider} is not supported yet: choose anthropic, openai, google, ollama, azure-openai, amazon-bedrock, google-vertex, deepseek or replay"
     )]
     Unsupported { provider: String },
 
@@ -98,6 +102,9 @@ impl LlmError {
                     || kind == "api_error"
                     || kind.contains("unavailable")
                     || kind.contains("resource_exhausted")
+                    // Bedrock's in-stream exceptions.
+                    || kind.contains("throttling")
+                    || kind.contains("internalserver")
                     || message.to_ascii_lowercase().contains("overloaded")
             }
             _ => false,

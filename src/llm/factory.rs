@@ -6,17 +6,26 @@
 //! `[provider.setting]` keys read here: `baseUrl`, `headers`, `apiKey` (all providers);
 //! `organization`, `project` (openai: sent as OpenAI-Organization / OpenAI-Project);
 //! `resourceName`, `deployment` (default: the model), `apiVersion` (default 2024-10-21)
-//! (azure-openai); `script` (replay: path relative to the project directory).
+//! (azure-openai); `script` (replay: path relative to the project directory); `region`,
+//! `profile` (amazon-bedrock: else AWS_REGION / AWS_DEFAULT_REGION / the profile's region, and
+//! AWS_PROFILE; the endpoint from baseUrl, AWS_ENDPOINT_URL_BEDROCK_RUNTIME or AWS_ENDPOINT_URL);
+//! `project`, `location` (google-vertex: else GOOGLE_VERTEX_PROJECT / GOOGLE_CLOUD_PROJECT / the
+//! key file's project, and GOOGLE_VERTEX_LOCATION / GOOGLE_CLOUD_LOCATION / us-central1; baseUrl
+//! or GOOGLE_VERTEX_BASE_URL replaces `https://LOCATION-aiplatform.googleapis.com/v1`).
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use super::anthropic::Anthropic;
+use super::aws;
+use super::bedrock::Bedrock;
 use super::google::Google;
+use super::google_auth::GoogleAuth;
 use super::openai::OpenAi;
 use super::providers::{self, AZURE_DEFAULT_API_VERSION};
 use super::replay::Replay;
+use super::vertex::Vertex;
 use super::{LanguageModel, LlmError, http};
 use crate::definition::{ProviderName, ProviderSetting};
 
@@ -149,10 +158,67 @@ pub fn build_provider(
             })?;
             Arc::new(Replay::from_file(project_dir.join(script), model)?)
         }
-        ProviderName::AmazonBedrock | ProviderName::GoogleVertex => {
-            return Err(LlmError::Unsupported {
+        ProviderName::AmazonBedrock => {
+            let profile = aws::AwsProfile::load(extra("profile"), env);
+            let region = extra("region")
+                .map(str::to_string)
+                .or_else(|| from_env(Some("AWS_REGION")))
+                .or_else(|| from_env(Some("AWS_DEFAULT_REGION")))
+                .or_else(|| profile.region().map(str::to_string))
+                .ok_or_else(|| {
+                    config_err(format!(
+                        "no region: set region in [provider.setting], AWS_REGION, or region in profile {:?} of {}",
+                        profile.name,
+                        profile.config_file.display()
+                    ))
+                })?;
+            let credentials = profile.credentials(env).ok_or_else(|| LlmError::MissingCredentials {
                 provider: provider.to_string(),
-            });
+                fix: format!(
+                    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or add profile {:?} to {} (AWS_PROFILE picks the profile)",
+                    profile.name,
+                    profile.credentials_file.display()
+                ),
+            })?;
+            // The standard AWS endpoint overrides, service-specific first (VPC endpoints, proxies).
+            let endpoint = match base_url(None)? {
+                Some(url) => url,
+                None => match from_env(Some("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"))
+                    .or_else(|| from_env(Some("AWS_ENDPOINT_URL")))
+                {
+                    Some(url) => {
+                        url::Url::parse(&url)
+                            .map_err(|e| config_err(format!("AWS endpoint URL {url:?}: {e}")))?;
+                        url.trim_end_matches('/').to_string()
+                    }
+                    None => Bedrock::regional_endpoint(&region),
+                },
+            };
+            let mut client = Bedrock::new(model, region, endpoint, credentials, headers)?;
+            client.limits = limits;
+            Arc::new(client)
+        }
+        ProviderName::GoogleVertex => {
+            let auth = Arc::new(GoogleAuth::from_env(env)?);
+            let project = extra("project")
+                .map(str::to_string)
+                .or_else(|| from_env(Some("GOOGLE_VERTEX_PROJECT")))
+                .or_else(|| from_env(Some("GOOGLE_CLOUD_PROJECT")))
+                .or_else(|| auth.project_id.clone())
+                .ok_or_else(|| {
+                    config_err(format!(
+                        "no project: set project in [provider.setting] or GOOGLE_VERTEX_PROJECT ({} names none)",
+                        auth.source.display()
+                    ))
+                })?;
+            let location = extra("location")
+                .map(str::to_string)
+                .or_else(|| from_env(Some("GOOGLE_VERTEX_LOCATION")))
+                .or_else(|| from_env(Some("GOOGLE_CLOUD_LOCATION")))
+                .unwrap_or_else(|| "us-central1".to_string());
+            let mut client = Vertex::new(model, project, location, base_url(None)?, auth, headers)?;
+            client.limits = limits;
+            Arc::new(client)
         }
     })
 }

@@ -113,6 +113,12 @@ impl Google {
                 .collect();
             body["tools"] = json!([{"functionDeclarations": decls}]);
         }
+        let builtin = super::provider_tools::google_tools(&req.provider_tools);
+        if !builtin.is_empty() {
+            let mut tools = body["tools"].as_array().cloned().unwrap_or_default();
+            tools.extend(builtin);
+            body["tools"] = Value::Array(tools);
+        }
         let mut config = Map::new();
         if let Some(max) = req.max_tokens {
             config.insert("maxOutputTokens".into(), json!(max));

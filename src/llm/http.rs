@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 
+use super::eventstream::EventStreamParser;
 use super::sse::{SseError, SseEvent, SseParser};
 use super::{ChunkStream, LlmError, PreparedRequest, StreamChunk};
 
@@ -67,13 +68,46 @@ pub trait ChunkDecoder: Send + Unpin + 'static {
     fn done(&self) -> bool;
 }
 
+/// Splits a byte stream into events: SSE lines, or AWS event-stream frames.
+pub trait FrameParser: Send + Unpin + 'static {
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError>;
+    fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), SseError>;
+}
+
+impl FrameParser for SseParser {
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        SseParser::feed(self, bytes, out)
+    }
+    fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        SseParser::finish(self, out)
+    }
+}
+
+impl FrameParser for EventStreamParser {
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        EventStreamParser::feed(self, bytes, out)
+    }
+    fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        EventStreamParser::finish(self, out)
+    }
+}
+
 /// Decodes a whole in-memory stream (tests, benchmarks, and recorded bytes).
 pub fn decode_all<D: ChunkDecoder>(
     provider: &str,
+    decoder: D,
+    chunks: &[&[u8]],
+) -> Result<Vec<StreamChunk>, LlmError> {
+    decode_all_with(provider, SseParser::new(), decoder, chunks)
+}
+
+/// [`decode_all`] with the framing given.
+pub fn decode_all_with<P: FrameParser, D: ChunkDecoder>(
+    provider: &str,
+    mut parser: P,
     mut decoder: D,
     chunks: &[&[u8]],
 ) -> Result<Vec<StreamChunk>, LlmError> {
-    let mut parser = SseParser::new();
     let mut events = Vec::new();
     let mut out = VecDeque::new();
     for chunk in chunks {
@@ -121,6 +155,30 @@ pub async fn send_sse<D: ChunkDecoder>(
     decoder: D,
     limits: StreamLimits,
 ) -> Result<ChunkStream, LlmError> {
+    let parser = SseParser::with_max_line(limits.max_line_bytes);
+    send_framed(client, prepared, ctx, parser, decoder, limits).await
+}
+
+/// [`send_sse`] for an AWS event-stream answer; `max_line_bytes` caps one message.
+pub async fn send_event_stream<D: ChunkDecoder>(
+    client: &reqwest::Client,
+    prepared: PreparedRequest,
+    ctx: ErrorContext<'_>,
+    decoder: D,
+    limits: StreamLimits,
+) -> Result<ChunkStream, LlmError> {
+    let parser = EventStreamParser::with_max_message(limits.max_line_bytes);
+    send_framed(client, prepared, ctx, parser, decoder, limits).await
+}
+
+async fn send_framed<P: FrameParser, D: ChunkDecoder>(
+    client: &reqwest::Client,
+    prepared: PreparedRequest,
+    ctx: ErrorContext<'_>,
+    parser: P,
+    decoder: D,
+    limits: StreamLimits,
+) -> Result<ChunkStream, LlmError> {
     let provider = ctx.provider.to_string();
     let method =
         reqwest::Method::from_bytes(prepared.method.as_bytes()).map_err(|_| LlmError::Request {
@@ -159,7 +217,7 @@ pub async fn send_sse<D: ChunkDecoder>(
     Ok(DecodeStream {
         provider,
         bytes,
-        parser: SseParser::with_max_line(limits.max_line_bytes),
+        parser,
         events: Vec::new(),
         decoder,
         pending: VecDeque::new(),
@@ -250,10 +308,10 @@ enum State {
     Ended,
 }
 
-struct DecodeStream<D> {
+struct DecodeStream<P, D> {
     provider: String,
     bytes: BoxStream<'static, reqwest::Result<Bytes>>,
-    parser: SseParser,
+    parser: P,
     events: Vec<SseEvent>,
     decoder: D,
     pending: VecDeque<StreamChunk>,
@@ -263,7 +321,7 @@ struct DecodeStream<D> {
     answer_bytes: usize,
 }
 
-impl<D: ChunkDecoder> DecodeStream<D> {
+impl<P: FrameParser, D: ChunkDecoder> DecodeStream<P, D> {
     fn run_events(&mut self) -> Result<(), LlmError> {
         for event in self.events.drain(..) {
             if self.decoder.done() {
@@ -318,7 +376,7 @@ impl<D: ChunkDecoder> DecodeStream<D> {
     }
 }
 
-impl<D: ChunkDecoder> Stream for DecodeStream<D> {
+impl<P: FrameParser, D: ChunkDecoder> Stream for DecodeStream<P, D> {
     type Item = Result<StreamChunk, LlmError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

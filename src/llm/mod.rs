@@ -6,17 +6,23 @@
 //! request. [`retry::send_with_retry`] adds backoff and the generation timeout.
 
 pub mod anthropic;
+pub mod aws;
+pub mod bedrock;
 mod error;
+pub mod eventstream;
 mod factory;
 pub mod google;
+pub mod google_auth;
 pub mod http;
 pub mod openai;
 mod prepared;
+pub mod provider_tools;
 pub mod providers;
 pub mod replay;
 pub mod retry;
 pub mod sse;
 mod types;
+pub mod vertex;
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
@@ -25,8 +31,8 @@ pub use error::LlmError;
 pub use factory::build_provider;
 pub use prepared::{PreparedRequest, REDACTED, Required, check_json_body, is_secret_header};
 pub use types::{
-    FinishReason, Message, Part, Request, Response, ResponseBuilder, Role, StreamChunk, ToolCall,
-    Usage,
+    FinishReason, Message, Part, ProviderToolUse, Request, Response, ResponseBuilder, Role,
+    StreamChunk, ToolCall, Usage,
 };
 
 /// The chunks of one answer; ends after [`StreamChunk::Finish`] or with an error.

@@ -235,6 +235,16 @@ impl LanguageModel for OpenAi {
     }
 
     fn prepare(&self, req: &Request) -> Result<PreparedRequest, LlmError> {
+        // OpenAI runs its tools only through the Responses API; Chat Completions has none.
+        if let Some(tool) = req.provider_tools.first() {
+            return Err(LlmError::Config {
+                provider: self.provider.clone(),
+                message: format!(
+                    "provider tool \"{}\" needs OpenAI's Responses API, which is not spoken yet; remove it from providerTools",
+                    tool.name
+                ),
+            });
+        }
         let mut headers = vec![
             ("content-type".to_string(), "application/json".to_string()),
             ("accept".to_string(), "text/event-stream".to_string()),

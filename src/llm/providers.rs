@@ -14,10 +14,12 @@ pub enum WireFormat {
     OpenAiChat,
     /// Google Generative Language `streamGenerateContent` (`google.rs`).
     GoogleGenerate,
+    /// Amazon Bedrock Runtime ConverseStream, SigV4-signed, event-stream framed (`bedrock.rs`).
+    BedrockConverse,
+    /// Vertex AI: Gemini or Claude by model name, Google OAuth (`vertex.rs`).
+    Vertex,
     /// Answers from a script or a recording (`replay.rs`).
     Replay,
-    /// Not spoken yet: the factory says so.
-    Unsupported,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -84,16 +86,17 @@ pub const PROVIDERS: [ProviderInfo; 9] = [
         api_key_env: None,
         base_url_env: None,
         default_base_url: None,
-        default_model: "anthropic.claude-sonnet-4-5",
-        wire: WireFormat::Unsupported,
+        default_model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        wire: WireFormat::BedrockConverse,
     },
     ProviderInfo {
         name: ProviderName::GoogleVertex,
         api_key_env: None,
-        base_url_env: None,
+        base_url_env: Some("GOOGLE_VERTEX_BASE_URL"),
+        // Made from the location when no base URL is given.
         default_base_url: None,
         default_model: "gemini-2.5-flash",
-        wire: WireFormat::Unsupported,
+        wire: WireFormat::Vertex,
     },
     ProviderInfo {
         name: ProviderName::Deepseek,
@@ -143,8 +146,29 @@ const PRICES: &[(&str, f64, f64)] = &[
     ("deepseek-chat", 0.27, 1.1),
 ];
 
+/// The model's name as the price table writes it: Bedrock ids lose their cross-region prefix
+/// (`us.`, `eu.`, `apac.`, `global.`) and publisher (`anthropic.`, `google.`); Vertex ids
+/// their publisher path. Versions after the name (`-20250929-v1:0`, `@20250929`) are past the
+/// prefix that is matched.
+fn price_name(model: &str) -> &str {
+    let mut name = model.rsplit('/').next().unwrap_or(model);
+    for region in ["us.", "eu.", "apac.", "global.", "us-gov."] {
+        if let Some(rest) = name.strip_prefix(region) {
+            name = rest;
+            break;
+        }
+    }
+    for publisher in ["anthropic.", "google.", "openai.", "deepseek."] {
+        if let Some(rest) = name.strip_prefix(publisher) {
+            return rest;
+        }
+    }
+    name
+}
+
 /// The estimated cost in dollars, or None for a model not in the table.
 pub fn estimate_cost(model: &str, input_tokens: u64, output_tokens: u64) -> Option<f64> {
+    let model = price_name(model);
     let (_, input, output) = PRICES
         .iter()
         .find(|(prefix, _, _)| model.starts_with(prefix))?;
@@ -169,5 +193,23 @@ mod tests {
         assert_eq!(estimate_cost("claude-sonnet-4-5", input, output), Some(4.5));
         assert_eq!(estimate_cost("gpt-4.1-mini", input, output), Some(0.56));
         assert_eq!(estimate_cost("replay", input, output), None);
+    }
+
+    #[test]
+    fn bedrock_and_vertex_ids_find_their_model_price() {
+        let (input, output) = (1_000_000, 100_000);
+        for id in [
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "claude-sonnet-4-5@20250929",
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        ] {
+            assert_eq!(estimate_cost(id, input, output), Some(4.5), "{id}");
+        }
+        assert_eq!(estimate_cost("gemini-2.5-pro", input, output), Some(2.25));
+        assert_eq!(
+            estimate_cost("us.amazon.nova-pro-v1:0", input, output),
+            None
+        );
     }
 }

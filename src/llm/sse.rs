@@ -23,6 +23,9 @@ pub enum SseError {
     /// must not grow without bound.
     #[error("{what} is longer than {limit} bytes")]
     TooLong { what: String, limit: usize },
+    /// A binary framing (AWS event-stream) that does not decode.
+    #[error("{0}")]
+    Framing(String),
 }
 
 #[derive(Debug)]

@@ -24,6 +24,12 @@ pub struct Request {
     /// Which Expert asks. Only the replay provider reads it; no wire format carries it.
     #[serde(default)]
     pub expert_key: String,
+    /// Tools the provider runs itself (`providerTools`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provider_tools: Vec<super::provider_tools::ProviderTool>,
+    /// Anthropic Agent Skills (`providerSkills`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provider_skills: Vec<crate::definition::ProviderSkill>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +180,18 @@ pub enum StreamChunk {
         name: String,
         args: serde_json::Value,
     },
+    /// A tool the provider ran itself (`providerTools`: web search, code execution): never run
+    /// here, never answered by us.
+    ProviderToolCall {
+        id: String,
+        name: String,
+        args: serde_json::Value,
+    },
+    /// What the provider's own tool returned: the provider's result block, as sent.
+    ProviderToolResult {
+        tool_call_id: String,
+        result: serde_json::Value,
+    },
     Usage(Usage),
     /// Always the last chunk of a complete stream.
     Finish {
@@ -197,8 +215,22 @@ pub struct Response {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking_signature: Option<String>,
     pub tool_calls: Vec<ToolCall>,
+    /// Tools the provider ran itself during this answer, with their results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provider_tools: Vec<ProviderToolUse>,
     pub usage: Usage,
     pub finish_reason: FinishReason,
+}
+
+/// One call of a provider-run tool and, once it came, its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderToolUse {
+    pub id: String,
+    pub name: String,
+    pub args: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
 }
 
 impl Response {
@@ -277,6 +309,27 @@ impl ResponseBuilder {
                     name: name.clone(),
                     args: args.clone(),
                 });
+            }
+            StreamChunk::ProviderToolCall { id, name, args } => {
+                self.response.provider_tools.push(ProviderToolUse {
+                    id: id.clone(),
+                    name: name.clone(),
+                    args: args.clone(),
+                    result: None,
+                });
+            }
+            StreamChunk::ProviderToolResult {
+                tool_call_id,
+                result,
+            } => {
+                if let Some(call) = self
+                    .response
+                    .provider_tools
+                    .iter_mut()
+                    .find(|c| c.id == *tool_call_id)
+                {
+                    call.result = Some(result.clone());
+                }
             }
             StreamChunk::Usage(usage) => self.response.usage = *usage,
             StreamChunk::Finish { reason } => {

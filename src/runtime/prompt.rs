@@ -179,6 +179,7 @@ mod tests {
             tags: None,
             min_runtime_version: None,
             skills: None,
+            ..Expert::default()
         }
     }
 

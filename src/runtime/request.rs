@@ -16,6 +16,8 @@ pub struct RunRequest {
     tools: Vec<ToolDefinition>,
     reasoning: ReasoningBudget,
     expert_key: String,
+    provider_tools: Vec<llm::provider_tools::ProviderTool>,
+    provider_skills: Vec<crate::definition::ProviderSkill>,
 }
 
 impl RunRequest {
@@ -26,7 +28,16 @@ impl RunRequest {
             tools: Vec::new(),
             reasoning,
             expert_key,
+            provider_tools: Vec::new(),
+            provider_skills: Vec::new(),
         }
+    }
+
+    /// The provider tools and Agent Skills `expert` asks for, sent with every step.
+    pub fn with_provider_tools(mut self, expert: &crate::definition::Expert) -> Self {
+        self.provider_tools = llm::provider_tools::ProviderTool::of_expert(expert);
+        self.provider_skills = expert.provider_skills.clone().unwrap_or_default();
+        self
     }
 
     /// The tools the model is offered from now on.
@@ -54,8 +65,12 @@ impl RunRequest {
             max_tokens: None,
             reasoning: Some(self.reasoning),
             expert_key: self.expert_key.clone(),
+            provider_tools: std::mem::take(&mut self.provider_tools),
+            provider_skills: std::mem::take(&mut self.provider_skills),
         };
         let prepared = model.prepare(&request);
+        self.provider_tools = request.provider_tools;
+        self.provider_skills = request.provider_skills;
         // The model only borrowed the request: its parts are kept for the next step.
         self.converted.system = request.system;
         self.converted.messages = request.messages;
@@ -140,6 +155,7 @@ mod tests {
             max_tokens: None,
             reasoning: Some(ReasoningBudget::Low),
             expert_key: "lead".into(),
+            ..Default::default()
         };
         serde_json::to_string(&request).expect("json")
     }

@@ -126,7 +126,9 @@ impl Driver {
             parent_run_id: spec.parent.as_ref().map(|p| p.run_id.clone()),
         };
         let emitter = Emitter::new(job.clone(), ids.clone());
-        let request = Mutex::new(RunRequest::new(job.reasoning, spec.expert_key.clone()));
+        let request = Mutex::new(
+            RunRequest::new(job.reasoning, spec.expert_key.clone()).with_provider_tools(&expert),
+        );
         Driver {
             job,
             spec,

@@ -67,6 +67,7 @@ pub fn request() -> Request {
         max_tokens: Some(1000),
         reasoning: Some(ReasoningBudget::None),
         expert_key: "tester".into(),
+        ..Default::default()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Shared test helpers. Each test crate uses only part of them.
 #![allow(dead_code)]
 
+pub mod bedrock;
 pub mod llm_cases;
 pub mod mcp;
 pub mod mock_llm;

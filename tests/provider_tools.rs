@@ -1,0 +1,293 @@
+//! `providerTools`, `providerToolOptions` and `providerSkills`: how a Perstack file declares
+//! them, and the exact request body (and headers) each provider then sends.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use perstack::definition::{ProviderName, ProviderSetting, parse_str};
+use perstack::llm::provider_tools::ProviderTool;
+use perstack::llm::{LanguageModel, LlmError, Request, build_provider};
+use serde_json::{Value, json};
+use support::llm_cases::{env, request};
+
+/// Every provider-tool field Perstack has, on one Expert; the options table holds each option.
+const EVERY_FIELD: &str = r#"
+model = "claude-sonnet-4-5"
+[provider]
+providerName = "anthropic"
+
+[experts."researcher"]
+instruction = "Find and summarise."
+providerTools = ["webSearch", "webFetch", "codeExecution"]
+providerSkills = [
+  { type = "builtin", skillId = "pdf" },
+  { type = "custom", name = "house-style", definition = "Write plainly." },
+]
+[experts."researcher".providerToolOptions]
+webSearch = { maxUses = 3, allowedDomains = ["docs.rs", "rust-lang.org"] }
+webFetch = { maxUses = 2 }
+"#;
+
+fn with_tools(tools: Vec<ProviderTool>) -> Request {
+    Request {
+        provider_tools: tools,
+        ..request()
+    }
+}
+
+fn tool(name: &str, options: Value) -> ProviderTool {
+    ProviderTool {
+        name: name.into(),
+        options: options.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+fn model(name: ProviderName, model: &str, pairs: &[(&str, &str)]) -> Arc<dyn LanguageModel> {
+    let setting = ProviderSetting {
+        base_url: Some("http://127.0.0.1:9/v1".into()),
+        ..Default::default()
+    };
+    build_provider(name, Some(&setting), model, &env(pairs), Path::new(".")).expect("builds")
+}
+
+/// The body and beta header as pretty JSON, the form the snapshots hold.
+fn pretty_body(model: &dyn LanguageModel, req: &Request) -> String {
+    serde_json::to_string_pretty(&body_and_beta(model, req)).expect("json")
+}
+
+fn body_and_beta(model: &dyn LanguageModel, req: &Request) -> Value {
+    let prepared = model.prepare(req).expect("prepare");
+    let body: Value = serde_json::from_slice(prepared.body()).expect("json body");
+    json!({"anthropic-beta": prepared.header("anthropic-beta"), "body": body})
+}
+
+#[test]
+fn a_perstack_file_with_every_field_loads_and_reaches_the_request() {
+    let (config, diagnostics) = parse_str(EVERY_FIELD, Path::new("perstack.toml")).expect("loads");
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let expert = &config.experts["researcher"];
+    let tools = ProviderTool::of_expert(expert);
+    assert_eq!(tools.len(), 3);
+    assert_eq!(tools[0].options["maxUses"], json!(3));
+    let req = Request {
+        provider_tools: tools,
+        provider_skills: expert.provider_skills.clone().unwrap_or_default(),
+        ..request()
+    };
+    let anthropic = model(
+        ProviderName::Anthropic,
+        "claude-sonnet-4-5",
+        &[("ANTHROPIC_API_KEY", "k")],
+    );
+    insta::assert_snapshot!(
+        "anthropic_every_field",
+        pretty_body(anthropic.as_ref(), &req)
+    );
+}
+
+#[test]
+fn a_tool_the_provider_does_not_offer_is_an_error_at_its_line() {
+    let source = EVERY_FIELD.replace("\"anthropic\"", "\"google\"").replace(
+        "model = \"claude-sonnet-4-5\"",
+        "model = \"gemini-2.5-flash\"",
+    );
+    let diagnostics = parse_str(&source, Path::new("perstack.toml")).expect_err("refused");
+    let unknown: Vec<_> = diagnostics
+        .iter()
+        .filter(|d| d.code == "unknown-provider-tool")
+        .collect();
+    assert_eq!(unknown.len(), 2, "{diagnostics:?}");
+    let first = unknown[0];
+    let at = first.location.as_ref().expect("located");
+    assert_eq!((at.line, at.column), (8, 18), "{first:?}");
+    assert!(first.message.contains("\"webSearch\""), "{}", first.message);
+    assert!(
+        first
+            .help
+            .as_deref()
+            .unwrap_or_default()
+            .contains("\"googleSearch\""),
+        "{first:?}"
+    );
+    // codeExecution is Google's too: not reported.
+    assert!(unknown.iter().all(|d| !d.message.contains("codeExecution")));
+
+    let bedrock = EVERY_FIELD.replace("\"anthropic\"", "\"amazon-bedrock\"");
+    let diagnostics = parse_str(&bedrock, Path::new("perstack.toml")).expect_err("refused");
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.help.as_deref() == Some("amazon-bedrock runs no provider tools"))
+    );
+}
+
+#[test]
+fn bad_provider_skills_are_reported() {
+    let source = EVERY_FIELD.replace("skillId = \"pdf\"", "skillId = \"pfd\"");
+    let diagnostics = parse_str(&source, Path::new("perstack.toml")).expect_err("refused");
+    let bad = diagnostics
+        .iter()
+        .find(|d| d.code == "unknown-provider-skill")
+        .expect("reported");
+    assert!(
+        bad.help.as_deref().unwrap_or_default().contains("\"docx\""),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn anthropic_body_per_tool() {
+    let anthropic = model(
+        ProviderName::Anthropic,
+        "claude-sonnet-4-5",
+        &[("ANTHROPIC_API_KEY", "k")],
+    );
+    for (name, options) in [
+        (
+            "webSearch",
+            json!({"maxUses": 5, "allowedDomains": ["example.com"]}),
+        ),
+        (
+            "webFetch",
+            json!({"maxUses": 1, "allowedDomains": ["docs.rs"]}),
+        ),
+        ("codeExecution", json!({})),
+    ] {
+        let req = with_tools(vec![tool(name, options)]);
+        insta::assert_snapshot!(
+            format!("anthropic_{name}"),
+            pretty_body(anthropic.as_ref(), &req)
+        );
+    }
+}
+
+#[test]
+fn google_body_per_tool() {
+    let google = model(
+        ProviderName::Google,
+        "gemini-2.5-flash",
+        &[("GOOGLE_GENERATIVE_AI_API_KEY", "k")],
+    );
+    for (name, options) in [
+        ("googleSearch", json!({})),
+        ("codeExecution", json!({})),
+        ("urlContext", json!({})),
+        (
+            "fileSearch",
+            json!({"vectorStoreIds": ["fileSearchStores/manuals"], "maxNumResults": 4}),
+        ),
+        ("googleMaps", json!({})),
+    ] {
+        let req = with_tools(vec![tool(name, options)]);
+        insta::assert_snapshot!(format!("google_{name}"), pretty_body(google.as_ref(), &req));
+    }
+}
+
+#[test]
+fn vertex_bodies_follow_the_model_family() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("key.json");
+    std::fs::write(&key, include_str!("fixtures/vertex/service-account.json")).expect("write");
+    let pairs = [(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        key.to_str().expect("utf8"),
+    )];
+    let claude = model(
+        ProviderName::GoogleVertex,
+        "claude-sonnet-4-5@20250929",
+        &pairs,
+    );
+    let req = with_tools(vec![
+        tool("webSearch", json!({"maxUses": 2})),
+        tool("codeExecution", json!({})),
+    ]);
+    insta::assert_snapshot!("vertex_claude_tools", pretty_body(claude.as_ref(), &req));
+    let gemini = model(ProviderName::GoogleVertex, "gemini-2.5-pro", &pairs);
+    let req = with_tools(vec![
+        tool("googleSearch", json!({})),
+        tool("urlContext", json!({})),
+    ]);
+    insta::assert_snapshot!("vertex_gemini_tools", pretty_body(gemini.as_ref(), &req));
+}
+
+#[test]
+fn openai_refuses_provider_tools_instead_of_dropping_them() {
+    let openai = model(ProviderName::Openai, "gpt-4.1", &[("OPENAI_API_KEY", "k")]);
+    let err = openai
+        .prepare(&with_tools(vec![tool("webSearch", json!({}))]))
+        .expect_err("refused");
+    assert!(
+        matches!(&err, LlmError::Config { message, .. } if message.contains("Responses API")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_side_web_search_streams_as_provider_tool_chunks_and_is_not_run_here() {
+    use perstack::llm::StreamChunk;
+    use support::mock_llm::{MockLlm, Reply, anthropic as a};
+
+    let mock = MockLlm::start().await;
+    let results = json!([{"type": "web_search_result", "url": "https://docs.rs/tokio",
+        "title": "tokio - Rust", "encrypted_content": "EqQBCioIAhgB", "page_age": null}]);
+    let stream = a::message_start(40)
+        + &a::event(
+            json!({"type": "content_block_start", "index": 0, "content_block":
+            {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search", "input": {}}}),
+        )
+        + &a::event(json!({"type": "content_block_delta", "index": 0, "delta":
+            {"type": "input_json_delta", "partial_json": "{\"query\": \"tok"}}))
+        + &a::event(json!({"type": "content_block_delta", "index": 0, "delta":
+            {"type": "input_json_delta", "partial_json": "io docs\"}"}}))
+        + &a::event(json!({"type": "content_block_stop", "index": 0}))
+        + &a::event(
+            json!({"type": "content_block_start", "index": 1, "content_block":
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": results}}),
+        )
+        + &a::event(json!({"type": "content_block_stop", "index": 1}))
+        + &a::text_block(2, &["Tokio is documented on docs.rs."])
+        + &a::message_end("end_turn", 12);
+    mock.push(Reply::sse().body(stream));
+    let anthropic = build_provider(
+        ProviderName::Anthropic,
+        Some(&ProviderSetting {
+            base_url: Some(format!("{}/v1", mock.url())),
+            ..Default::default()
+        }),
+        "claude-sonnet-4-5",
+        &env(&[("ANTHROPIC_API_KEY", "k")]),
+        Path::new("."),
+    )
+    .expect("builds");
+    let req = with_tools(vec![tool("webSearch", json!({"maxUses": 1}))]);
+    let (chunks, _, err) =
+        support::llm_cases::run_with(anthropic.as_ref(), &req, &support::llm_cases::fast_policy())
+            .await;
+    assert!(err.is_none(), "{err:?}");
+    assert!(chunks.contains(&StreamChunk::ProviderToolCall {
+        id: "srvtoolu_01".into(),
+        name: "web_search".into(),
+        args: json!({"query": "tokio docs"}),
+    }));
+    let response = support::llm_cases::assemble(&chunks);
+    assert!(
+        response.tool_calls.is_empty(),
+        "run by the provider, not here: {:?}",
+        response.tool_calls
+    );
+    assert_eq!(response.provider_tools.len(), 1);
+    assert_eq!(
+        response.provider_tools[0].result,
+        Some(
+            json!({"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": results})
+        )
+    );
+    assert_eq!(response.text, "Tokio is documented on docs.rs.");
+    let sent = &mock.requests()[0];
+    assert_eq!(
+        sent.json()["tools"][1],
+        json!({"type": "web_search_20250305", "name": "web_search", "max_uses": 1})
+    );
+}
