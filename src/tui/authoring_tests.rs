@@ -93,6 +93,42 @@ fn breakpoint_keys_toggle_runtime_breakpoints_and_show_marks() {
 }
 
 #[test]
+fn one_key_breaks_before_every_experts_model_calls() {
+    let mut state = AppState::new(&example_config(), "m".into());
+    state.focus = PaneId::Experts;
+    // Whatever the cursor is on: the breakpoint names no Expert.
+    key(&mut state, KeyCode::Char('j'));
+    let effects = state.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('B'),
+        KeyModifiers::SHIFT,
+    )));
+    let every = Breakpoint {
+        kind: BreakKind::BeforeLlm,
+        expert: None,
+    };
+    assert_eq!(effects, [Effect::SetBreakpoints(vec![every.clone()])]);
+    assert_eq!(
+        state.status.as_deref(),
+        Some("breakpoint set: before each model call of any Expert")
+    );
+    for expert in &state.experts {
+        assert_eq!(
+            state.breakpoint_marks(&expert.key),
+            ["llm"],
+            "{}",
+            expert.key
+        );
+    }
+    assert!(every.matches("writer", &PausePoint::BeforeLlm));
+    let effects = state.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('B'),
+        KeyModifiers::SHIFT,
+    )));
+    assert_eq!(effects, [Effect::SetBreakpoints(Vec::new())]);
+    assert!(state.breakpoint_marks("writer").is_empty());
+}
+
+#[test]
 fn a_tool_call_breakpoint_names_the_skill_and_tool_for_every_expert() {
     let mut state = AppState::new(&example_config(), "m".into());
     for event in scripted_run(Moment::Completed).events {

@@ -35,11 +35,13 @@ pub enum Action {
     UseReplay,
     ToggleView,
     ToggleThinking,
+    ToggleEscapes,
     Search,
     NextMatch,
     WriteBody,
     ExpandResult,
     BreakBeforeLlm,
+    BreakBeforeLlmAll,
     BreakBeforeTool,
     BreakAfterStep,
     BreakOnError,
@@ -104,6 +106,13 @@ pub static KEYMAP: &[Binding] = &[
     ),
     bind!(
         Pane(P::Experts),
+        "B",
+        [K::Char('B')],
+        A::BreakBeforeLlmAll,
+        "breakpoint before each model call of every Expert (toggle)"
+    ),
+    bind!(
+        Pane(P::Experts),
         "t",
         [K::Char('t')],
         A::BreakBeforeTool,
@@ -137,7 +146,20 @@ pub static KEYMAP: &[Binding] = &[
         A::ToggleThinking,
         "fold or unfold thinking"
     ),
-    bind!(Pane(P::Prompt), "/", [K::Char('/')], A::Search, "search"),
+    bind!(
+        Pane(P::Prompt),
+        "u",
+        [K::Char('u')],
+        A::ToggleEscapes,
+        "raw view: string values unescaped (\\n as line breaks) or as sent"
+    ),
+    bind!(
+        Pane(P::Prompt),
+        "/",
+        [K::Char('/')],
+        A::Search,
+        "search the whole body"
+    ),
     bind!(
         Pane(P::Prompt),
         "n",

@@ -37,11 +37,14 @@ pub mod panes;
 pub mod pricing;
 pub mod runner;
 pub mod theme;
+pub mod wrap;
 
 #[cfg(test)]
 mod app_tests;
 #[cfg(test)]
 mod authoring_tests;
+#[cfg(test)]
+mod prompt_view_tests;
 #[cfg(test)]
 mod snapshot_tests;
 /// Scripted event streams, shared by the tests and the benchmark (`--features test-support`).

@@ -515,8 +515,7 @@ impl AppState {
             Mode::Search { input } => {
                 let (panes, job) = self.panes_and_job();
                 panes.prompt.search = (!input.is_empty()).then_some(input);
-                let from = panes.prompt.scroll;
-                if let Some(status) = panes.prompt.find_next(from, &job) {
+                if let Some(status) = panes.prompt.find_next(false, &job) {
                     self.status = Some(status);
                 }
                 Vec::new()
@@ -547,7 +546,7 @@ impl AppState {
         self.resume_from = None;
         self.pinned = None;
         self.panes.prompt.step = None;
-        self.panes.prompt.scroll = 0;
+        self.panes.prompt.rewind();
         self.panes.tool_calls.cursor = 0;
         self.panes.timeline.cursor = 0;
         self.job_id = None;
@@ -698,7 +697,7 @@ impl AppState {
             self.selected_run = Some(entry.run_id.clone());
             self.pinned = Some(index);
             self.panes.prompt.step = None;
-            self.panes.prompt.scroll = 0;
+            self.panes.prompt.rewind();
             self.panes.tool_calls.cursor = 0;
         }
     }
@@ -714,7 +713,7 @@ impl AppState {
         self.selected_run = Some(run_id);
         self.pinned = None;
         self.panes.prompt.step = None;
-        self.panes.prompt.scroll = 0;
+        self.panes.prompt.rewind();
         self.panes.tool_calls.cursor = 0;
         self.panes.tool_calls.expanded = false;
     }

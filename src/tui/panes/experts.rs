@@ -126,6 +126,11 @@ impl Pane for ExpertsPane {
                     None => Request::Status(NO_BREAKPOINT_TARGET.into()),
                 });
             }
+            // Needs no Expert under the cursor: it holds for all of them, delegates included.
+            Action::BreakBeforeLlmAll => cx.request(Request::ToggleBreakpoint(Breakpoint {
+                kind: BreakKind::BeforeLlm,
+                expert: None,
+            })),
             _ => return EventState::NotConsumed,
         }
         EventState::Consumed
