@@ -148,6 +148,13 @@ fn raw_two_megabytes(c: &mut Criterion) {
             .map_or(0, |r| r.body.len());
         eprintln!("raw view of a {:.1} MB body", body as f64 / 1024.0 / 1024.0);
         let kind = if accent { "non-ASCII" } else { "ASCII" };
+        let system = (0..state.prompt_len())
+            .find(|&i| {
+                state
+                    .prompt_line(i)
+                    .is_some_and(|l| l.contains("\"system\""))
+            })
+            .unwrap();
         let page_down = Msg::Key(KeyEvent::new(KeyCode::PageDown, KeyModifiers::NONE));
         c.bench_function(&format!("raw 2 MB body ({kind}): page down + frame"), |b| {
             b.iter(|| {
@@ -160,13 +167,6 @@ fn raw_two_megabytes(c: &mut Criterion) {
                     .unwrap();
             })
         });
-        let system = (0..state.prompt_len())
-            .find(|&i| {
-                state
-                    .prompt_line(i)
-                    .is_some_and(|l| l.contains("\"system\""))
-            })
-            .unwrap();
         let mut row = 0;
         c.bench_function(
             &format!("raw 2 MB body ({kind}): jump to any row + frame"),

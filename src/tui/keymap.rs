@@ -48,6 +48,7 @@ pub enum Action {
     Step,
     Continue,
     EditRequest,
+    OpenDefinition,
     Fork,
     MarkDiff,
     Diff,
@@ -332,6 +333,13 @@ pub static KEYMAP: &[Binding] = &[
         [K::Char('E')],
         A::EditRequest,
         "edit the body about to be sent, in $EDITOR (when paused)"
+    ),
+    bind!(
+        G,
+        "o",
+        [K::Char('o')],
+        A::OpenDefinition,
+        "open in $EDITOR at its line: the first reload error, the Expert, or a call's skill"
     ),
     bind!(G, "?", [K::Char('?')], A::Help, "this help"),
     bind!(

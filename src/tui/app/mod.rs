@@ -29,7 +29,7 @@ mod views;
 
 pub use diff::{DiffLine, DiffSource, DiffView};
 pub use job::JobData;
-pub use msg::{Effect, Mode, Msg};
+pub use msg::{EditorTarget, Effect, Mode, Msg};
 
 pub use views::*;
 
@@ -582,6 +582,12 @@ impl AppState {
 
     /// A key's action: the focused pane first, then the keys every pane shares.
     fn on_action(&mut self, action: Action) -> Vec<Effect> {
+        // While perstack.toml does not load, its first error is what `o` opens, from any pane.
+        if action == Action::OpenDefinition {
+            if let Some((path, line)) = first_error_location(&self.reload_errors) {
+                return vec![Effect::OpenInEditor(EditorTarget::File { path, line })];
+            }
+        }
         let focus = self.focus;
         let (state, requests) =
             self.with_pane_input(|panes, cx| panes.on_action(focus, action, cx));
@@ -635,6 +641,12 @@ impl AppState {
     /// The keys no pane took.
     fn on_global_action(&mut self, action: Action) -> Vec<Effect> {
         match action {
+            Action::OpenDefinition => {
+                self.status = Some(
+                    "o opens an Expert (Experts pane) or a call's skill (Tool calls pane) in $EDITOR"
+                        .into(),
+                );
+            }
             Action::Step | Action::Continue | Action::EditRequest => {
                 return self.on_debug_action(action);
             }
@@ -757,4 +769,22 @@ impl AppState {
             self.with_pane_input(|panes, cx| panes.on_click(pane, line as usize, height, cx));
         self.apply_requests(requests)
     }
+}
+
+/// The file and line of the first error among rendered diagnostics (their `  --> FILE:LINE:COL`
+/// line), or of the first diagnostic when none is an error.
+fn first_error_location(diagnostics: &[String]) -> Option<(std::path::PathBuf, usize)> {
+    let errors = diagnostics.iter().filter(|d| d.starts_with("error"));
+    errors
+        .chain(diagnostics.iter())
+        .find_map(|d| d.lines().find_map(location_of_arrow_line))
+}
+
+fn location_of_arrow_line(line: &str) -> Option<(std::path::PathBuf, usize)> {
+    let place = line.trim_start().strip_prefix("--> ")?;
+    // FILE:LINE:COL, where FILE may itself hold colons: split from the right.
+    let mut parts = place.rsplitn(3, ':');
+    let _column = parts.next()?;
+    let line = parts.next()?.parse().ok()?;
+    Some((parts.next()?.into(), line))
 }

@@ -12,7 +12,9 @@ use super::{
     Ctx, EventState, InputCtx, Pane, Request, Width, duration, fit, moved, movement, pane_block,
 };
 use crate::runtime::control::{BreakKind, Breakpoint, PausePoint};
-use crate::tui::app::{AppState, CallStatus, FOLD_LINES, ToolCallView, scroll_offset, short};
+use crate::tui::app::{
+    AppState, CallStatus, EditorTarget, Effect, FOLD_LINES, ToolCallView, scroll_offset, short,
+};
 use crate::tui::highlight::Lang;
 use crate::tui::keymap::{Action, PaneId};
 
@@ -49,6 +51,23 @@ impl Pane for ToolCallsPane {
                 }
             }
             Action::ExpandResult => self.unfolded = !self.unfolded,
+            Action::OpenDefinition => {
+                let call = cx
+                    .job
+                    .visible_calls()
+                    .get(self.cursor)
+                    .map(|c| c.skill.clone());
+                let expert = cx.job.current_run().map(|r| r.expert_key.clone());
+                let (Some(skill), Some(expert)) = (call, expert) else {
+                    return EventState::NotConsumed;
+                };
+                cx.request(Request::Effect(Effect::OpenInEditor(
+                    EditorTarget::Definition {
+                        expert,
+                        skill: Some(skill),
+                    },
+                )));
+            }
             Action::BreakBeforeTool => {
                 let call = cx.job.visible_calls().get(self.cursor);
                 cx.request(match call {
