@@ -49,6 +49,7 @@ pub enum Action {
     Continue,
     EditRequest,
     OpenDefinition,
+    Zoom,
     Fork,
     MarkDiff,
     Diff,
@@ -341,6 +342,13 @@ pub static KEYMAP: &[Binding] = &[
         A::OpenDefinition,
         "open in $EDITOR at its line: the first reload error, the Expert, or a call's skill"
     ),
+    bind!(
+        G,
+        "z",
+        [K::Char('z')],
+        A::Zoom,
+        "zoom the focused pane to the whole screen and back"
+    ),
     bind!(G, "?", [K::Char('?')], A::Help, "this help"),
     bind!(
         G,
@@ -444,7 +452,7 @@ mod tests {
             lookup(P::Timeline, KeyEvent::new(K::Char('c'), CTRL)),
             Some(A::Quit)
         );
-        assert_eq!(lookup(P::Timeline, key(K::Char('z'))), None);
+        assert_eq!(lookup(P::Timeline, key(K::Char('Z'))), None);
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct AppState {
     pub height: u16,
     pub now_ms: u64,
     pub focus: PaneId,
+    /// `z`: the focused pane has the whole screen.
+    pub zoomed: bool,
     pub mode: Mode,
     pub status: Option<String>,
     pub job_id: Option<String>,
@@ -164,6 +166,7 @@ impl AppState {
             height: 24,
             now_ms: 0,
             focus: PaneId::Experts,
+            zoomed: false,
             mode: Mode::Normal,
             status: None,
             job_id: None,
@@ -641,6 +644,7 @@ impl AppState {
     /// The keys no pane took.
     fn on_global_action(&mut self, action: Action) -> Vec<Effect> {
         match action {
+            Action::Zoom => self.zoomed = !self.zoomed,
             Action::OpenDefinition => {
                 self.status = Some(
                     "o opens an Expert (Experts pane) or a call's skill (Tool calls pane) in $EDITOR"

@@ -355,7 +355,8 @@ pub fn popup(
 /// The bordered block of a pane, its title in the accent colour when focused.
 pub fn pane_block<'a>(pane: PaneId, extra: String, state: &AppState, ctx: &Ctx) -> Block<'a> {
     let focused = state.focus == pane;
-    let title = format!(" {} {}{} ", pane.index() + 1, pane.title(), extra);
+    let zoom = if state.zoomed { " · z unzooms" } else { "" };
+    let title = format!(" {} {}{}{zoom} ", pane.index() + 1, pane.title(), extra);
     Block::default()
         .borders(Borders::ALL)
         .border_style(if focused {
