@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::ops::Range;
 
-use super::{Ctx, EventState, InputCtx, Pane, Request, Width, movement};
+use super::{Ctx, EventState, InputCtx, Pane, Request, Width, movement, row_spans};
 use crate::runtime::control::PausePoint;
 use crate::tui::app::{
     AppState, ConvLine, Effect, JobData, Mode, PromptView, Role, RunView, StepView, short,
@@ -487,44 +487,6 @@ impl PromptPane {
             unescaped.origin.get(n).map_or(0, |&o| o as usize)
         };
     }
-}
-
-/// The spans of one row: bytes `range` of `text`, in their styles, matches marked.
-fn row_spans(
-    text: &str,
-    range: Range<usize>,
-    styles: &[(Range<usize>, Style)],
-    marks: &[Range<usize>],
-    mark: Style,
-) -> Vec<Span<'static>> {
-    // Cut points: the row's ends, style changes and match ends inside it.
-    let mut cuts: Vec<usize> = vec![range.start, range.end];
-    let inside = |p: usize| p > range.start && p < range.end;
-    cuts.extend(styles.iter().map(|(r, _)| r.start).filter(|&p| inside(p)));
-    cuts.extend(
-        marks
-            .iter()
-            .flat_map(|m| [m.start, m.end])
-            .filter(|&p| inside(p)),
-    );
-    cuts.sort_unstable();
-    cuts.dedup();
-    let first_style = styles.partition_point(|(r, _)| r.end <= range.start);
-    let mut at_style = first_style;
-    cuts.windows(2)
-        .filter_map(|w| {
-            let (a, b) = (w[0], w[1]);
-            let piece = text.get(a..b)?;
-            while styles.get(at_style).is_some_and(|(r, _)| r.end <= a) {
-                at_style += 1;
-            }
-            let mut style = styles.get(at_style).map(|(_, s)| *s).unwrap_or_default();
-            if marks.iter().any(|m| m.start <= a && b <= m.end) {
-                style = style.patch(mark);
-            }
-            Some(Span::styled(piece.replace('\t', " "), style))
-        })
-        .collect()
 }
 
 /// The matches of `needle` that overlap the row `range` of `text`, clipped to it.
