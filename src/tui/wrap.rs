@@ -5,6 +5,8 @@
 //! break must not hide a space), `Words` breaks after a space when it can (prose, such as the
 //! conversation view; the space a row ends with is not drawn).
 
+use std::cell::RefCell;
+use std::hash::BuildHasher;
 use std::ops::Range;
 
 use unicode_width::UnicodeWidthChar;
@@ -64,6 +66,17 @@ impl Rows {
     }
 }
 
+/// Lines this long keep their rows for the next frames: finding them walks the whole line
+/// (milliseconds for a megabyte), hashing it to look them up is a tenth of that.
+const CACHED_FROM: usize = 16 * 1024;
+const CACHE_SLOTS: usize = 8;
+
+type CacheKey = (u64, usize, usize, WrapMode);
+
+thread_local! {
+    static CACHE: RefCell<Vec<(CacheKey, Rows)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The rows `text` takes at `width` columns (at least one, even for an empty line).
 pub fn rows(text: &str, width: usize, mode: WrapMode) -> Rows {
     let width = width.max(1);
@@ -73,6 +86,31 @@ pub fn rows(text: &str, width: usize, mode: WrapMode) -> Rows {
             width,
         };
     }
+    if text.len() < CACHED_FROM {
+        return walk(text, width, mode);
+    }
+    let key = (
+        foldhash::fast::FixedState::with_seed(0).hash_one(text),
+        text.len(),
+        width,
+        mode,
+    );
+    if let Some(rows) =
+        CACHE.with_borrow(|c| c.iter().find(|(k, _)| *k == key).map(|(_, r)| r.clone()))
+    {
+        return rows;
+    }
+    let rows = walk(text, width, mode);
+    CACHE.with_borrow_mut(|cache| {
+        if cache.len() >= CACHE_SLOTS {
+            cache.remove(0);
+        }
+        cache.push((key, rows.clone()));
+    });
+    rows
+}
+
+fn walk(text: &str, width: usize, mode: WrapMode) -> Rows {
     let mut ranges = Vec::new();
     let mut start = 0;
     let mut col = 0;
@@ -200,6 +238,16 @@ mod tests {
                 assert!(row.chars().count() <= width, "{row:?} at {width}");
             }
         }
+    }
+
+    #[test]
+    fn long_lines_get_the_same_rows_from_the_cache() {
+        let line = "é".repeat(20_000) + " and more words to break at";
+        let first = rows(&line, 37, WrapMode::Words);
+        assert_eq!(rows(&line, 37, WrapMode::Words), first);
+        assert_ne!(rows(&line, 38, WrapMode::Words), first);
+        let other = line.replace("more", "less");
+        assert_eq!(rows(&other, 37, WrapMode::Words).len(), first.len());
     }
 
     #[test]
