@@ -239,3 +239,46 @@ fn conversation_wraps_under_the_text_not_the_label() {
         }
     });
 }
+
+#[test]
+fn a_long_tool_result_line_wraps_instead_of_running_off_the_pane() {
+    let mut state = AppState::new(&example_config(), "claude-sonnet-4-5".into());
+    state.update(Msg::Resize {
+        width: 200,
+        height: 50,
+    });
+    for event in scripted_run(Moment::Completed).events {
+        state.update(Msg::Run(Box::new(event)));
+    }
+    let long = format!("{} last-words-of-the-result", "lorem ipsum ".repeat(30));
+    let run = state.runs.get_mut(COORD).expect("the coordinator's run");
+    let last = run.calls.len() - 1;
+    run.calls[last].result = Some(long);
+    state.focus = PaneId::ToolCalls;
+    state.panes.tool_calls.cursor = last;
+    key(&mut state, KeyCode::Char('l'));
+    let buffer_rows: Vec<String> = {
+        let terminal = draw(64, 30, |frame, ctx| {
+            let area = Rect::new(0, 0, 64, 30);
+            state
+                .panes
+                .draw(PaneId::ToolCalls, frame, area, &state, ctx);
+        });
+        inner_rows(&terminal)
+    };
+    let joined = buffer_rows.concat();
+    assert!(
+        joined.contains("last-words-of-the-result"),
+        "{buffer_rows:#?}"
+    );
+    // The result's rows after the first hang under its four-column indent.
+    let first = buffer_rows
+        .iter()
+        .position(|r| r.starts_with("    lorem"))
+        .expect("the result");
+    let next = &buffer_rows[first + 1];
+    assert!(
+        next.starts_with("    ") && !next[4..].starts_with(' '),
+        "{buffer_rows:#?}"
+    );
+}

@@ -398,8 +398,14 @@ pub fn fit(text: &str, width: usize) -> String {
 }
 
 /// `line` broken into rows of `width` columns at spaces where it can, the rows after the first
-/// indented by `indent`; each piece keeps its style. A line that fits is one row.
-pub fn wrap_line(line: Line<'static>, width: usize, indent: usize) -> Vec<Line<'static>> {
+/// indented by `indent`; each piece keeps its style. A line that fits is one row. At most
+/// `max_rows` rows are laid out: the caller has no room for more.
+pub fn wrap_line(
+    line: Line<'static>,
+    width: usize,
+    indent: usize,
+    max_rows: usize,
+) -> Vec<Line<'static>> {
     use crate::tui::wrap::{WrapMode, rows};
     let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
     if text
@@ -417,7 +423,7 @@ pub fn wrap_line(line: Line<'static>, width: usize, indent: usize) -> Vec<Line<'
         at += span.content.len();
     }
     let rows = rows(&text, width.saturating_sub(indent).max(1), WrapMode::Words);
-    (0..rows.len())
+    (0..rows.len().min(max_rows))
         .map(|i| {
             let mut spans = if i == 0 {
                 Vec::new()

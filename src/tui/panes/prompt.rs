@@ -412,15 +412,21 @@ impl Pane for PromptPane {
         let current = job.current_run().zip(self.current(&job));
         let extra = match current {
             Some((run, (n, step))) => {
-                format!(
-                    " · {} step {n} · {}{}",
-                    run.expert_key,
-                    match self.view {
-                        PromptView::Raw => "raw body",
-                        PromptView::Conversation => "conversation",
-                    },
-                    if step.streaming { " · streaming" } else { "" }
-                ) + &request_note(state, &run.run_id, n, step)
+                let view = match self.view {
+                    PromptView::Raw => " · raw body",
+                    PromptView::Conversation => " · conversation",
+                };
+                let streaming = if step.streaming { " · streaming" } else { "" };
+                let note = request_note(state, &run.run_id, n, step);
+                let whole = format!(" · {} step {n}{view}{streaming}{note}", run.expert_key);
+                // The border leaves the title the pane's width less the " 2 Prompt " around
+                // it; a narrow pane drops the view's name before the note is cut.
+                let room = (area.width as usize).saturating_sub(12);
+                if whole.chars().count() <= room {
+                    whole
+                } else {
+                    format!(" · {} step {n}{streaming}{note}", run.expert_key)
+                }
             }
             None => String::new(),
         };

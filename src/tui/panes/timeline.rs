@@ -156,7 +156,7 @@ impl Pane for TimelinePane {
         let cursor_rows = state
             .timeline
             .get(self.cursor)
-            .map(|entry| wrap_line(row(self.cursor, entry), width, 2))
+            .map(|entry| wrap_line(row(self.cursor, entry), width, 2, height))
             .unwrap_or_default();
         self.cursor_rows.set(cursor_rows.len());
         let extra = cursor_rows.len().saturating_sub(1);

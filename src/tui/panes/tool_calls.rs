@@ -10,6 +10,7 @@ use ratatui::widgets::Paragraph;
 use super::experts::NO_BREAKPOINT_TARGET;
 use super::{
     Ctx, EventState, InputCtx, Pane, Request, Width, duration, fit, moved, movement, pane_block,
+    wrap_line,
 };
 use crate::runtime::control::{BreakKind, Breakpoint, PausePoint};
 use crate::tui::app::{
@@ -137,7 +138,7 @@ impl Pane for ToolCallsPane {
                 details(
                     call,
                     self.unfolded,
-                    height.saturating_sub(lines.len()),
+                    (height.saturating_sub(lines.len()), width),
                     ctx,
                     &mut lines,
                 );
@@ -205,15 +206,22 @@ fn call_line<'a>(call: &ToolCallView, marker: &'static str, width: usize, ctx: &
     Line::from(spans)
 }
 
-fn details<'a>(
+fn details(
     call: &ToolCallView,
     unfolded: bool,
-    room: usize,
+    (room, width): (usize, usize),
     ctx: &Ctx,
-    lines: &mut Vec<Line<'a>>,
+    lines: &mut Vec<Line<'static>>,
 ) {
-    // The caller stops at the pane's height; `room` bounds the work done here.
-    let push = |line: Line<'a>, lines: &mut Vec<Line<'a>>| lines.push(line);
+    // The caller stops at the pane's height; `room` bounds the work done here. A long line
+    // wraps under its own indent rather than running off the pane's edge.
+    let push = |line: Line<'static>, lines: &mut Vec<Line<'static>>| {
+        let indent = line
+            .spans
+            .first()
+            .map_or(0, |s| s.content.len() - s.content.trim_start().len());
+        lines.extend(wrap_line(line, width, indent, room.max(1)))
+    };
     push(Line::styled("  arguments", ctx.theme.accent()), lines);
     let args = serde_json::to_string_pretty(&call.args).unwrap_or_default();
     for text in args.lines().take(room) {
