@@ -12,7 +12,7 @@ use perstack::tui::app::{AppState, Msg};
 use perstack::tui::highlight::Highlighter;
 use perstack::tui::keymap::PaneId;
 use perstack::tui::panes::{Ctx, draw_app};
-use perstack::tui::test_support::{big_run, example_config};
+use perstack::tui::test_support::{big_run, example_config, instruction_run};
 use perstack::tui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -102,5 +102,104 @@ fn redraw(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, redraw);
+/// A 2 MB request body: its `system` string and the first message (the same instruction) are
+/// 1 MB lines each. `accent` puts a non-ASCII character in every sentence (the slower way to
+/// find rows).
+fn two_megabyte_body(accent: bool) -> AppState {
+    let sentence = if accent {
+        "Rule: compare the version with the previous one; list breaking changes first, café.\n"
+    } else {
+        "Rule: compare the version with the previous one; list breaking changes first, then.\n"
+    };
+    let instruction = sentence.repeat(1024 * 1024 / sentence.len()) + "THE-END";
+    let script = instruction_run(&instruction, "Write the notes", "Done.");
+    let mut state = AppState::new(&example_config(), "claude-sonnet-4-5".into());
+    state.update(Msg::Resize {
+        width: 200,
+        height: 50,
+    });
+    for event in script.events {
+        state.update(Msg::Run(Box::new(event)));
+    }
+    state.focus = PaneId::Prompt;
+    state.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('v'),
+        KeyModifiers::NONE,
+    )));
+    state
+}
+
+/// The raw view of a 2 MB body: a page down (or a jump to a row far in the 2 MB line) and the
+/// frame that shows it.
+fn raw_two_megabytes(c: &mut Criterion) {
+    let theme = Theme::default();
+    let highlighter = Highlighter::new(&theme.syntax);
+    let ctx = Ctx {
+        theme: &theme,
+        highlighter: &highlighter,
+    };
+    let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    for accent in [false, true] {
+        let mut state = two_megabyte_body(accent);
+        terminal.draw(|f| draw_app(f, &state, &ctx)).unwrap();
+        let body = state
+            .current_step()
+            .and_then(|(_, s)| s.request.as_ref())
+            .map_or(0, |r| r.body.len());
+        eprintln!("raw view of a {:.1} MB body", body as f64 / 1024.0 / 1024.0);
+        let kind = if accent { "non-ASCII" } else { "ASCII" };
+        let system = (0..state.prompt_len())
+            .find(|&i| {
+                state
+                    .prompt_line(i)
+                    .is_some_and(|l| l.contains("\"system\""))
+            })
+            .unwrap();
+        let page_down = Msg::Key(KeyEvent::new(KeyCode::PageDown, KeyModifiers::NONE));
+        c.bench_function(&format!("raw 2 MB body ({kind}): page down + frame"), |b| {
+            b.iter(|| {
+                if state.panes.prompt.scroll > system {
+                    state.panes.prompt.rewind();
+                }
+                state.update(page_down.clone());
+                terminal
+                    .draw(|f| draw_app(f, black_box(&state), &ctx))
+                    .unwrap();
+            })
+        });
+        let mut row = 0;
+        c.bench_function(
+            &format!("raw 2 MB body ({kind}): jump to any row + frame"),
+            |b| {
+                b.iter(|| {
+                    // A row anywhere in the 2 MB line, a new one each time.
+                    row = (row + 1_931) % 5_000;
+                    state.panes.prompt.scroll = system;
+                    state.panes.prompt.row = row;
+                    terminal
+                        .draw(|f| draw_app(f, black_box(&state), &ctx))
+                        .unwrap();
+                })
+            },
+        );
+        c.bench_function(
+            &format!("raw 2 MB body ({kind}): search its last word"),
+            |b| {
+                b.iter(|| {
+                    state.panes.prompt.rewind();
+                    state.panes.prompt.search = Some("THE-END".into());
+                    state.update(Msg::Key(KeyEvent::new(
+                        KeyCode::Char('n'),
+                        KeyModifiers::NONE,
+                    )));
+                    terminal
+                        .draw(|f| draw_app(f, black_box(&state), &ctx))
+                        .unwrap();
+                })
+            },
+        );
+    }
+}
+
+criterion_group!(benches, redraw, raw_two_megabytes);
 criterion_main!(benches);

@@ -61,6 +61,44 @@ pub fn edit_text(text: &str, dir: &Path, extension: &str) -> io::Result<Edited> 
     })
 }
 
+/// The shell command that opens `file` at `line` in `editor`: `-g FILE:LINE` for VS Code and
+/// its builds, `+LINE FILE` for the rest (vim, nano, emacs, helix, micro and kakoune all take
+/// it). The file is passed as `$1`, never spliced into the command.
+pub fn command_at_line(editor: &str, line: usize) -> String {
+    let program = editor
+        .split_whitespace()
+        .next()
+        .and_then(|p| Path::new(p).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    match program {
+        "code" | "code-insiders" | "codium" | "vscodium" | "cursor" => {
+            format!("{editor} -g \"$1\":{line}")
+        }
+        _ => format!("{editor} +{line} \"$1\""),
+    }
+}
+
+/// Runs the editor on `file` at `line` and waits; what it saves is the file itself.
+/// The caller owns the terminal: it must hand it over before and take it back after.
+pub fn open_at(file: &Path, line: usize) -> io::Result<()> {
+    let editor = editor_command();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(command_at_line(&editor, line.max(1)))
+        .arg("sh")
+        .arg(file)
+        .status()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot start `{editor}`: {e}")))?;
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "`{editor}` exited with {status} on {}",
+            file.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Removed when dropped, whatever the editor did.
 struct TempFile(std::path::PathBuf);
 
@@ -96,6 +134,34 @@ mod tests {
         unsafe { std::env::set_var("EDITOR", "false") };
         let err = edit_text("x", dir.path(), "json").expect_err("a failing editor");
         assert!(err.to_string().contains("`false` exited"), "{err}");
+        // The editor is told the line; this one writes what it was given next to the file.
+        let file = dir.path().join("perstack.toml");
+        std::fs::write(&file, "x").expect("write");
+        let log = dir.path().join("args");
+        unsafe {
+            std::env::set_var(
+                "EDITOR",
+                format!("sh -c 'echo \"$0 $1\" > {}'", log.display()),
+            )
+        };
+        open_at(&file, 12).expect("opens");
+        let args = std::fs::read_to_string(&log).expect("the editor ran");
+        assert_eq!(args.trim(), format!("+12 {}", file.display()));
         unsafe { std::env::remove_var("EDITOR") };
+    }
+
+    #[test]
+    fn the_line_goes_where_each_editor_reads_it() {
+        assert_eq!(command_at_line("vim", 7), "vim +7 \"$1\"");
+        assert_eq!(command_at_line("hx", 7), "hx +7 \"$1\"");
+        assert_eq!(
+            command_at_line("emacsclient -t", 7),
+            "emacsclient -t +7 \"$1\""
+        );
+        assert_eq!(command_at_line("code --wait", 7), "code --wait -g \"$1\":7");
+        assert_eq!(
+            command_at_line("/usr/bin/codium --wait", 3),
+            "/usr/bin/codium --wait -g \"$1\":3"
+        );
     }
 }

@@ -331,3 +331,37 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn o_opens_the_expert_at_its_line_and_the_save_reloads() {
+    let project = Project::new();
+    let args_file = project.path().join("editor-args");
+    // The editor is told `+LINE FILE`; this one notes both and adds an Expert to the file.
+    let editor = support::editor_script(
+        project.path(),
+        &format!(
+            "printf '%s\\n' \"$@\" > '{}'\nprintf '\\n[experts.\"added-in-editor\"]\\ninstruction = \"x\"\\n' >> \"$2\"",
+            args_file.display()
+        ),
+    );
+    let mut pty = project.start(&[], &[("EDITOR", editor.as_str()), ("VISUAL", "")]);
+    pty.wait_screen("Definitions", Duration::from_secs(20));
+    pty.send("1");
+    pty.send("o");
+    pty.wait_screen("added-in-editor", Duration::from_secs(10));
+    let args = std::fs::read_to_string(&args_file).expect("the editor ran");
+    let expected_line = project
+        .original()
+        .lines()
+        .position(|l| l == "[experts.\"release-notes\"]")
+        .expect("the example defines release-notes")
+        + 1;
+    assert_eq!(
+        args.lines().collect::<Vec<_>>(),
+        [
+            format!("+{expected_line}"),
+            project.config().display().to_string()
+        ]
+    );
+    quit(&mut pty);
+}

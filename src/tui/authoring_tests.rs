@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::{AppState, DiffLine, DiffSource, Effect, ExpertRow, JobState, Mode, Msg};
+use super::app::{
+    AppState, DiffLine, DiffSource, EditorTarget, Effect, ExpertRow, JobState, Mode, Msg,
+};
 use super::keymap::PaneId;
 use super::test_support::*;
 use crate::definition::parse_str;
@@ -90,6 +92,42 @@ fn breakpoint_keys_toggle_runtime_breakpoints_and_show_marks() {
     assert_eq!(state.breakpoints.len(), 3);
     assert!(!state.breakpoints.contains(&expected));
     assert_eq!(effects, [Effect::SetBreakpoints(state.breakpoints.clone())]);
+}
+
+#[test]
+fn one_key_breaks_before_every_experts_model_calls() {
+    let mut state = AppState::new(&example_config(), "m".into());
+    state.focus = PaneId::Experts;
+    // Whatever the cursor is on: the breakpoint names no Expert.
+    key(&mut state, KeyCode::Char('j'));
+    let effects = state.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('B'),
+        KeyModifiers::SHIFT,
+    )));
+    let every = Breakpoint {
+        kind: BreakKind::BeforeLlm,
+        expert: None,
+    };
+    assert_eq!(effects, [Effect::SetBreakpoints(vec![every.clone()])]);
+    assert_eq!(
+        state.status.as_deref(),
+        Some("breakpoint set: before each model call of any Expert")
+    );
+    for expert in &state.experts {
+        assert_eq!(
+            state.breakpoint_marks(&expert.key),
+            ["llm"],
+            "{}",
+            expert.key
+        );
+    }
+    assert!(every.matches("writer", &PausePoint::BeforeLlm));
+    let effects = state.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('B'),
+        KeyModifiers::SHIFT,
+    )));
+    assert_eq!(effects, [Effect::SetBreakpoints(Vec::new())]);
+    assert!(state.breakpoint_marks("writer").is_empty());
 }
 
 #[test]
@@ -278,4 +316,47 @@ fn a_completed_checkpoint_is_not_forked_and_a_running_job_blocks_forks() {
     state.panes.timeline.cursor = coordinator_first_step(&state);
     assert!(key(&mut state, KeyCode::Char('F')).is_empty());
     assert!(state.status.as_deref().unwrap_or("").contains("active"));
+}
+
+#[test]
+fn o_opens_the_expert_the_calls_skill_or_the_first_reload_error() {
+    let mut state = AppState::new(&example_config(), "m".into());
+    for event in scripted_run(Moment::Completed).events {
+        state.update(Msg::Run(Box::new(event)));
+    }
+    state.focus = PaneId::Experts;
+    let definitions = state
+        .expert_rows()
+        .iter()
+        .position(|r| *r == ExpertRow::Expert(1))
+        .expect("a second Expert");
+    state.panes.experts.cursor = definitions;
+    assert_eq!(
+        key(&mut state, KeyCode::Char('o')),
+        [Effect::OpenInEditor(EditorTarget::Definition {
+            expert: "changelog-reader".into(),
+            skill: None,
+        })]
+    );
+    state.focus = PaneId::ToolCalls;
+    let call = state.job().visible_calls()[0].clone();
+    assert_eq!(
+        key(&mut state, KeyCode::Char('o')),
+        [Effect::OpenInEditor(EditorTarget::Definition {
+            expert: "release-notes".into(),
+            skill: Some(call.skill),
+        })]
+    );
+    // While perstack.toml does not load, o opens its first error, whatever the focus.
+    state.update(Msg::ReloadFailed(vec![
+        "warning[W1]: unused\n  --> /p/perstack.toml:2:1\n".into(),
+        "error[E7]: unknown key `instructions`\n  --> /p/perstack.toml:12:5\n   |\n".into(),
+    ]));
+    assert_eq!(
+        key(&mut state, KeyCode::Char('o')),
+        [Effect::OpenInEditor(EditorTarget::File {
+            path: "/p/perstack.toml".into(),
+            line: 12,
+        })]
+    );
 }

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use ratatui::style::{Color, Modifier, Style};
@@ -19,7 +20,8 @@ use syntect::parsing::{ParseState, ScopeStack, SyntaxReference, SyntaxSet};
 
 /// Above this many cached lines the cache starts over: memory stays bounded.
 const CACHE_LIMIT: usize = 20_000;
-/// Very long lines are cut before highlighting; the pane cannot show them anyway.
+/// Of a very long line only this prefix is parsed; the rest keeps the style the prefix ends
+/// in (in pretty JSON, the string the long value is), so a 2 MB line costs no more than this.
 const MAX_LINE: usize = 2_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,9 +64,34 @@ impl Highlighter {
             .or_else(|| themes.get("base16-ocean.dark"))
     }
 
-    /// The highlighted line; plain text when the language or theme is unknown.
+    /// The highlighted line, all of it; plain text when the language or theme is unknown.
     pub fn line(&self, lang: Lang, text: &str) -> Line<'static> {
-        let text = cut(text, MAX_LINE);
+        let spans = self
+            .styles(lang, text)
+            .into_iter()
+            .map(|(range, style)| Span::styled(text[range].to_string(), style))
+            .collect::<Vec<_>>();
+        Line::from(spans)
+    }
+
+    /// The style of every byte of `text`, as ranges that cover it in order.
+    pub fn styles(&self, lang: Lang, text: &str) -> Vec<(Range<usize>, Style)> {
+        let prefix = cut(text, MAX_LINE);
+        let mut styles = Vec::new();
+        let mut at = 0;
+        for span in self.prefix_line(lang, prefix).spans {
+            let end = at + span.content.len();
+            styles.push((at..end, span.style));
+            at = end;
+        }
+        match styles.last_mut() {
+            Some((range, _)) => range.end = text.len(),
+            None => styles.push((0..text.len(), Style::default())),
+        }
+        styles
+    }
+
+    fn prefix_line(&self, lang: Lang, text: &str) -> Line<'static> {
         if lang == Lang::Plain {
             return Line::raw(text.to_string());
         }
@@ -161,6 +188,18 @@ mod tests {
         for name in crate::tui::theme::SYNTAX_THEMES {
             assert!(assets().themes.themes.contains_key(name), "{name}");
         }
+    }
+
+    #[test]
+    fn a_line_longer_than_what_is_parsed_is_kept_whole() {
+        let h = Highlighter::new("base16-ocean.dark");
+        let long = format!(r#"  "system": "{}end of it","#, "word ".repeat(2_000));
+        let line = h.line(Lang::Json, &long);
+        let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(text, long);
+        let styles = h.styles(Lang::Json, &long);
+        assert_eq!(styles.last().map(|(r, _)| r.end), Some(long.len()));
+        assert!(styles.windows(2).all(|w| w[0].0.end == w[1].0.start));
     }
 
     #[test]

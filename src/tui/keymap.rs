@@ -35,17 +35,21 @@ pub enum Action {
     UseReplay,
     ToggleView,
     ToggleThinking,
+    ToggleEscapes,
     Search,
     NextMatch,
     WriteBody,
     ExpandResult,
     BreakBeforeLlm,
+    BreakBeforeLlmAll,
     BreakBeforeTool,
     BreakAfterStep,
     BreakOnError,
     Step,
     Continue,
     EditRequest,
+    OpenDefinition,
+    Zoom,
     Fork,
     MarkDiff,
     Diff,
@@ -104,6 +108,13 @@ pub static KEYMAP: &[Binding] = &[
     ),
     bind!(
         Pane(P::Experts),
+        "B",
+        [K::Char('B')],
+        A::BreakBeforeLlmAll,
+        "breakpoint before each model call of every Expert (toggle)"
+    ),
+    bind!(
+        Pane(P::Experts),
         "t",
         [K::Char('t')],
         A::BreakBeforeTool,
@@ -137,7 +148,20 @@ pub static KEYMAP: &[Binding] = &[
         A::ToggleThinking,
         "fold or unfold thinking"
     ),
-    bind!(Pane(P::Prompt), "/", [K::Char('/')], A::Search, "search"),
+    bind!(
+        Pane(P::Prompt),
+        "u",
+        [K::Char('u')],
+        A::ToggleEscapes,
+        "raw view: string values unescaped (\\n as line breaks) or as sent"
+    ),
+    bind!(
+        Pane(P::Prompt),
+        "/",
+        [K::Char('/')],
+        A::Search,
+        "search the whole body"
+    ),
     bind!(
         Pane(P::Prompt),
         "n",
@@ -311,6 +335,20 @@ pub static KEYMAP: &[Binding] = &[
         A::EditRequest,
         "edit the body about to be sent, in $EDITOR (when paused)"
     ),
+    bind!(
+        G,
+        "o",
+        [K::Char('o')],
+        A::OpenDefinition,
+        "open in $EDITOR at its line: the first reload error, the Expert, or a call's skill"
+    ),
+    bind!(
+        G,
+        "z",
+        [K::Char('z')],
+        A::Zoom,
+        "zoom the focused pane to the whole screen and back"
+    ),
     bind!(G, "?", [K::Char('?')], A::Help, "this help"),
     bind!(
         G,
@@ -414,7 +452,7 @@ mod tests {
             lookup(P::Timeline, KeyEvent::new(K::Char('c'), CTRL)),
             Some(A::Quit)
         );
-        assert_eq!(lookup(P::Timeline, key(K::Char('z'))), None);
+        assert_eq!(lookup(P::Timeline, key(K::Char('Z'))), None);
     }
 
     #[test]

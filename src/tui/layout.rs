@@ -6,9 +6,69 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use super::app::{AppState, Mode};
 use super::panes::{PaneId, SIDE_BY_SIDE_WIDTH};
 
-/// At this width and above the panes sit side by side; below it they become tabs. Each pane
-/// declares the columns it needs (`Pane::WIDTH`); this is their sum.
+/// At this width and above the panes may sit side by side (when the tool names fit, see
+/// `side_by_side_width`); below it they become tabs. Each pane declares the columns it needs
+/// (`Pane::WIDTH`); this is their sum.
 pub const WIDE: u16 = SIDE_BY_SIDE_WIDTH;
+
+/// The focused pane's weight counts this many times: the pane being read gets the room.
+const FOCUS_GAIN: u32 = 2;
+
+/// Columns of a Tool calls row besides the `skill/tool` name: marker, status, step number,
+/// duration, and the border.
+const TOOL_ROW_EXTRA: usize = 18;
+
+/// The columns `pane` needs side by side. The Tool calls pane needs its longest `skill/tool`
+/// name whole (of the definitions' tools and of the calls made), or the panes become tabs.
+pub fn min_width(state: &AppState, pane: PaneId) -> u16 {
+    let base = pane.width().min;
+    if pane != PaneId::ToolCalls {
+        return base;
+    }
+    let defined = state.experts.iter().flat_map(|e| {
+        e.skills.iter().flat_map(|s| {
+            s.tools
+                .iter()
+                .flatten()
+                .map(move |t| s.name.chars().count() + 1 + t.chars().count())
+        })
+    });
+    let called = state.runs.values().flat_map(|r| {
+        r.calls
+            .iter()
+            .map(|c| c.skill.chars().count() + 1 + c.tool.chars().count())
+    });
+    let longest = defined.chain(called).max().unwrap_or(0);
+    base.max((longest + TOOL_ROW_EXTRA).min(u16::MAX as usize) as u16)
+}
+
+/// Columns enough for every pane side by side, tool names whole.
+pub fn side_by_side_width(state: &AppState) -> u16 {
+    PaneId::ALL
+        .iter()
+        .map(|&p| min_width(state, p))
+        .fold(0u16, u16::saturating_add)
+}
+
+/// Each pane's columns: its minimum, and a share of what is left by weight, the focused
+/// pane's weight counted `FOCUS_GAIN` times (and the rounding's leftover going to it).
+fn column_widths(state: &AppState, total: u16) -> Vec<u16> {
+    let mins: Vec<u16> = PaneId::ALL.iter().map(|&p| min_width(state, p)).collect();
+    let weights: Vec<u32> = PaneId::ALL
+        .iter()
+        .map(|&p| p.width().weight * if p == state.focus { FOCUS_GAIN } else { 1 })
+        .collect();
+    let spare = u32::from(total.saturating_sub(mins.iter().sum()));
+    let weight_sum: u32 = weights.iter().sum::<u32>().max(1);
+    let mut widths: Vec<u16> = mins
+        .iter()
+        .zip(&weights)
+        .map(|(&min, &w)| min + (spare * w / weight_sum) as u16)
+        .collect();
+    let leftover = total.saturating_sub(widths.iter().sum());
+    widths[state.focus.index()] += leftover;
+    widths
+}
 
 pub struct Areas {
     pub tabs: Option<Rect>,
@@ -30,13 +90,19 @@ pub fn areas(state: &AppState) -> Areas {
     ])
     .areas(full);
     let input = (input_height > 0).then_some(input);
-    if state.width >= WIDE {
-        // Each pane's share of the width is its weight over the sum of all weights.
-        let total: u32 = PaneId::ALL.iter().map(|p| p.width().weight).sum();
+    if state.zoomed {
+        return Areas {
+            tabs: None,
+            panes: vec![(state.focus, body)],
+            input,
+            status,
+        };
+    }
+    if state.width >= side_by_side_width(state) {
         let columns = Layout::horizontal(
-            PaneId::ALL
-                .iter()
-                .map(|p| Constraint::Ratio(p.width().weight, total)),
+            column_widths(state, body.width)
+                .into_iter()
+                .map(Constraint::Length),
         )
         .split(body);
         let panes = PaneId::ALL
@@ -121,7 +187,7 @@ mod tests {
 
     #[test]
     fn the_panes_sit_side_by_side_from_the_sum_of_their_minimums() {
-        let wide = areas(&state(WIDE));
+        let wide = areas(&state(side_by_side_width(&state(200))));
         assert!(wide.tabs.is_none());
         assert_eq!(wide.panes.len(), PaneId::ALL.len());
         for (pane, area) in &wide.panes {
@@ -133,7 +199,7 @@ mod tests {
                 pane.width().min
             );
         }
-        let narrow = areas(&state(WIDE - 1));
+        let narrow = areas(&state(side_by_side_width(&state(200)) - 1));
         assert!(narrow.tabs.is_some());
         assert_eq!(narrow.panes.len(), 1);
     }
@@ -145,7 +211,35 @@ mod tests {
         assert_eq!(order, PaneId::ALL);
         let widths: Vec<u16> = areas.panes.iter().map(|(_, a)| a.width).collect();
         assert_eq!(widths.iter().sum::<u16>(), 200);
-        // Prompt weighs most, Timeline least.
-        assert_eq!(widths, [44, 68, 52, 36]);
+        // The focused Experts pane doubles its weight; of the rest, Prompt weighs most.
+        assert_eq!(widths, [48, 58, 63, 31]);
+    }
+
+    #[test]
+    fn the_focused_pane_grows_and_zoom_takes_the_screen() {
+        let mut state = state(200);
+        let width_of = |state: &AppState, pane: PaneId| pane_area(state, pane).map(|a| a.width);
+        let unfocused = width_of(&state, PaneId::Prompt).expect("side by side");
+        state.focus = PaneId::Prompt;
+        let focused = width_of(&state, PaneId::Prompt).expect("side by side");
+        assert!(focused > unfocused + 10, "{focused} vs {unfocused}");
+        state.zoomed = true;
+        let zoomed = areas(&state);
+        assert_eq!(zoomed.panes.len(), 1);
+        assert_eq!(zoomed.panes[0].1.width, 200);
+        assert!(zoomed.tabs.is_none());
+    }
+
+    #[test]
+    fn below_the_width_where_tool_names_fit_whole_the_panes_are_tabs() {
+        // The example's longest name is `@perstack/base/attemptCompletion`.
+        let longest = "@perstack/base/attemptCompletion".len() as u16;
+        let state = state(200);
+        assert_eq!(
+            min_width(&state, PaneId::ToolCalls),
+            longest + TOOL_ROW_EXTRA as u16
+        );
+        assert!(areas(&self::state(120)).tabs.is_some());
+        assert!(areas(&self::state(160)).tabs.is_none());
     }
 }

@@ -30,6 +30,7 @@ use crate::runtime::id::now_millis;
 use crate::runtime::{Overrides, PrepareError, Runtime};
 
 pub mod app;
+pub mod goto;
 pub mod highlight;
 pub mod keymap;
 pub mod layout;
@@ -37,11 +38,14 @@ pub mod panes;
 pub mod pricing;
 pub mod runner;
 pub mod theme;
+pub mod wrap;
 
 #[cfg(test)]
 mod app_tests;
 #[cfg(test)]
 mod authoring_tests;
+#[cfg(test)]
+mod prompt_view_tests;
 #[cfg(test)]
 mod snapshot_tests;
 /// Scripted event streams, shared by the tests and the benchmark (`--features test-support`).
@@ -160,6 +164,8 @@ async fn run_loop(
             None
         }
     };
+    // `o` opens the definitions where they are on disk.
+    let config_path = loaded.path.clone();
     let mut runner = Runner::new(
         loaded,
         options.overrides.clone(),
@@ -259,6 +265,11 @@ async fn run_loop(
         state.now_ms = now_millis();
         for msg in msgs {
             for effect in state.update(msg) {
+                if let app::Effect::OpenInEditor(target) = effect {
+                    input =
+                        open_in_editor(&mut terminal, input, &target, &config_path, &mut state)?;
+                    continue;
+                }
                 if let app::Effect::EditRequest { body } = effect {
                     input = edit_in_terminal(
                         &mut terminal,
@@ -276,6 +287,47 @@ async fn run_loop(
             }
         }
     }
+}
+
+/// `o`: hands the terminal to $EDITOR at the line of a definition or a diagnostic, and takes it
+/// back. The save is picked up by the watcher like any edit, so it reloads as it always does.
+fn open_in_editor(
+    terminal: &mut TerminalGuard,
+    input: EventStream,
+    target: &app::EditorTarget,
+    config_path: &std::path::Path,
+    state: &mut AppState,
+) -> io::Result<EventStream> {
+    let (path, line) = match target {
+        app::EditorTarget::File { path, line } => (path.clone(), *line),
+        app::EditorTarget::Definition { expert, skill } => {
+            let text = std::fs::read_to_string(config_path).unwrap_or_default();
+            match goto::definition_line(&text, expert, skill.as_deref()) {
+                Some(line) => (config_path.to_path_buf(), line),
+                None => {
+                    state.status = Some(format!(
+                        "{expert} is not written in {} (a registry Expert? V vendors it)",
+                        config_path.display()
+                    ));
+                    return Ok(input);
+                }
+            }
+        }
+    };
+    drop(input);
+    restore();
+    let result = crate::editor::open_at(&path, line);
+    TerminalGuard::resume()?;
+    execute!(
+        io::stdout(),
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+    )?;
+    terminal.terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    state.status = Some(match result {
+        Ok(()) => format!("back from {}:{line}", path.display()),
+        Err(e) => format!("editor: {e}"),
+    });
+    Ok(EventStream::new())
 }
 
 /// Hands the terminal to $EDITOR with the pending request body, takes it back, and gives the

@@ -101,7 +101,8 @@ impl Runner {
             }
             // The loop owns the terminal, so it runs the editor; the result comes here as
             // `send_edit`.
-            Effect::EditRequest { .. } => {}
+            // The loop performs these: they need the terminal.
+            Effect::EditRequest { .. } | Effect::OpenInEditor(_) => {}
             Effect::Cancel => {
                 if let Ok(mut slot) = self.cancel.lock() {
                     slot.requested = true;

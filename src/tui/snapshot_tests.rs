@@ -250,3 +250,28 @@ fn authoring_loop_screens() {
         insta::assert_snapshot!("screen_diff_requests_120x30", render(&state, 120, 30).backend());
     });
 }
+
+#[test]
+fn layout_widens_the_focused_pane_and_zooms() {
+    settings().bind(|| {
+        // Tool calls focused: its names are whole wherever the panes sit side by side.
+        for (w, h) in [(100, 30), (120, 35), (160, 45), (200, 50)] {
+            let mut state = state_for(Scene::Run(Moment::Completed), w, h);
+            state.focus = PaneId::ToolCalls;
+            let terminal = render(&state, w, h);
+            insta::assert_snapshot!(
+                format!("layout_tool_calls_focused_{w}x{h}"),
+                terminal.backend()
+            );
+        }
+        let mut state = state_for(Scene::Run(Moment::Completed), 160, 45);
+        state.focus = PaneId::Prompt;
+        state.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char('z'),
+            KeyModifiers::NONE,
+        )));
+        assert!(state.zoomed);
+        let terminal = render(&state, 160, 45);
+        insta::assert_snapshot!("layout_prompt_zoomed_160x45", terminal.backend());
+    });
+}

@@ -152,6 +152,11 @@ impl Script {
     }
 
     fn start(&mut self, run: &str, expert: &str, query: &str) {
+        let instruction = format!("You are \"{expert}\".\nWork in steps.");
+        self.start_with(run, expert, query, &instruction);
+    }
+
+    fn start_with(&mut self, run: &str, expert: &str, query: &str, instruction: &str) {
         if run == COORD {
             self.push(
                 run,
@@ -173,10 +178,7 @@ impl Script {
         let messages = vec![
             Message::InstructionMessage {
                 id: "m-sys".into(),
-                contents: vec![text(
-                    "p-sys",
-                    &format!("You are \"{expert}\".\nWork in steps."),
-                )],
+                contents: vec![text("p-sys", instruction)],
                 cache: true,
             },
             Message::UserMessage {
@@ -562,6 +564,32 @@ pub fn big_run(messages: usize, bytes: usize) -> Script {
         s.call_tools(COORD, expert, 2, vec![c.clone()], usage(10, 1));
         s.finish_call(COORD, expert, 2, &c, &body_text, 2);
     }
+    s
+}
+
+/// The coordinator's first step with `instruction` as its instruction (the request body's
+/// `system` string too), answering `answer` as it streams.
+pub fn instruction_run(instruction: &str, query: &str, answer: &str) -> Script {
+    let mut s = Script::new();
+    let expert = "release-notes";
+    s.start_with(COORD, expert, query, instruction);
+    for event in &mut s.events {
+        if let EventKind::LlmRequest { request, .. } = &mut event.kind {
+            if let Ok(mut body) = serde_json::from_str::<serde_json::Value>(&request.body) {
+                body["system"] = instruction.into();
+                request.body = body.to_string();
+            }
+        }
+    }
+    s.push(COORD, expert, 1, EventKind::StartStreamingRunResult);
+    s.push(
+        COORD,
+        expert,
+        1,
+        EventKind::StreamRunResult {
+            delta: answer.into(),
+        },
+    );
     s
 }
 

@@ -252,7 +252,7 @@ impl AppState {
                 {
                     // What matters now is the exact body about to go.
                     self.panes.prompt.view = PromptView::Raw;
-                    self.panes.prompt.scroll = 0;
+                    self.panes.prompt.rewind();
                 }
             }
             EventKind::Resumed { .. } => self.paused = None,

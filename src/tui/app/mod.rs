@@ -29,7 +29,7 @@ mod views;
 
 pub use diff::{DiffLine, DiffSource, DiffView};
 pub use job::JobData;
-pub use msg::{Effect, Mode, Msg};
+pub use msg::{EditorTarget, Effect, Mode, Msg};
 
 pub use views::*;
 
@@ -87,6 +87,8 @@ pub struct AppState {
     pub height: u16,
     pub now_ms: u64,
     pub focus: PaneId,
+    /// `z`: the focused pane has the whole screen.
+    pub zoomed: bool,
     pub mode: Mode,
     pub status: Option<String>,
     pub job_id: Option<String>,
@@ -164,6 +166,7 @@ impl AppState {
             height: 24,
             now_ms: 0,
             focus: PaneId::Experts,
+            zoomed: false,
             mode: Mode::Normal,
             status: None,
             job_id: None,
@@ -515,8 +518,7 @@ impl AppState {
             Mode::Search { input } => {
                 let (panes, job) = self.panes_and_job();
                 panes.prompt.search = (!input.is_empty()).then_some(input);
-                let from = panes.prompt.scroll;
-                if let Some(status) = panes.prompt.find_next(from, &job) {
+                if let Some(status) = panes.prompt.find_next(false, &job) {
                     self.status = Some(status);
                 }
                 Vec::new()
@@ -547,7 +549,7 @@ impl AppState {
         self.resume_from = None;
         self.pinned = None;
         self.panes.prompt.step = None;
-        self.panes.prompt.scroll = 0;
+        self.panes.prompt.rewind();
         self.panes.tool_calls.cursor = 0;
         self.panes.timeline.cursor = 0;
         self.job_id = None;
@@ -583,6 +585,12 @@ impl AppState {
 
     /// A key's action: the focused pane first, then the keys every pane shares.
     fn on_action(&mut self, action: Action) -> Vec<Effect> {
+        // While perstack.toml does not load, its first error is what `o` opens, from any pane.
+        if action == Action::OpenDefinition {
+            if let Some((path, line)) = first_error_location(&self.reload_errors) {
+                return vec![Effect::OpenInEditor(EditorTarget::File { path, line })];
+            }
+        }
         let focus = self.focus;
         let (state, requests) =
             self.with_pane_input(|panes, cx| panes.on_action(focus, action, cx));
@@ -636,6 +644,13 @@ impl AppState {
     /// The keys no pane took.
     fn on_global_action(&mut self, action: Action) -> Vec<Effect> {
         match action {
+            Action::Zoom => self.zoomed = !self.zoomed,
+            Action::OpenDefinition => {
+                self.status = Some(
+                    "o opens an Expert (Experts pane) or a call's skill (Tool calls pane) in $EDITOR"
+                        .into(),
+                );
+            }
             Action::Step | Action::Continue | Action::EditRequest => {
                 return self.on_debug_action(action);
             }
@@ -698,7 +713,7 @@ impl AppState {
             self.selected_run = Some(entry.run_id.clone());
             self.pinned = Some(index);
             self.panes.prompt.step = None;
-            self.panes.prompt.scroll = 0;
+            self.panes.prompt.rewind();
             self.panes.tool_calls.cursor = 0;
         }
     }
@@ -714,7 +729,7 @@ impl AppState {
         self.selected_run = Some(run_id);
         self.pinned = None;
         self.panes.prompt.step = None;
-        self.panes.prompt.scroll = 0;
+        self.panes.prompt.rewind();
         self.panes.tool_calls.cursor = 0;
         self.panes.tool_calls.expanded = false;
     }
@@ -758,4 +773,22 @@ impl AppState {
             self.with_pane_input(|panes, cx| panes.on_click(pane, line as usize, height, cx));
         self.apply_requests(requests)
     }
+}
+
+/// The file and line of the first error among rendered diagnostics (their `  --> FILE:LINE:COL`
+/// line), or of the first diagnostic when none is an error.
+fn first_error_location(diagnostics: &[String]) -> Option<(std::path::PathBuf, usize)> {
+    let errors = diagnostics.iter().filter(|d| d.starts_with("error"));
+    errors
+        .chain(diagnostics.iter())
+        .find_map(|d| d.lines().find_map(location_of_arrow_line))
+}
+
+fn location_of_arrow_line(line: &str) -> Option<(std::path::PathBuf, usize)> {
+    let place = line.trim_start().strip_prefix("--> ")?;
+    // FILE:LINE:COL, where FILE may itself hold colons: split from the right.
+    let mut parts = place.rsplitn(3, ':');
+    let _column = parts.next()?;
+    let line = parts.next()?.parse().ok()?;
+    Some((parts.next()?.into(), line))
 }

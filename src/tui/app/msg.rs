@@ -56,8 +56,26 @@ pub enum Msg {
     },
 }
 
+/// What `o` opens in the person's editor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EditorTarget {
+    /// An Expert's table in perstack.toml, or one of its skills' tables.
+    Definition {
+        expert: String,
+        skill: Option<String>,
+    },
+    /// A place a diagnostic names.
+    File {
+        path: std::path::PathBuf,
+        line: usize,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
+    /// Hand the terminal to `$VISUAL`/`$EDITOR` at a line of the definitions; a save reloads
+    /// them as any edit does.
+    OpenInEditor(EditorTarget),
     StartRun {
         expert_key: String,
         query: String,

@@ -1,7 +1,7 @@
 //! The data the panes draw: runs, steps, tool calls, checkpoints, definitions.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
@@ -70,18 +70,18 @@ pub struct StepView {
     pub streaming: bool,
 }
 
-#[derive(Debug, Clone)]
-pub struct PrettyBody {
+/// A text with the start of every line, for O(1) slicing of line `i`.
+#[derive(Debug, Clone, Default)]
+pub struct TextLines {
     pub text: String,
     pub line_starts: Vec<usize>,
 }
 
-impl PrettyBody {
-    pub fn new(body: &str) -> Self {
-        let text = crate::editor::pretty_json(body);
+impl TextLines {
+    pub fn new(text: String) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        PrettyBody { text, line_starts }
+        TextLines { text, line_starts }
     }
     pub fn len(&self) -> usize {
         self.line_starts.len()
@@ -98,6 +98,136 @@ impl PrettyBody {
             .unwrap_or(self.text.len());
         self.text.get(start..end.max(start)).unwrap_or("")
     }
+}
+
+/// A request body pretty-printed, and on demand the same with its string values unescaped.
+#[derive(Debug, Clone)]
+pub struct PrettyBody {
+    pub lines: TextLines,
+    unescaped: OnceLock<Unescaped>,
+}
+
+/// The pretty body with every string value that holds escapes shown decoded: a `\n` becomes
+/// a line break, so a system prompt reads as the text it is.
+#[derive(Debug, Clone, Default)]
+pub struct Unescaped {
+    pub lines: TextLines,
+    /// For each line, the line of the pretty body it comes from.
+    pub origin: Vec<u32>,
+    /// For the lines of a decoded string, the bytes before its text: the key and opening quote
+    /// on its first line, the blank columns it hangs under on the others (0 elsewhere).
+    pub hang: Vec<u32>,
+    /// Lines that go on with a decoded string: plain text, not JSON.
+    pub continued: Vec<bool>,
+}
+
+impl PrettyBody {
+    pub fn new(body: &str) -> Self {
+        PrettyBody {
+            lines: TextLines::new(crate::editor::pretty_json(body)),
+            unescaped: OnceLock::new(),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+    pub fn line(&self, i: usize) -> &str {
+        self.lines.line(i)
+    }
+    /// Built the first time it is asked for.
+    pub fn unescaped(&self) -> &Unescaped {
+        self.unescaped.get_or_init(|| Unescaped::new(&self.lines))
+    }
+}
+
+impl Unescaped {
+    fn new(pretty: &TextLines) -> Self {
+        let mut text = String::with_capacity(pretty.text.len());
+        let (mut origin, mut continued, mut hang) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..pretty.len() {
+            let line = pretty.line(i);
+            let mut push = |piece: &str, more: bool, before: usize| {
+                if !origin.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(piece);
+                origin.push(i as u32);
+                continued.push(more);
+                hang.push(before as u32);
+            };
+            let Some((head, decoded, tail)) = decode_string_value(line) else {
+                push(line, false, 0);
+                continue;
+            };
+            // Later lines hang under the first character of the string.
+            let pad = " ".repeat(head.chars().count());
+            let parts: Vec<&str> = decoded.split('\n').collect();
+            let last = parts.len() - 1;
+            for (k, part) in parts.iter().enumerate() {
+                let mut piece = if k == 0 {
+                    format!("{head}{part}")
+                } else {
+                    format!("{pad}{part}")
+                };
+                if k == last {
+                    piece.push('"');
+                    piece.push_str(tail);
+                }
+                push(&piece, k > 0, if k == 0 { head.len() } else { pad.len() });
+            }
+        }
+        Unescaped {
+            lines: TextLines::new(text),
+            origin,
+            hang,
+            continued,
+        }
+    }
+
+    /// The first line that shows pretty line `i`.
+    pub fn line_of(&self, i: usize) -> usize {
+        self.origin.partition_point(|&o| (o as usize) < i)
+    }
+}
+
+/// A pretty-printed JSON line whose string value holds escapes: the line up to and with the
+/// value's opening quote, the value decoded, and what follows its closing quote.
+fn decode_string_value(line: &str) -> Option<(&str, String, &str)> {
+    let indent = line.len() - line.trim_start().len();
+    let mut value_start = indent;
+    if let Some(key_end) = string_end(&line[indent..]) {
+        if line[indent + key_end..].starts_with(": \"") {
+            value_start = indent + key_end + 2;
+        }
+    }
+    let value = &line[value_start..];
+    let end = string_end(value)?;
+    let token = &value[..end];
+    if !token.contains('\\') {
+        return None;
+    }
+    let decoded: String = serde_json::from_str(token).ok()?;
+    Some((&line[..value_start + 1], decoded, &value[end..]))
+}
+
+/// Where the JSON string at the start of `s` ends (just after its closing quote).
+fn string_end(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    if bytes.first() != Some(&b'"') {
+        return None;
+    }
+    let mut i = 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,5 +359,39 @@ pub(super) fn skill_info(name: &str, skill: &Skill) -> SkillInfo {
         },
         tools,
         confined: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescaped_body_breaks_string_values_at_their_newlines() {
+        let body = r#"{"system":"first line\nsecond \"quoted\" line","n":1,"list":["a\nb"]}"#;
+        let pretty = PrettyBody::new(body);
+        let unescaped = pretty.unescaped();
+        let lines: Vec<&str> = (0..unescaped.lines.len())
+            .map(|i| unescaped.lines.line(i))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "{",
+                r#"  "system": "first line"#,
+                r#"             second "quoted" line","#,
+                r#"  "n": 1,"#,
+                r#"  "list": ["#,
+                r#"    "a"#,
+                r#"     b""#,
+                "  ]",
+                "}",
+            ]
+        );
+        assert!(unescaped.continued[2]);
+        assert!(!unescaped.continued[1]);
+        assert_eq!(unescaped.origin[2], 1);
+        assert_eq!(unescaped.line_of(2), 3);
+        assert_eq!(unescaped.hang[..4], [0, 13, 13, 0]);
     }
 }

@@ -11,7 +11,9 @@ use super::{
     tokens,
 };
 use crate::runtime::control::{BreakKind, Breakpoint};
-use crate::tui::app::{AppState, ExpertRow, JobData, Mode, RunStatus, scroll_offset};
+use crate::tui::app::{
+    AppState, EditorTarget, Effect, ExpertRow, JobData, Mode, RunStatus, scroll_offset,
+};
 use crate::tui::keymap::{Action, PaneId};
 
 #[derive(Debug, Clone)]
@@ -126,6 +128,20 @@ impl Pane for ExpertsPane {
                     None => Request::Status(NO_BREAKPOINT_TARGET.into()),
                 });
             }
+            Action::OpenDefinition => match self.expert_under_cursor(&cx.job) {
+                Some(expert) => cx.request(Request::Effect(Effect::OpenInEditor(
+                    EditorTarget::Definition {
+                        expert,
+                        skill: None,
+                    },
+                ))),
+                None => return EventState::NotConsumed,
+            },
+            // Needs no Expert under the cursor: it holds for all of them, delegates included.
+            Action::BreakBeforeLlmAll => cx.request(Request::ToggleBreakpoint(Breakpoint {
+                kind: BreakKind::BeforeLlm,
+                expert: None,
+            })),
             _ => return EventState::NotConsumed,
         }
         EventState::Consumed

@@ -5,7 +5,9 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::style::Modifier;
+use std::ops::Range;
+
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
@@ -375,7 +377,8 @@ pub fn popup(
 /// The bordered block of a pane, its title in the accent colour when focused.
 pub fn pane_block<'a>(pane: PaneId, extra: String, state: &AppState, ctx: &Ctx) -> Block<'a> {
     let focused = state.focus == pane;
-    let title = format!(" {} {}{} ", pane.index() + 1, pane.title(), extra);
+    let zoom = if state.zoomed { " · z unzooms" } else { "" };
+    let title = format!(" {} {}{}{zoom} ", pane.index() + 1, pane.title(), extra);
     Block::default()
         .borders(Borders::ALL)
         .border_style(if focused {
@@ -412,4 +415,87 @@ pub fn fit(text: &str, width: usize) -> String {
     let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+/// `line` broken into rows of `width` columns at spaces where it can, the rows after the first
+/// indented by `indent`; each piece keeps its style. A line that fits is one row. At most
+/// `max_rows` rows are laid out: the caller has no room for more.
+pub fn wrap_line(
+    line: Line<'static>,
+    width: usize,
+    indent: usize,
+    max_rows: usize,
+) -> Vec<Line<'static>> {
+    use crate::tui::wrap::{WrapMode, rows};
+    let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+    if text
+        .chars()
+        .map(crate::tui::wrap::char_width)
+        .sum::<usize>()
+        <= width
+    {
+        return vec![line];
+    }
+    let mut styles = Vec::new();
+    let mut at = 0;
+    for span in &line.spans {
+        styles.push((at..at + span.content.len(), span.style));
+        at += span.content.len();
+    }
+    let rows = rows(&text, width.saturating_sub(indent).max(1), WrapMode::Words);
+    (0..rows.len().min(max_rows))
+        .map(|i| {
+            let mut spans = if i == 0 {
+                Vec::new()
+            } else {
+                vec![Span::raw(" ".repeat(indent))]
+            };
+            spans.extend(row_spans(
+                &text,
+                rows.get(i),
+                &styles,
+                &[],
+                Style::default(),
+            ));
+            Line::from(spans).style(line.style)
+        })
+        .collect()
+}
+
+/// The spans of one row: bytes `range` of `text`, in their styles, the `marks` patched with
+/// `mark` (search matches).
+pub fn row_spans(
+    text: &str,
+    range: Range<usize>,
+    styles: &[(Range<usize>, Style)],
+    marks: &[Range<usize>],
+    mark: Style,
+) -> Vec<Span<'static>> {
+    // Cut points: the row's ends, style changes and match ends inside it.
+    let mut cuts: Vec<usize> = vec![range.start, range.end];
+    let inside = |p: usize| p > range.start && p < range.end;
+    cuts.extend(styles.iter().map(|(r, _)| r.start).filter(|&p| inside(p)));
+    cuts.extend(
+        marks
+            .iter()
+            .flat_map(|m| [m.start, m.end])
+            .filter(|&p| inside(p)),
+    );
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut at_style = styles.partition_point(|(r, _)| r.end <= range.start);
+    cuts.windows(2)
+        .filter_map(|w| {
+            let (a, b) = (w[0], w[1]);
+            let piece = text.get(a..b)?;
+            while styles.get(at_style).is_some_and(|(r, _)| r.end <= a) {
+                at_style += 1;
+            }
+            let mut style = styles.get(at_style).map(|(_, s)| *s).unwrap_or_default();
+            if marks.iter().any(|m| m.start <= a && b <= m.end) {
+                style = style.patch(mark);
+            }
+            Some(Span::styled(piece.replace('\t', " "), style))
+        })
+        .collect()
 }

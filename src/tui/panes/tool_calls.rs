@@ -10,9 +10,12 @@ use ratatui::widgets::Paragraph;
 use super::experts::NO_BREAKPOINT_TARGET;
 use super::{
     Ctx, EventState, InputCtx, Pane, Request, Width, duration, fit, moved, movement, pane_block,
+    wrap_line,
 };
 use crate::runtime::control::{BreakKind, Breakpoint, PausePoint};
-use crate::tui::app::{AppState, CallStatus, FOLD_LINES, ToolCallView, scroll_offset, short};
+use crate::tui::app::{
+    AppState, CallStatus, EditorTarget, Effect, FOLD_LINES, ToolCallView, scroll_offset, short,
+};
 use crate::tui::highlight::Lang;
 use crate::tui::keymap::{Action, PaneId};
 
@@ -49,6 +52,23 @@ impl Pane for ToolCallsPane {
                 }
             }
             Action::ExpandResult => self.unfolded = !self.unfolded,
+            Action::OpenDefinition => {
+                let call = cx
+                    .job
+                    .visible_calls()
+                    .get(self.cursor)
+                    .map(|c| c.skill.clone());
+                let expert = cx.job.current_run().map(|r| r.expert_key.clone());
+                let (Some(skill), Some(expert)) = (call, expert) else {
+                    return EventState::NotConsumed;
+                };
+                cx.request(Request::Effect(Effect::OpenInEditor(
+                    EditorTarget::Definition {
+                        expert,
+                        skill: Some(skill),
+                    },
+                )));
+            }
             Action::BreakBeforeTool => {
                 let call = cx.job.visible_calls().get(self.cursor);
                 cx.request(match call {
@@ -118,7 +138,7 @@ impl Pane for ToolCallsPane {
                 details(
                     call,
                     self.unfolded,
-                    height.saturating_sub(lines.len()),
+                    (height.saturating_sub(lines.len()), width),
                     ctx,
                     &mut lines,
                 );
@@ -186,15 +206,22 @@ fn call_line<'a>(call: &ToolCallView, marker: &'static str, width: usize, ctx: &
     Line::from(spans)
 }
 
-fn details<'a>(
+fn details(
     call: &ToolCallView,
     unfolded: bool,
-    room: usize,
+    (room, width): (usize, usize),
     ctx: &Ctx,
-    lines: &mut Vec<Line<'a>>,
+    lines: &mut Vec<Line<'static>>,
 ) {
-    // The caller stops at the pane's height; `room` bounds the work done here.
-    let push = |line: Line<'a>, lines: &mut Vec<Line<'a>>| lines.push(line);
+    // The caller stops at the pane's height; `room` bounds the work done here. A long line
+    // wraps under its own indent rather than running off the pane's edge.
+    let push = |line: Line<'static>, lines: &mut Vec<Line<'static>>| {
+        let indent = line
+            .spans
+            .first()
+            .map_or(0, |s| s.content.len() - s.content.trim_start().len());
+        lines.extend(wrap_line(line, width, indent, room.max(1)))
+    };
     push(Line::styled("  arguments", ctx.theme.accent()), lines);
     let args = serde_json::to_string_pretty(&call.args).unwrap_or_default();
     for text in args.lines().take(room) {
