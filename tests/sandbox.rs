@@ -61,15 +61,35 @@ async fn exec_writes_only_inside_the_workspace_and_its_own_tmp() {
         "inside\n"
     );
 
-    // /tmp inside is the private temp dir: writable, empty, gone after the call.
     let name = unique("perstack-tmpfile");
-    let (ok, text) = sh(
-        &skill,
-        &format!("echo t > /tmp/{name} && cat /tmp/{name} && echo \"tmpdir=$TMPDIR\" && ls /tmp"),
-    )
-    .await;
-    assert!(ok, "{text}");
-    assert!(text.contains("t\ntmpdir=/tmp\n"), "{text}");
+    if dir.path().starts_with("/tmp") {
+        // A workspace under /tmp cannot have /tmp replaced (that would hide it): the private
+        // temp dir is TMPDIR, and the rest of the host's /tmp stays out of reach.
+        let (ok, text) = sh(
+            &skill,
+            &format!(
+                "echo t > \"$TMPDIR/{name}\" && cat \"$TMPDIR/{name}\" && echo \"tmpdir=$TMPDIR\""
+            ),
+        )
+        .await;
+        assert!(ok, "{text}");
+        assert!(text.contains("t\ntmpdir=/"), "{text}");
+        assert!(!text.contains("tmpdir=/tmp\n"), "{text}");
+        let (ok, text) = sh(&skill, &format!("echo t > /tmp/{name}")).await;
+        assert!(!ok, "{text}");
+        assert!(text.contains("Permission denied"), "{text}");
+    } else {
+        // /tmp inside is the private temp dir: writable, empty, gone after the call.
+        let (ok, text) = sh(
+            &skill,
+            &format!(
+                "echo t > /tmp/{name} && cat /tmp/{name} && echo \"tmpdir=$TMPDIR\" && ls /tmp"
+            ),
+        )
+        .await;
+        assert!(ok, "{text}");
+        assert!(text.contains("t\ntmpdir=/tmp\n"), "{text}");
+    }
     assert!(
         !Path::new("/tmp").join(&name).exists(),
         "landed in the host /tmp"
