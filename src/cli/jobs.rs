@@ -25,16 +25,9 @@ pub struct JobsArgs {
 }
 
 pub fn jobs(args: &JobsArgs) -> ExitCode {
-    let workspace = match &args.workspace {
-        Some(dir) => dir.clone(),
-        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-    };
-    let store = match crate::store::open(args.storage.as_deref(), &workspace) {
+    let store = match super::open_store(args.storage.as_deref(), args.workspace.as_deref()) {
         Ok(store) => store,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let jobs = store.jobs();
     if jobs.is_empty() && !args.json {

@@ -201,6 +201,22 @@ fn start(args: &StartArgs, log_level: logging::LogLevel) -> ExitCode {
     }
 }
 
+/// The job store of `--storage`, or of the workspace (`--workspace`, default the current
+/// directory), saying on stderr why it cannot be opened.
+fn open_store(
+    storage: Option<&str>,
+    workspace: Option<&Path>,
+) -> Result<Box<dyn crate::store::Store>, ExitCode> {
+    let workspace = match workspace {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    };
+    crate::store::open(storage, &workspace).map_err(|err| {
+        eprintln!("error: {err}");
+        ExitCode::from(exit::INVALID)
+    })
+}
+
 /// Load the config named by the flags, printing diagnostics to stderr when it fails.
 pub fn load_or_report(args: &ConfigArgs) -> Result<LoadedConfig, ExitCode> {
     let result = current_dir()
