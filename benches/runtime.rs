@@ -7,99 +7,18 @@
 //! `cargo bench --bench runtime`
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-use futures_util::stream::{self, StreamExt};
 use perstack::definition::parse_str;
-use perstack::llm::{
-    ChunkStream, FinishReason, LanguageModel, LlmError, PreparedRequest, Request, StreamChunk,
-};
 use perstack::runtime::checkpoint::Store;
 use perstack::runtime::control::{Breakpoint, Debugger};
 use perstack::runtime::run::{JobContext, RunSpec, RunStart, run_expert};
 use tokio::sync::{mpsc, watch};
 
-/// Answers with a healthCheck call until the last step, then with text.
-struct InstantModel {
-    steps: usize,
-    calls: AtomicUsize,
-    /// When each request was sent: the wall clock, and the CPU time of the thread sending it.
-    sent_at: Mutex<Vec<(Instant, Duration)>>,
-}
-
-/// CPU time spent so far by the calling thread.
-fn thread_cpu_time() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid timespec for the call to fill in.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-}
-
-impl LanguageModel for InstantModel {
-    fn provider(&self) -> &str {
-        "bench"
-    }
-
-    fn model(&self) -> &str {
-        "instant"
-    }
-
-    fn prepare(&self, req: &Request) -> Result<PreparedRequest, LlmError> {
-        // Serialise the whole request, as every real provider does.
-        let body = serde_json::to_vec(req).unwrap_or_default();
-        Ok(PreparedRequest::new(
-            "bench",
-            "POST",
-            "bench:",
-            Vec::new(),
-            body,
-        ))
-    }
-
-    fn send(&self, _prepared: PreparedRequest) -> BoxFuture<'_, Result<ChunkStream, LlmError>> {
-        if let Ok(mut stamps) = self.sent_at.lock() {
-            stamps.push((Instant::now(), thread_cpu_time()));
-        }
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        let chunks = if n + 1 < self.steps {
-            vec![
-                StreamChunk::ToolCallStarted {
-                    index: 0,
-                    id: format!("call{n}"),
-                    name: "healthCheck".into(),
-                },
-                StreamChunk::ToolCallFinished {
-                    index: 0,
-                    id: format!("call{n}"),
-                    name: "healthCheck".into(),
-                    args: serde_json::json!({}),
-                },
-                StreamChunk::Finish {
-                    reason: FinishReason::ToolUse,
-                },
-            ]
-        } else {
-            vec![
-                StreamChunk::TextDelta {
-                    text: "done".into(),
-                },
-                StreamChunk::Finish {
-                    reason: FinishReason::Stop,
-                },
-            ]
-        };
-        Box::pin(async move { Ok(stream::iter(chunks.into_iter().map(Ok)).boxed()) })
-    }
-}
+#[path = "support/instant_model.rs"]
+mod instant_model;
+use instant_model::InstantModel;
 
 fn dir_bytes(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
@@ -136,11 +55,7 @@ async fn job(steps: usize, breakpoints: Vec<Breakpoint>) -> Measured {
         steps + 10
     );
     let (config, _) = parse_str(&source, Path::new("bench.toml")).expect("valid config");
-    let model = Arc::new(InstantModel {
-        steps,
-        calls: AtomicUsize::new(0),
-        sent_at: Mutex::new(Vec::new()),
-    });
+    let model = Arc::new(InstantModel::new(steps));
     let (events, mut receiver) = mpsc::unbounded_channel();
     let (_cancel, cancelled) = watch::channel(false);
     // Serialise every event as `perstack run` does, and count what would be printed.
@@ -181,7 +96,7 @@ async fn job(steps: usize, breakpoints: Vec<Breakpoint>) -> Measured {
     assert!(context.writer.finish().is_empty());
     drop(context);
     let printed = printer.await.unwrap_or(0);
-    let stamps = model.sent_at.lock().map(|s| s.clone()).unwrap_or_default();
+    let stamps = model.stamps();
     Measured {
         wall: stamps.windows(2).map(|w| w[1].0 - w[0].0).collect(),
         cpu: stamps.windows(2).map(|w| w[1].1 - w[0].1).collect(),

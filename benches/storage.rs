@@ -8,82 +8,17 @@
 //! `cargo bench --bench storage`
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-use futures_util::stream::{self, StreamExt};
 use perstack::definition::parse_str;
-use perstack::llm::{
-    ChunkStream, FinishReason, LanguageModel, LlmError, PreparedRequest, Request, StreamChunk,
-};
 use perstack::runtime::checkpoint::Store;
 use perstack::runtime::run::{JobContext, RunSpec, RunStart, run_expert};
 use tokio::sync::{mpsc, watch};
 
-/// Answers with a healthCheck call until the last step, then with text.
-struct InstantModel {
-    steps: usize,
-    calls: AtomicUsize,
-    sent_at: Mutex<Vec<Instant>>,
-}
-
-impl LanguageModel for InstantModel {
-    fn provider(&self) -> &str {
-        "bench"
-    }
-
-    fn model(&self) -> &str {
-        "instant"
-    }
-
-    fn prepare(&self, req: &Request) -> Result<PreparedRequest, LlmError> {
-        let body = serde_json::to_vec(req).unwrap_or_default();
-        Ok(PreparedRequest::new(
-            "bench",
-            "POST",
-            "bench:",
-            Vec::new(),
-            body,
-        ))
-    }
-
-    fn send(&self, _prepared: PreparedRequest) -> BoxFuture<'_, Result<ChunkStream, LlmError>> {
-        if let Ok(mut stamps) = self.sent_at.lock() {
-            stamps.push(Instant::now());
-        }
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        let chunks = if n + 1 < self.steps {
-            vec![
-                StreamChunk::ToolCallStarted {
-                    index: 0,
-                    id: format!("call{n}"),
-                    name: "healthCheck".into(),
-                },
-                StreamChunk::ToolCallFinished {
-                    index: 0,
-                    id: format!("call{n}"),
-                    name: "healthCheck".into(),
-                    args: serde_json::json!({}),
-                },
-                StreamChunk::Finish {
-                    reason: FinishReason::ToolUse,
-                },
-            ]
-        } else {
-            vec![
-                StreamChunk::TextDelta {
-                    text: "done".into(),
-                },
-                StreamChunk::Finish {
-                    reason: FinishReason::Stop,
-                },
-            ]
-        };
-        Box::pin(async move { Ok(stream::iter(chunks.into_iter().map(Ok)).boxed()) })
-    }
-}
+#[path = "support/instant_model.rs"]
+mod instant_model;
+use instant_model::InstantModel;
 
 /// Bytes under `dir`, in total and in files that belong to `step` (event files name their step;
 /// a checkpoint is counted by its `stepNumber`).
@@ -137,11 +72,7 @@ async fn job(steps: usize) -> Measured {
         steps + 10
     );
     let (config, _) = parse_str(&source, Path::new("bench.toml")).expect("valid config");
-    let model = Arc::new(InstantModel {
-        steps: steps + 1,
-        calls: AtomicUsize::new(0),
-        sent_at: Mutex::new(Vec::new()),
-    });
+    let model = Arc::new(InstantModel::new(steps + 1));
     let last = steps as u64;
     let (events, mut receiver) = mpsc::unbounded_channel();
     let (_cancel, cancelled) = watch::channel(false);
@@ -190,7 +121,7 @@ async fn job(steps: usize) -> Measured {
     let root = workspace.path().join("perstack");
     let stored = stored_bytes(&root, last);
     let events_stored = stored_bytes_of_events(&root, last);
-    let stamps = model.sent_at.lock().map(|s| s.clone()).unwrap_or_default();
+    let stamps = model.stamps();
     Measured {
         stored,
         last_events: (events_stored.1, printed.1),
@@ -198,7 +129,7 @@ async fn job(steps: usize) -> Measured {
             stored.0 - events_stored.0 + printed.0,
             stored.1 - events_stored.1 + printed.1,
         ),
-        step_times: stamps.windows(2).map(|w| w[1] - w[0]).collect(),
+        step_times: stamps.windows(2).map(|w| w[1].0 - w[0].0).collect(),
     }
 }
 
