@@ -76,6 +76,76 @@ fn start_runs_the_example_offline_and_restores_the_terminal() {
     assert!(workspace.path().join("perstack/workbench.log").exists());
 }
 
+/// The query box edits like a line editor: a word inserted after a cursor move, a second line
+/// with Alt-Enter, submitted as one query; reopened, ↑ brings that query back from the history.
+#[test]
+fn the_query_box_edits_lines_and_recalls_the_last_query() {
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!("{REPO}/CHANGELOG.md"),
+        workspace.path().join("CHANGELOG.md"),
+    )
+    .unwrap();
+    let replay = format!("{REPO}/assets/demo.replay.toml");
+    let config = format!("{REPO}/perstack.toml");
+    let ws = workspace.path().to_str().unwrap();
+    let mut pty = Pty::spawn(
+        &[
+            "start",
+            "release-notes",
+            "--replay",
+            &replay,
+            "--config",
+            &config,
+            "--workspace",
+            ws,
+        ],
+        120,
+        40,
+    );
+    pty.wait_screen("Query for release-notes", Duration::from_secs(20));
+    pty.send("Write notes for developers");
+    // Home, then Alt-f over "Write": the word goes in before "notes".
+    pty.send("\x1b[H");
+    pty.send("\x1bf");
+    pty.send("release ");
+    // End, then Alt-Enter: a second line.
+    pty.send("\x1b[F");
+    pty.send("\x1b\r");
+    pty.send("Keep it short");
+    pty.wait_screen(
+        "│> Write release notes for developers",
+        Duration::from_secs(10),
+    );
+    pty.wait_screen("│  Keep it short", Duration::from_secs(10));
+    let before_run = pty.len();
+    pty.send("\r");
+    pty.wait_for("completed", before_run, Duration::from_secs(30));
+    let history = workspace.path().join("perstack/history.jsonl");
+    let start = Instant::now();
+    while !history.exists() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&history).unwrap(),
+        "\"Write release notes for developers\\nKeep it short\"\n"
+    );
+    // Reopened, the box is empty; ↑ recalls the query, both lines.
+    pty.send("i");
+    pty.wait_screen("Query for release-notes", Duration::from_secs(10));
+    pty.send("\x1b[A");
+    pty.wait_screen(
+        "│> Write release notes for developers",
+        Duration::from_secs(10),
+    );
+    pty.wait_screen("│  Keep it short", Duration::from_secs(10));
+    pty.send("\x1b");
+    std::thread::sleep(Duration::from_millis(100));
+    pty.send("q");
+    let status = pty.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status:?}");
+}
+
 #[test]
 fn sigterm_and_sighup_restore_the_terminal() {
     for signal in [libc::SIGTERM, libc::SIGHUP] {

@@ -216,8 +216,18 @@ fn focus_keys_cycle_and_quit_asks_while_running() {
 #[test]
 fn the_query_box_starts_a_run_of_the_selected_expert() {
     let mut state = AppState::new(&example_config(), "m".into());
+    // The cursor stops on the open Expert's two skills, skips its tools and delegates, and
+    // reaches the next Expert.
     key(&mut state, KeyCode::Down);
-    // The cursor skips the detail rows of the open Expert to the next Expert.
+    assert_eq!(
+        state.expert_rows()[state.panes.experts.cursor],
+        super::app::ExpertRow::Skill {
+            expert: 0,
+            skill: 0
+        }
+    );
+    key(&mut state, KeyCode::Down);
+    key(&mut state, KeyCode::Down);
     assert_eq!(
         state.expert_rows()[state.panes.experts.cursor],
         super::app::ExpertRow::Expert(1)
@@ -226,14 +236,20 @@ fn the_query_box_starts_a_run_of_the_selected_expert() {
     assert_eq!(state.selected_expert_key(), Some("changelog-reader"));
     key(&mut state, KeyCode::Char('i'));
     type_text(&mut state, "Summarise");
-    state.update(Msg::Paste(" the\nlog".into()));
+    state.update(Msg::Paste(" the\rlog".into()));
     let effects = key(&mut state, KeyCode::Enter);
+    // A pasted line break stays one: the query has two lines.
     assert_eq!(
         effects,
-        [Effect::StartRun {
-            expert_key: "changelog-reader".into(),
-            query: "Summarise the log".into()
-        }]
+        [
+            Effect::StartRun {
+                expert_key: "changelog-reader".into(),
+                query: "Summarise the\nlog".into()
+            },
+            Effect::RememberQuery {
+                query: "Summarise the\nlog".into()
+            }
+        ]
     );
     assert_eq!(state.job_state, JobState::Running);
 }
@@ -249,6 +265,10 @@ fn without_a_provider_the_query_waits_for_replay() {
         Mode::Query {
             input: "hello".into()
         }
+    );
+    assert!(
+        state.history.entries().is_empty(),
+        "a query that did not start is not remembered"
     );
     key(&mut state, KeyCode::Esc);
     assert_eq!(key(&mut state, KeyCode::Char('r')), [Effect::UseReplay]);
@@ -334,7 +354,10 @@ fn follow_up_after_completion_resumes_with_a_query() {
     let effects = key(&mut state, KeyCode::Enter);
     assert!(matches!(
         effects.as_slice(),
-        [Effect::Resume { query: Some(q), answers, .. }] if q == "Shorter, please" && answers.is_empty()
+        [
+            Effect::Resume { query: Some(q), answers, .. },
+            Effect::RememberQuery { query },
+        ] if q == "Shorter, please" && answers.is_empty() && query == q
     ));
 }
 
@@ -747,4 +770,135 @@ fn a_registry_expert_is_listed_read_and_vendored() {
         "{text}"
     );
     assert!(text.contains("Review the diff."));
+}
+
+fn key_with(state: &mut AppState, code: KeyCode, modifiers: KeyModifiers) -> Vec<Effect> {
+    state.update(Msg::Key(KeyEvent::new(code, modifiers)))
+}
+
+/// The query box's text and cursor (line, column).
+fn query_box(state: &AppState) -> (String, (usize, usize)) {
+    match &state.mode {
+        Mode::Query { input } => (input.text(), input.cursor()),
+        other => panic!("no query box: {other:?}"),
+    }
+}
+
+#[test]
+fn the_query_box_edits_at_the_cursor() {
+    let mut state = AppState::new(&example_config(), "m".into());
+    key(&mut state, KeyCode::Char('i'));
+    type_text(&mut state, "notes for users");
+    key(&mut state, KeyCode::Home);
+    assert_eq!(query_box(&state).1, (0, 0));
+    type_text(&mut state, "Write ");
+    key(&mut state, KeyCode::End);
+    assert_eq!(query_box(&state).1, (0, 21));
+    // Word jumps: Ctrl-Left and Alt-b go back a word, Ctrl-Right and Alt-f forward.
+    key_with(&mut state, KeyCode::Left, KeyModifiers::CONTROL);
+    assert_eq!(query_box(&state).1, (0, 16));
+    key_with(&mut state, KeyCode::Char('b'), KeyModifiers::ALT);
+    assert_eq!(query_box(&state).1, (0, 12));
+    type_text(&mut state, "new ");
+    key_with(&mut state, KeyCode::Char('f'), KeyModifiers::ALT);
+    key_with(&mut state, KeyCode::Right, KeyModifiers::CONTROL);
+    key(&mut state, KeyCode::Left);
+    key(&mut state, KeyCode::Backspace);
+    key(&mut state, KeyCode::Right);
+    assert_eq!(
+        query_box(&state),
+        ("Write notes new for uses".into(), (0, 24))
+    );
+}
+
+#[test]
+fn a_multi_line_query_is_submitted_as_one_query() {
+    let mut state = AppState::new(&example_config(), "m".into());
+    key(&mut state, KeyCode::Char('i'));
+    type_text(&mut state, "Write notes");
+    key_with(&mut state, KeyCode::Enter, KeyModifiers::ALT);
+    type_text(&mut state, "- short");
+    key_with(&mut state, KeyCode::Enter, KeyModifiers::SHIFT);
+    type_text(&mut state, "- plain");
+    assert_eq!(query_box(&state).1, (2, 7));
+    let effects = key(&mut state, KeyCode::Enter);
+    assert_eq!(
+        effects.first(),
+        Some(&Effect::StartRun {
+            expert_key: "release-notes".into(),
+            query: "Write notes\n- short\n- plain".into()
+        })
+    );
+}
+
+#[test]
+fn up_and_down_walk_the_history_which_outlives_the_state_through_its_file() {
+    let workspace = tempfile::tempdir().expect("tempdir");
+    let path = super::input::history_path(workspace.path());
+    let mut first = AppState::new(&example_config(), "m".into());
+    for query in ["first query", "second\nquery"] {
+        key(&mut first, KeyCode::Char('i'));
+        type_text(&mut first, query.split('\n').next().unwrap_or_default());
+        if let Some(rest) = query.split_once('\n').map(|(_, rest)| rest) {
+            key_with(&mut first, KeyCode::Enter, KeyModifiers::ALT);
+            type_text(&mut first, rest);
+        }
+        // What the loop does with the effect: the file is written.
+        for effect in key(&mut first, KeyCode::Enter) {
+            if let Effect::RememberQuery { query } = effect {
+                super::input::append_history(&path, &query).expect("history written");
+            }
+        }
+        first.job_state = JobState::Completed;
+    }
+    assert_eq!(first.history.entries(), ["first query", "second\nquery"]);
+
+    // A new workbench on the same project reads the file.
+    let mut state = AppState::new(&example_config(), "m".into());
+    state.history =
+        super::input::QueryHistory::new(super::input::load_history(&path).expect("read"));
+    key(&mut state, KeyCode::Char('i'));
+    type_text(&mut state, "draft");
+    key(&mut state, KeyCode::Up);
+    assert_eq!(query_box(&state), ("second\nquery".into(), (0, 6)));
+    key(&mut state, KeyCode::Up);
+    assert_eq!(query_box(&state).0, "first query");
+    key(&mut state, KeyCode::Up);
+    assert_eq!(query_box(&state).0, "first query", "the oldest stays");
+    // ↓ leaves the cursor on the last line, so ↓ again goes on at once.
+    key(&mut state, KeyCode::Down);
+    assert_eq!(query_box(&state), ("second\nquery".into(), (1, 5)));
+    key(&mut state, KeyCode::Down);
+    assert_eq!(query_box(&state).0, "draft");
+    // ↑ moves up the lines of a multi-line text before it recalls anything.
+    key_with(&mut state, KeyCode::Enter, KeyModifiers::ALT);
+    key(&mut state, KeyCode::Up);
+    assert_eq!(query_box(&state), ("draft\n".into(), (0, 0)));
+    // Enter on a recalled query runs it again; a repeat of the newest is not saved twice.
+    key(&mut state, KeyCode::Up);
+    let effects = key(&mut state, KeyCode::Enter);
+    assert!(
+        matches!(effects.as_slice(), [Effect::StartRun { query, .. }] if query == "second\nquery"),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn the_search_box_edits_on_one_line() {
+    let mut state = feed(Moment::Completed);
+    key(&mut state, KeyCode::Char('2'));
+    key(&mut state, KeyCode::Char('/'));
+    type_text(&mut state, "odel");
+    key(&mut state, KeyCode::Home);
+    type_text(&mut state, "m");
+    state.update(Msg::Paste("\n".into()));
+    let Mode::Search { input } = &state.mode else {
+        panic!("no search box: {:?}", state.mode);
+    };
+    assert_eq!(input.text(), "m odel");
+    key(&mut state, KeyCode::Up);
+    assert!(
+        matches!(&state.mode, Mode::Search { .. }),
+        "no history here"
+    );
 }

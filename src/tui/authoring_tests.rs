@@ -360,3 +360,34 @@ fn o_opens_the_expert_the_calls_skill_or_the_first_reload_error() {
         })]
     );
 }
+
+#[test]
+fn o_on_a_skill_row_opens_the_skill_and_its_breakpoint_keys_mean_its_expert() {
+    let mut state = AppState::new(&example_config(), "m".into());
+    state.focus = PaneId::Experts;
+    // Down from the first Expert lands on its first skill, then its second.
+    key(&mut state, KeyCode::Down);
+    key(&mut state, KeyCode::Down);
+    assert_eq!(
+        state.expert_rows()[state.panes.experts.cursor],
+        ExpertRow::Skill {
+            expert: 0,
+            skill: 1
+        }
+    );
+    let skill = state.experts[0].skills[1].name.clone();
+    assert_eq!(skill, "ask-user");
+    assert_eq!(
+        key(&mut state, KeyCode::Char('o')),
+        [Effect::OpenInEditor(EditorTarget::Definition {
+            expert: "release-notes".into(),
+            skill: Some(skill),
+        })]
+    );
+    let effects = key(&mut state, KeyCode::Char('b'));
+    assert!(
+        matches!(effects.as_slice(), [Effect::SetBreakpoints(b)] if b.len() == 1
+            && b[0].expert.as_deref() == Some("release-notes")),
+        "{effects:?}"
+    );
+}

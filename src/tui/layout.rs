@@ -79,8 +79,11 @@ pub struct Areas {
 
 pub fn areas(state: &AppState) -> Areas {
     let full = Rect::new(0, 0, state.width, state.height);
-    let input_height = match state.mode {
-        Mode::Query { .. } | Mode::FollowUp { .. } | Mode::Search { .. } => 3,
+    // The box grows with its lines (up to `MAX_VISIBLE_LINES`), framed above and below.
+    let input_height = match &state.mode {
+        Mode::Query { input } | Mode::FollowUp { input } | Mode::Search { input } => {
+            input.visible_lines() as u16 + 2
+        }
         _ => 0,
     };
     let [body, input, status] = Layout::vertical([

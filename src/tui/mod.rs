@@ -32,6 +32,7 @@ use crate::runtime::{Overrides, PrepareError, Runtime};
 pub mod app;
 pub mod goto;
 pub mod highlight;
+pub mod input;
 pub mod keymap;
 pub mod layout;
 pub mod panes;
@@ -120,6 +121,10 @@ pub fn start(
         state.use_lock(lock);
     }
     state.registry = runner::registry_entries(&loaded);
+    match input::load_history(&input::history_path(&workspace)) {
+        Ok(entries) => state.history = input::QueryHistory::new(entries),
+        Err(err) => state.status = Some(err.to_string()),
+    }
     state.provider_error = provider_error;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -122,6 +122,15 @@ impl Runner {
                     let _ = msgs.send(Msg::Status(text));
                 });
             }
+            Effect::RememberQuery { query } => {
+                let path = crate::tui::input::history_path(&self.workspace);
+                let msgs = self.msgs.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(err) = crate::tui::input::append_history(&path, &query) {
+                        let _ = msgs.send(Msg::Status(err.to_string()));
+                    }
+                });
+            }
             Effect::UseReplay => self.use_replay(),
             Effect::Vendor { key, text } => {
                 let path = self.loaded.path.clone();

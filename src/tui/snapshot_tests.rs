@@ -275,3 +275,37 @@ fn layout_widens_the_focused_pane_and_zooms() {
         insta::assert_snapshot!("layout_prompt_zoomed_160x45", terminal.backend());
     });
 }
+
+/// A three-line query: the box grows to hold its lines, the cursor where the typing is, and the
+/// answer dialog holds two lines the same way.
+#[test]
+fn multi_line_input_boxes() {
+    settings().bind(|| {
+        let mut state = state_for(Scene::Idle, 100, 30);
+        let press = |state: &mut AppState, code, modifiers| {
+            state.update(Msg::Key(KeyEvent::new(code, modifiers)));
+        };
+        press(&mut state, KeyCode::Char('i'), KeyModifiers::NONE);
+        state.update(Msg::Paste("Write release notes\rfor developers".into()));
+        press(&mut state, KeyCode::Enter, KeyModifiers::ALT);
+        for c in "- keep it short".chars() {
+            press(&mut state, KeyCode::Char(c), KeyModifiers::NONE);
+        }
+        press(&mut state, KeyCode::Char('b'), KeyModifiers::ALT);
+        let terminal = render(&state, 100, 30);
+        insta::assert_snapshot!("input_query_three_lines_100x30", terminal.backend());
+        // The cursor is a reversed cell: at the start of "short" on the third line.
+        let buffer = terminal.backend().buffer();
+        let area = super::layout::areas(&state).input.expect("a query box");
+        let cursor = &buffer[(area.x + 1 + 2 + 10, area.y + 3)];
+        assert_eq!(cursor.symbol(), "s");
+        assert!(cursor.modifier.contains(ratatui::style::Modifier::REVERSED));
+
+        state.mode = super::app::Mode::Answer {
+            question: "Who reads the notes?".into(),
+            input: "Developers,\nand their managers".into(),
+        };
+        let terminal = render(&state, 100, 30);
+        insta::assert_snapshot!("input_answer_two_lines_100x30", terminal.backend());
+    });
+}

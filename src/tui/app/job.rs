@@ -80,16 +80,11 @@ impl<'a> JobData<'a> {
             if i != self.selected_expert {
                 continue;
             }
-            for skill in &expert.skills {
-                let confinement = match skill.confined {
-                    Some(true) => " · confined",
-                    Some(false) => " · unconfined",
-                    None => "",
-                };
-                rows.push(ExpertRow::Detail(format!(
-                    "  ◆ {} ({}){confinement}",
-                    skill.name, skill.kind
-                )));
+            for (s, skill) in expert.skills.iter().enumerate() {
+                rows.push(ExpertRow::Skill {
+                    expert: i,
+                    skill: s,
+                });
                 match &skill.tools {
                     Some(tools) => {
                         for tool in tools {

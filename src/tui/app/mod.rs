@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent};
 use indexmap::IndexMap;
 use serde_json::Value;
 
+use super::input::{KeyOutcome, QueryHistory, TextInput};
 use super::keymap::{self, Action, PaneId};
 use super::layout;
 use super::panes::{EventState, InputCtx, Panes, Request};
@@ -119,6 +120,8 @@ pub struct AppState {
     pub diff_scroll: usize,
     /// After a fork: the next top-level run to appear is the fork, and gets selected.
     pub select_next_root: bool,
+    /// Earlier queries of this project, recalled with ↑ in the query and follow-up boxes.
+    pub history: QueryHistory,
 }
 
 /// A paused run and why it paused.
@@ -142,13 +145,21 @@ pub enum ExpertRow {
     },
     /// A registry Expert of perstack.lock (an index into `registry`).
     Registry(usize),
+    /// A skill of the open Expert: indices into `experts` and its `skills`.
+    Skill {
+        expert: usize,
+        skill: usize,
+    },
 }
 
 impl ExpertRow {
     pub fn selectable(&self) -> bool {
         matches!(
             self,
-            ExpertRow::Expert(_) | ExpertRow::Run { .. } | ExpertRow::Registry(_)
+            ExpertRow::Expert(_)
+                | ExpertRow::Run { .. }
+                | ExpertRow::Registry(_)
+                | ExpertRow::Skill { .. }
         )
     }
 }
@@ -188,6 +199,7 @@ impl AppState {
             diff: None,
             diff_scroll: 0,
             select_next_root: false,
+            history: QueryHistory::default(),
         }
     }
 
@@ -314,7 +326,7 @@ impl AppState {
             Msg::Key(key) => self.on_key(key),
             Msg::Paste(text) => {
                 if let Some(input) = self.input_mut() {
-                    input.push_str(&text.replace(['\r', '\n'], " "));
+                    input.paste(&text);
                 }
                 Vec::new()
             }
@@ -390,7 +402,7 @@ impl AppState {
         }
     }
 
-    fn input_mut(&mut self) -> Option<&mut String> {
+    fn input_mut(&mut self) -> Option<&mut TextInput> {
         match &mut self.mode {
             Mode::Query { input }
             | Mode::FollowUp { input }
@@ -433,38 +445,49 @@ impl AppState {
         }
     }
 
-    /// Keys of the text boxes: typing, Enter submits, Esc closes.
+    /// Keys of the text boxes: the editor takes the editing keys; Enter submits, Esc closes,
+    /// and ↑/↓ at the box's edge walk the history of queries (query and follow-up boxes).
     fn on_input_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Esc => {
-                self.mode = Mode::Normal;
-                Vec::new()
-            }
-            KeyCode::Enter => self.submit(),
-            KeyCode::Backspace => {
-                if let Some(input) = self.input_mut() {
-                    input.pop();
+        let recalls = matches!(self.mode, Mode::Query { .. } | Mode::FollowUp { .. });
+        let Some(input) = self.input_mut() else {
+            return Vec::new();
+        };
+        let outcome = input.on_key(key);
+        match outcome {
+            KeyOutcome::Submit => return self.submit(),
+            KeyOutcome::Close => self.mode = Mode::Normal,
+            KeyOutcome::Older | KeyOutcome::Newer if recalls => {
+                if let Mode::Query { input } | Mode::FollowUp { input } = &mut self.mode {
+                    if outcome == KeyOutcome::Older {
+                        self.history.older(input);
+                    } else {
+                        self.history.newer(input);
+                    }
                 }
-                Vec::new()
             }
-            KeyCode::Char('u') if ctrl => {
-                if let Some(input) = self.input_mut() {
-                    input.clear();
-                }
-                Vec::new()
-            }
-            KeyCode::Char('c') if ctrl => {
-                self.mode = Mode::Normal;
-                Vec::new()
-            }
-            KeyCode::Char(c) => {
-                if let Some(input) = self.input_mut() {
-                    input.push(c);
-                }
-                Vec::new()
-            }
-            _ => Vec::new(),
+            KeyOutcome::Older | KeyOutcome::Newer | KeyOutcome::Edited => {}
+        }
+        Vec::new()
+    }
+
+    /// Opens a query or follow-up box; ↑ starts from the newest query again.
+    fn open_query_box(&mut self, follow_up: bool) {
+        self.history.restart();
+        let input = TextInput::default();
+        self.mode = if follow_up {
+            Mode::FollowUp { input }
+        } else {
+            Mode::Query { input }
+        };
+    }
+
+    /// A query that starts or continues a job goes into the history (not a repeat of the
+    /// newest entry); the loop adds it to the file.
+    fn remember(&mut self, query: &str, effects: &mut Vec<Effect>) {
+        if !effects.is_empty() && self.history.push(query) {
+            effects.push(Effect::RememberQuery {
+                query: query.to_string(),
+            });
         }
     }
 
@@ -475,29 +498,35 @@ impl AppState {
                 let Some(expert_key) = self.selected_expert_key().map(str::to_string) else {
                     return Vec::new();
                 };
-                if input.trim().is_empty() {
+                if input.is_blank() {
                     self.mode = Mode::Query { input };
                     return Vec::new();
                 }
-                self.begin_job(&expert_key, input)
+                let query = input.text();
+                let mut effects = self.begin_job(&expert_key, query.clone());
+                self.remember(&query, &mut effects);
+                effects
             }
             Mode::FollowUp { input } => {
                 let (Some(checkpoint), Some(root)) = (self.resume_from.clone(), self.root_run())
                 else {
                     return Vec::new();
                 };
-                if input.trim().is_empty() {
+                if input.is_blank() {
                     self.mode = Mode::FollowUp { input };
                     return Vec::new();
                 }
                 let expert_key = root.expert_key.clone();
+                let query = input.text();
                 self.job_state = JobState::Running;
-                vec![Effect::Resume {
+                let mut effects = vec![Effect::Resume {
                     expert_key,
                     checkpoint,
-                    query: Some(input),
+                    query: Some(query.clone()),
                     answers: Vec::new(),
-                }]
+                }];
+                self.remember(&query, &mut effects);
+                effects
             }
             Mode::Answer { input, .. } => {
                 let (Some(checkpoint), Some(root)) = (self.resume_from.clone(), self.root_run())
@@ -505,7 +534,7 @@ impl AppState {
                     return Vec::new();
                 };
                 let expert_key = root.expert_key.clone();
-                let answers = crate::runtime::answers_for(&checkpoint, &input);
+                let answers = crate::runtime::answers_for(&checkpoint, &input.text());
                 self.pending_question = None;
                 self.job_state = JobState::Running;
                 vec![Effect::Resume {
@@ -517,7 +546,8 @@ impl AppState {
             }
             Mode::Search { input } => {
                 let (panes, job) = self.panes_and_job();
-                panes.prompt.search = (!input.is_empty()).then_some(input);
+                let text = input.text();
+                panes.prompt.search = (!text.is_empty()).then_some(text);
                 if let Some(status) = panes.prompt.find_next(false, &job) {
                     self.status = Some(status);
                 }
@@ -538,7 +568,9 @@ impl AppState {
     fn begin_job(&mut self, expert_key: &str, query: String) -> Vec<Effect> {
         if self.provider_error.is_some() {
             self.status = Some("no model provider: press r to use the replay provider".into());
-            self.mode = Mode::Query { input: query };
+            self.mode = Mode::Query {
+                input: TextInput::from(query.as_str()),
+            };
             return Vec::new();
         }
         self.runs.clear();
@@ -577,9 +609,7 @@ impl AppState {
             self.selected_expert = i;
             self.cursor_to(&ExpertRow::Expert(i));
         }
-        self.mode = Mode::Query {
-            input: String::new(),
-        };
+        self.open_query_box(false);
         Vec::new()
     }
 
@@ -675,16 +705,12 @@ impl AppState {
                 if self.job_state.active() {
                     self.status = Some("a run is active: wait, or cancel it with x".into());
                 } else {
-                    self.mode = Mode::Query {
-                        input: String::new(),
-                    };
+                    self.open_query_box(false);
                 }
             }
             Action::FollowUp => {
                 if self.job_state == JobState::Completed && self.resume_from.is_some() {
-                    self.mode = Mode::FollowUp {
-                        input: String::new(),
-                    };
+                    self.open_query_box(true);
                 } else if self.job_state == JobState::WaitingForAnswer {
                     self.open_answer_dialog();
                 } else {
@@ -748,7 +774,7 @@ impl AppState {
             .unwrap_or_else(|| "The run waits for an answer".into());
         self.mode = Mode::Answer {
             question,
-            input: String::new(),
+            input: TextInput::default(),
         };
     }
 

@@ -10,6 +10,7 @@ use crate::runtime::checkpoint::Checkpoint;
 use crate::runtime::control::{Breakpoint, Control};
 use crate::runtime::event::RunEvent;
 use crate::runtime::message::ToolResult;
+use crate::tui::input::TextInput;
 
 #[derive(Debug, Clone)]
 pub enum Msg {
@@ -111,6 +112,10 @@ pub enum Effect {
         key: String,
         text: String,
     },
+    /// Add a submitted query to the project's history file (`perstack/history.jsonl`).
+    RememberQuery {
+        query: String,
+    },
     Quit,
 }
 
@@ -119,17 +124,18 @@ pub enum Effect {
 pub enum Mode {
     Normal,
     Query {
-        input: String,
+        input: TextInput,
     },
     FollowUp {
-        input: String,
+        input: TextInput,
     },
     Answer {
         question: String,
-        input: String,
+        input: TextInput,
     },
+    /// One line: the Prompt pane's `/`.
     Search {
-        input: String,
+        input: TextInput,
     },
     ConfirmQuit,
     Help,

@@ -42,14 +42,30 @@ impl ExpertsPane {
         }
     }
 
-    /// The Expert the cursor is on (a definition or a run of it).
+    /// The Expert the cursor is on (a definition, one of its skills, or a run of it).
     pub fn expert_under_cursor(&self, job: &JobData) -> Option<String> {
         match self.row(job)? {
-            ExpertRow::Expert(i) => job.experts.get(i).map(|e| e.key.clone()),
+            ExpertRow::Expert(i) | ExpertRow::Skill { expert: i, .. } => {
+                job.experts.get(i).map(|e| e.key.clone())
+            }
             ExpertRow::Run { run_id, .. } => job.runs.get(&run_id).map(|r| r.expert_key.clone()),
             ExpertRow::Registry(i) => job.registry.get(i).map(|e| e.key.clone()),
             _ => None,
         }
+    }
+
+    /// What `o` opens: the Expert under the cursor, or the skill's own table on a skill row.
+    fn definition_under_cursor(&self, job: &JobData) -> Option<EditorTarget> {
+        let skill = match self.row(job)? {
+            ExpertRow::Skill { expert, skill } => {
+                Some(job.experts.get(expert)?.skills.get(skill)?.name.clone())
+            }
+            _ => None,
+        };
+        Some(EditorTarget::Definition {
+            expert: self.expert_under_cursor(job)?,
+            skill,
+        })
     }
 
     fn move_by(&mut self, delta: isize, job: &JobData) {
@@ -128,13 +144,8 @@ impl Pane for ExpertsPane {
                     None => Request::Status(NO_BREAKPOINT_TARGET.into()),
                 });
             }
-            Action::OpenDefinition => match self.expert_under_cursor(&cx.job) {
-                Some(expert) => cx.request(Request::Effect(Effect::OpenInEditor(
-                    EditorTarget::Definition {
-                        expert,
-                        skill: None,
-                    },
-                ))),
+            Action::OpenDefinition => match self.definition_under_cursor(&cx.job) {
+                Some(target) => cx.request(Request::Effect(Effect::OpenInEditor(target))),
                 None => return EventState::NotConsumed,
             },
             // Needs no Expert under the cursor: it holds for all of them, delegates included.
@@ -223,6 +234,22 @@ fn row_line<'a>(row: &ExpertRow, state: &AppState, ctx: &Ctx, width: usize) -> L
             Line::from(spans)
         }
         ExpertRow::Detail(text) => Line::styled(fit(text, width), ctx.theme.muted()),
+        ExpertRow::Skill { expert, skill } => {
+            let Some(skill) = state
+                .experts
+                .get(*expert)
+                .and_then(|e| e.skills.get(*skill))
+            else {
+                return Line::default();
+            };
+            let confinement = match skill.confined {
+                Some(true) => " · confined",
+                Some(false) => " · unconfined",
+                None => "",
+            };
+            let text = format!("  ◆ {} ({}){confinement}", skill.name, skill.kind);
+            Line::styled(fit(&text, width), ctx.theme.muted())
+        }
         ExpertRow::Registry(i) => {
             let Some(entry) = state.registry.get(*i) else {
                 return Line::default();

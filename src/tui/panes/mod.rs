@@ -4,7 +4,7 @@
 //! drawn is a function of the state alone. Overlays (help, diff, status bar) are `Component`s.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use std::ops::Range;
 
 use ratatui::style::{Modifier, Style};
@@ -13,6 +13,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{AppState, Effect, JobData, Mode};
 use super::highlight::Highlighter;
+use super::input::TextInput;
 use super::keymap::Action;
 use super::layout::{self, Areas};
 use super::theme::Theme;
@@ -235,21 +236,28 @@ pub fn draw_app(frame: &mut Frame, state: &AppState, ctx: &Ctx) {
         Mode::Diff => diff::DiffOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Published { .. } => published::PublishedOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Answer { question, input } => {
-            let body = vec![
-                Line::from(question.clone()),
-                Line::default(),
-                Line::from(vec![
-                    Span::styled("> ", ctx.theme.accent()),
-                    Span::raw(input.clone()),
-                    Span::styled("▏", ctx.theme.accent()),
-                ]),
-                Line::default(),
+            let rows = input.visible_lines() as u16;
+            let inner = popup(frame, " The Expert asks ", Vec::new(), 70, 8 + rows, ctx);
+            let [question_area, _, input_area, _, hint_area] = Layout::vertical([
+                Constraint::Min(1),
+                Constraint::Length(1),
+                Constraint::Length(rows),
+                Constraint::Length(1),
+                Constraint::Length(1),
+            ])
+            .areas(inner);
+            frame.render_widget(
+                Paragraph::new(question.clone()).wrap(Wrap { trim: false }),
+                question_area,
+            );
+            draw_editor(frame, input_area, input, ctx);
+            frame.render_widget(
                 Line::styled(
-                    "Enter answers and resumes the run · Esc later (f reopens)",
+                    "Enter answers, the run resumes · Alt-Enter new line · Esc: later (f)",
                     ctx.theme.muted(),
                 ),
-            ];
-            popup(frame, " The Expert asks ", body, 70, 9, ctx);
+                hint_area,
+            );
         }
         Mode::ConfirmQuit => {
             let body = vec![
@@ -290,27 +298,19 @@ fn draw_input(frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx) {
     let (title, input) = match &state.mode {
         Mode::Query { input } => (
             format!(
-                " Query for {} · Enter runs · Esc closes ",
+                " Query for {} · Enter runs · Alt-Enter new line · ↑ earlier queries · Esc closes ",
                 state.selected_expert_key().unwrap_or("?")
             ),
             input,
         ),
         Mode::FollowUp { input } => (
-            " Follow-up · Enter continues the job · Esc closes ".to_string(),
+            " Follow-up · Enter continues the job · Alt-Enter new line · ↑ earlier queries · Esc closes "
+                .to_string(),
             input,
         ),
         Mode::Search { input } => (" Search · Enter finds · Esc closes ".to_string(), input),
         _ => return,
     };
-    // Show the end of a long input: that is where the typing happens.
-    let width = area.width.saturating_sub(4) as usize;
-    let chars: Vec<char> = input.chars().collect();
-    let visible: String = chars[chars.len().saturating_sub(width)..].iter().collect();
-    let line = Line::from(vec![
-        Span::styled("> ", ctx.theme.accent()),
-        Span::raw(visible),
-        Span::styled("▏", ctx.theme.accent()),
-    ]);
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(ctx.theme.accent())
@@ -318,7 +318,26 @@ fn draw_input(frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx) {
             title,
             ctx.theme.accent().add_modifier(Modifier::BOLD),
         ));
-    frame.render_widget(Paragraph::new(line).block(block), area);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    draw_editor(frame, inner, input, ctx);
+}
+
+/// A text box's editor behind a `> ` prompt; it scrolls to keep the cursor in view.
+fn draw_editor(frame: &mut Frame, area: Rect, input: &TextInput, ctx: &Ctx) {
+    const PROMPT: u16 = 2;
+    let prompt = Rect {
+        width: PROMPT.min(area.width),
+        height: area.height.min(1),
+        ..area
+    };
+    frame.render_widget(Span::styled("> ", ctx.theme.accent()), prompt);
+    let text = Rect {
+        x: area.x + prompt.width,
+        width: area.width.saturating_sub(prompt.width),
+        ..area
+    };
+    frame.render_widget(input.editor(), text);
 }
 
 /// A centred box over everything else.
@@ -349,7 +368,7 @@ pub fn popup(
     width: u16,
     height: u16,
     ctx: &Ctx,
-) {
+) -> Rect {
     let screen = frame.area();
     let width = width.min(screen.width);
     let height = height.min(screen.height);
@@ -368,10 +387,12 @@ pub fn popup(
             title.to_string(),
             ctx.theme.accent().add_modifier(Modifier::BOLD),
         ));
+    let inner = block.inner(area);
     frame.render_widget(
         Paragraph::new(body).block(block).wrap(Wrap { trim: false }),
         area,
     );
+    inner
 }
 
 /// The bordered block of a pane, its title in the accent colour when focused.

@@ -379,7 +379,7 @@ impl Pane for PromptPane {
                 self.step_by(if action == Action::Left { -1 } else { 1 }, cx)
             }
             Action::Search => cx.request(Request::Open(Mode::Search {
-                input: String::new(),
+                input: crate::tui::input::TextInput::single_line(""),
             })),
             Action::NextMatch => {
                 if let Some(status) = self.find_next(true, &cx.job) {
