@@ -19,6 +19,7 @@ use crate::runtime::checkpoint::{Checkpoint, Usage};
 use crate::runtime::control::{Breakpoint, PausePoint};
 use crate::runtime::message::ToolCall;
 
+mod compare;
 mod debug;
 mod diff;
 mod events;
@@ -27,6 +28,7 @@ mod msg;
 mod published;
 mod views;
 
+pub use compare::{AbChoice, AbCompare, AbSide};
 pub use diff::{DiffLine, DiffSource, DiffView};
 pub use job::JobData;
 pub use msg::{EditorTarget, Effect, Mode, Msg};
@@ -119,6 +121,8 @@ pub struct AppState {
     pub diff_scroll: usize,
     /// After a fork: the next top-level run to appear is the fork, and gets selected.
     pub select_next_root: bool,
+    /// The last A/B comparison (`A` in the Timeline).
+    pub compare: Option<AbCompare>,
 }
 
 /// A paused run and why it paused.
@@ -187,6 +191,7 @@ impl AppState {
             diff_mark: None,
             diff: None,
             diff_scroll: 0,
+            compare: None,
             select_next_root: false,
         }
     }
@@ -335,10 +340,16 @@ impl AppState {
                 Vec::new()
             }
             Msg::Run(event) => {
+                if let Some(compare) = &mut self.compare {
+                    compare.observe(&event);
+                }
                 self.on_event(*event);
                 Vec::new()
             }
             Msg::JobEnded { error } => {
+                if self.ab_job_ended(&error) {
+                    return Vec::new();
+                }
                 if let Some(error) = error {
                     if self.job_state == JobState::Running {
                         self.job_state = JobState::Failed;
@@ -387,6 +398,10 @@ impl AppState {
                 self.now_ms = now_ms;
                 Vec::new()
             }
+            Msg::AbRun { side, run_id } => {
+                self.ab_run(side, run_id);
+                Vec::new()
+            }
         }
     }
 
@@ -411,6 +426,7 @@ impl AppState {
                 Vec::new()
             }
             Mode::Published { index, scroll } => self.on_published_key(index, scroll, key),
+            Mode::Compare => self.on_compare_key(key),
             Mode::ConfirmQuit => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('q') | KeyCode::Enter => {
                     self.mode = Mode::Normal;
@@ -631,6 +647,8 @@ impl AppState {
                     effects.extend(self.toggle_breakpoint(breakpoint))
                 }
                 Request::Fork(index) => effects.extend(self.fork_from_timeline(index)),
+                Request::AbCompare(index) => effects.extend(self.open_ab(index)),
+                Request::ReopenCompare => self.reopen_ab(),
                 Request::MarkDiff(index) => self.mark_for_diff(index),
                 Request::Diff(index) => self.open_diff(index),
                 Request::Open(mode) => self.mode = mode,
