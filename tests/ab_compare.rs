@@ -201,3 +201,121 @@ async fn perstack_diff_marks_where_two_model_forks_part() {
         "{stderr}"
     );
 }
+
+/// The workbench's compare view of the same two forks: drawn from their stored events through
+/// `runtime::compare`, the step where the tool calls part marked.
+#[tokio::test]
+async fn the_compare_view_marks_the_step_where_the_tool_calls_part() {
+    use perstack::runtime::compare::{Comparison, RunFacts};
+    use perstack::runtime::variant::Variant;
+    use perstack::store::JobStore as _;
+    use perstack::tui::panes::Ctx;
+    use perstack::tui::panes::compare::{CompareView, draw_comparison};
+
+    let mock = MockLlm::start().await;
+    let runs = two_forks(&mock).await;
+    let store = perstack::store::FsStore::new(runs.dir.path());
+    let side = |run_id: &str| {
+        let events = store.run_events(&runs.job_id, run_id);
+        let setting: Value = serde_json::from_slice(
+            &std::fs::read(
+                runs.dir
+                    .path()
+                    .join("perstack/jobs")
+                    .join(&runs.job_id)
+                    .join("runs")
+                    .join(run_id)
+                    .join("run-setting.json"),
+            )
+            .expect("run-setting.json"),
+        )
+        .expect("parses");
+        let variant: Option<Variant> = serde_json::from_value(setting["variant"].clone()).ok();
+        RunFacts::from_events(run_id, &events, variant)
+    };
+    let comparison = Comparison::new(side(&runs.run_a), side(&runs.run_b));
+    assert_eq!(
+        comparison.divergence,
+        Some(0),
+        "the forks part at their first step"
+    );
+    assert_eq!(comparison.rows[0].step, 2);
+
+    let theme = perstack::tui::theme::Theme::default();
+    let highlighter = perstack::tui::highlight::Highlighter::new(&theme.syntax);
+    let ctx = Ctx {
+        theme: &theme,
+        highlighter: &highlighter,
+    };
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 24)).expect("terminal");
+    let view = CompareView {
+        title: "solo step 2".into(),
+        cursor: 0,
+        whole: false,
+        running: false,
+    };
+    terminal
+        .draw(|frame| draw_comparison(frame, frame.area(), &comparison, &view, &ctx))
+        .expect("draws");
+    let screen = terminal.backend().to_string();
+    assert!(screen.contains("▶ step 2  ← first divergence"), "{screen}");
+    insta::assert_snapshot!("compare_view", stable(&screen, &runs));
+}
+
+/// `--variant instruction=@FILE`: the fork's Expert runs the file's text as its instruction, and
+/// the run records it; the original's definitions stay as they are.
+#[tokio::test]
+async fn an_instruction_variant_runs_the_file_and_is_recorded() {
+    let mock = MockLlm::start().await;
+    let runs = two_forks(&mock).await;
+    let file = runs.dir.path().join("b.md");
+    std::fs::write(&file, "Do the task, in French.").expect("write the instruction");
+    let step_two = mock.requests().len();
+    let checkpoint = {
+        let store = perstack::store::FsStore::new(runs.dir.path());
+        use perstack::store::JobStore as _;
+        store
+            .run_events(&runs.job_id, &runs.run_a)
+            .iter()
+            .find_map(|e| match &e.kind {
+                perstack::runtime::event::EventKind::StartRun {
+                    initial_checkpoint, ..
+                } => initial_checkpoint.forked_from.clone(),
+                _ => None,
+            })
+            .expect("the fork names its checkpoint")
+    };
+    let variant = format!("instruction=@{}", file.display());
+    let (code, stdout, stderr) = perstack(
+        runs.dir.path(),
+        &[
+            "run",
+            "solo",
+            "--continue-job",
+            &runs.job_id,
+            "--resume-from",
+            &checkpoint,
+            "--fork",
+            "--variant",
+            &variant,
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let sent = mock.requests()[step_two].json();
+    let system = sent["messages"][0]["content"].as_str().unwrap_or_default();
+    assert!(system.contains("Do the task, in French."), "{system}");
+    let run_id = events(&stdout)[0]["runId"]
+        .as_str()
+        .expect("run id")
+        .to_string();
+    let (code, diff, stderr) = perstack(runs.dir.path(), &["diff", &runs.run_a, &run_id]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        diff.contains(&format!("instruction=@{}", file.display())),
+        "{diff}"
+    );
+    let config = std::fs::read_to_string(runs.dir.path().join("perstack.toml")).expect("read");
+    assert!(config.contains("instruction = \"Do the task.\""));
+}
