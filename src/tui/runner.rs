@@ -339,8 +339,8 @@ fn write_body(dir: &Path, name: &str, body: &str) -> std::io::Result<PathBuf> {
 }
 
 /// `runtime` with `variant` in force: a model or provider variant builds the provider again
-/// from the definitions and overrides in force (off the UI's thread); an instruction variant
-/// only rides along to the job.
+/// from the definitions and overrides in force (off the UI's thread); the model in force (side A)
+/// or an instruction variant only rides along to the job.
 async fn with_variant(
     runtime: Runtime,
     variant: Option<Variant>,
@@ -350,7 +350,12 @@ async fn with_variant(
     let Some(variant) = variant else {
         return Ok(runtime);
     };
-    if variant.model.is_none() && variant.provider.is_none() {
+    let same_model = variant.provider.is_none()
+        && variant
+            .model
+            .as_deref()
+            .is_none_or(|model| model == runtime.model.model() || model == "replay");
+    if same_model {
         return Ok(Runtime {
             variant: Some(variant),
             ..runtime

@@ -50,8 +50,10 @@ pub struct AbCompare {
     pub runs: [Option<String>; 2],
     /// The top-level events seen since the forks started (request bodies left out).
     events: Vec<RunEvent>,
-    /// Forks still running.
+    /// Forks whose jobs have not reported their end.
     pub running: usize,
+    /// Forks whose run has ended (their last event seen).
+    ended: Vec<String>,
     /// The selected row of the comparison.
     pub cursor: usize,
     /// Enter: the selected row's answer and arguments whole instead of cut.
@@ -71,17 +73,33 @@ impl AbCompare {
         Comparison::new(side(0), side(1))
     }
 
-    /// Keeps the events a comparison reads: those of top-level runs (the forks' run ids may
-    /// come after their first events). Request bodies are dropped: only the model is read.
+    /// Keeps the events a comparison reads: those of top-level runs while the forks run (their
+    /// run ids may come after their first events), then only the forks'. Request bodies are
+    /// dropped: only the model is read.
     pub fn observe(&mut self, event: &RunEvent) {
         if self.choosing.is_some() || event.parent_run_id.is_some() || event.kind.is_delta() {
             return;
+        }
+        let ours = self.runs.iter().flatten().any(|run| *run == event.run_id);
+        if !ours && (self.running == 0 || self.ended.len() >= 2) {
+            return;
+        }
+        if event.kind.is_terminal()
+            && !matches!(event.kind, EventKind::StopRunByDelegate { .. })
+            && !self.ended.contains(&event.run_id)
+        {
+            self.ended.push(event.run_id.clone());
         }
         let mut event = event.clone();
         if let EventKind::LlmRequest { request, .. } = &mut event.kind {
             request.body = String::new();
         }
         self.events.push(event);
+    }
+
+    /// True while one fork has ended and the other still runs.
+    pub fn forks_running(&self) -> bool {
+        self.choosing.is_none() && self.running > 0 && self.ended.len() < 2
     }
 }
 
@@ -115,6 +133,7 @@ impl AppState {
             runs: [None, None],
             events: Vec::new(),
             running: 0,
+            ended: Vec::new(),
             cursor: 0,
             whole: false,
         });
@@ -232,6 +251,14 @@ impl AppState {
         effects
     }
 
+    /// After an event: the first fork to end leaves the workbench busy while the other runs.
+    pub(super) fn ab_keep_busy(&mut self) {
+        if !self.job_state.active() && self.compare.as_ref().is_some_and(|c| c.forks_running()) {
+            self.job_state = JobState::Running;
+            self.status = Some("one fork has ended; the other still runs".into());
+        }
+    }
+
     /// A fork of the A/B reported its run id.
     pub(super) fn ab_run(&mut self, side: AbSide, run_id: String) {
         if let Some(compare) = &mut self.compare {
@@ -337,11 +364,49 @@ mod tests {
         assert_eq!(variant_a, &Some(Variant::model("gpt-4.1")));
         assert_eq!(variant_b, &Some(Variant::model("gpt-4.1-mini")));
         assert!(app.job_state.active());
-        // The first fork to end leaves the workbench busy until the second has.
+
+        // A's events arrive before its run id is reported; B answers otherwise.
+        let checkpoint = checkpoint_a.clone();
+        let a_events = test_support::fork_run(&checkpoint, "as now");
+        let b_events: Vec<RunEvent> = test_support::fork_run(&checkpoint, "as now")
+            .into_iter()
+            .map(|mut event| {
+                event.run_id = "run-fork-b".into();
+                if let EventKind::CompleteRun { text, step, .. } = &mut event.kind {
+                    *text = "Another answer.".into();
+                    step.started_at += 1;
+                }
+                event
+            })
+            .collect();
+        let a_run = a_events[0].run_id.clone();
+        for event in a_events {
+            app.update(Msg::Run(Box::new(event)));
+        }
+        app.update(Msg::AbRun {
+            side: AbSide::A,
+            run_id: a_run,
+        });
         app.update(Msg::JobEnded { error: None });
-        assert!(app.job_state.active());
+        assert!(app.job_state.active(), "B still runs");
+        app.update(Msg::AbRun {
+            side: AbSide::B,
+            run_id: "run-fork-b".into(),
+        });
+        for event in b_events {
+            app.update(Msg::Run(Box::new(event)));
+        }
         app.update(Msg::JobEnded { error: None });
         assert!(!app.job_state.active());
+        let comparison = app.compare.as_ref().expect("the comparison").comparison();
+        assert_eq!(comparison.rows.len(), 1);
+        assert_eq!(comparison.divergence, Some(0), "the answers differ");
+        assert_eq!(comparison.b.steps[0].answer, "Another answer.");
+        // Esc closes the view; C in the Timeline opens it again.
+        app.update(key(KeyCode::Esc));
+        assert_eq!(app.mode, Mode::Normal);
+        app.update(key(KeyCode::Char('C')));
+        assert_eq!(app.mode, Mode::Compare);
     }
 
     #[test]

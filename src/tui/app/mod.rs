@@ -344,6 +344,7 @@ impl AppState {
                     compare.observe(&event);
                 }
                 self.on_event(*event);
+                self.ab_keep_busy();
                 Vec::new()
             }
             Msg::JobEnded { error } => {
