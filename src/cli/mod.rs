@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::definition::{self, ConfigError, Diagnostic, LoadedConfig};
 
+mod diff;
 mod experts;
 pub mod export;
 mod install;
@@ -47,6 +48,8 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Read the stored events of a job (the latest by default), filtered
     Log(log::LogArgs),
+    /// Compare two runs (two forks of one checkpoint with different --variant) step by step
+    Diff(diff::DiffArgs),
     /// List the stored jobs, newest first: status, Expert, steps, tokens and start time
     Jobs(jobs::JobsArgs),
     /// Resolve registry delegates, start every Expert's skills and write perstack.lock
@@ -129,7 +132,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Command::Validate(_) | Command::Experts(_) | Command::Log(_) | Command::Jobs(_)
+        Command::Validate(_)
+            | Command::Experts(_)
+            | Command::Log(_)
+            | Command::Jobs(_)
+            | Command::Diff(_)
     ) {
         quiet_on_closed_pipe();
     }
@@ -142,6 +149,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Log(args) => log::log(&args),
         Command::Jobs(args) => jobs::jobs(&args),
+        Command::Diff(args) => diff::diff(&args),
         Command::Install(args) => install::run(&args),
         Command::Export(args) => export::export(&args),
         Command::Publish(args) => registry::publish(&args),

@@ -2,6 +2,7 @@
 
 mod calls;
 pub mod checkpoint;
+pub mod compare;
 pub mod control;
 mod emitter;
 pub mod event;
@@ -15,6 +16,7 @@ pub mod prompt;
 mod request;
 pub mod run;
 mod session;
+pub mod variant;
 pub mod writer;
 
 pub use session::{

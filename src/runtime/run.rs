@@ -378,10 +378,7 @@ impl Driver {
         if let Some(skills) = &self.skills {
             skills.base().restore_todos(checkpoint.todos.clone());
         }
-        self.job.writer.run_setting(
-            &self.job.job_id,
-            &self.ids.run_id,
-            json!({
+        let mut setting = json!({
                 "jobId": self.job.job_id,
                 "runId": self.ids.run_id,
                 "expertKey": self.spec.expert_key,
@@ -391,8 +388,14 @@ impl Driver {
                 "maxRetries": self.job.max_retries,
                 "parentRunId": self.ids.parent_run_id,
                 "tools": self.tools.iter().map(|t| &t.name).collect::<Vec<_>>(),
-            }),
-        );
+        });
+        // An A/B branch says what it changed; its delegates run as they would.
+        if let (Some(variant), None) = (&self.job.variant, &self.ids.parent_run_id) {
+            setting["variant"] = serde_json::to_value(variant).unwrap_or_default();
+        }
+        self.job
+            .writer
+            .run_setting(&self.job.job_id, &self.ids.run_id, setting);
         let mut machine = Machine::new(
             checkpoint,
             self.job.max_retries,

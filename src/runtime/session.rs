@@ -66,6 +66,10 @@ pub struct Overrides {
     /// Export the run as an OpenTelemetry trace (OTLP/HTTP; set OTEL_EXPORTER_OTLP_ENDPOINT)
     #[arg(long)]
     pub otel: bool,
+    /// Change one thing, to compare the run with a sibling (`perstack diff`): model=NAME,
+    /// provider=NAME,model=NAME, or instruction=@FILE (the resumed Expert's instruction)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub variant: Option<super::variant::Variant>,
 }
 
 /// Why definitions and overrides could not be made ready to run.
@@ -129,6 +133,8 @@ pub struct Runtime {
     pub lock_warning: Option<String>,
     /// Where traces go, when `--otel` or `otel = true` asks for them.
     pub otel: Option<Arc<crate::telemetry::OtlpConfig>>,
+    /// What runs started here change against a sibling; recorded in their run-setting.json.
+    pub variant: Option<super::variant::Variant>,
 }
 
 /// Where a job starts.
@@ -212,6 +218,7 @@ impl Runtime {
     /// Applies `overrides` to the loaded definitions and builds the provider. Reads dotenv
     /// files and perstack.lock: call it off any thread that must not block.
     pub fn prepare(loaded: &LoadedConfig, overrides: &Overrides) -> Result<Runtime, PrepareError> {
+        let overrides = &with_variant_model(overrides);
         let mut config = apply_overrides(loaded.config.clone(), overrides)?;
         let env =
             definition::load_env(loaded, &overrides.env_path).map_err(PrepareError::EnvFile)?;
@@ -273,6 +280,7 @@ impl Runtime {
             env: Arc::new(env),
             lock,
             lock_warning,
+            variant: overrides.variant.clone(),
         })
     }
 
@@ -316,7 +324,7 @@ impl Runtime {
         let job = Arc::new(
             JobContext::new(
                 resolved.job_id,
-                self.config.clone(),
+                self.config_for(expert_key),
                 self.workspace.clone(),
                 self.model.clone(),
                 self.store.clone(),
@@ -326,7 +334,8 @@ impl Runtime {
             )
             .with_environment((*self.env).clone(), self.lock.clone())
             .with_debugger(debugger)
-            .with_trace_id(trace_id),
+            .with_trace_id(trace_id)
+            .with_variant(self.variant.clone()),
         );
         let expert_key = expert_key.to_string();
         let outcome = tokio::spawn(async move {
@@ -348,6 +357,39 @@ impl Runtime {
             telemetry,
         }
     }
+}
+
+impl Runtime {
+    /// The definitions a job of `expert_key` runs under: an instruction variant replaces that
+    /// Expert's instruction, and nothing else.
+    fn config_for(&self, expert_key: &str) -> Arc<Config> {
+        let instruction = self.variant.as_ref().and_then(|v| v.instruction.as_ref());
+        match instruction {
+            Some(text) if self.config.experts.contains_key(expert_key) => {
+                let mut config = (*self.config).clone();
+                if let Some(expert) = config.experts.get_mut(expert_key) {
+                    expert.instruction = text.clone();
+                }
+                Arc::new(config)
+            }
+            _ => self.config.clone(),
+        }
+    }
+}
+
+/// `overrides` with the variant's provider and model in force (they win over --provider and
+/// --model: the variant is the one thing the run changes).
+fn with_variant_model(overrides: &Overrides) -> Overrides {
+    let mut overrides = overrides.clone();
+    if let Some(variant) = &overrides.variant {
+        if let Some(provider) = &variant.provider {
+            overrides.provider = Some(provider.clone());
+        }
+        if let Some(model) = &variant.model {
+            overrides.model = Some(model.clone());
+        }
+    }
+    overrides
 }
 
 /// The answers a waiting run gets: `answer` for each interactive call it stopped at.

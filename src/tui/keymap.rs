@@ -51,6 +51,8 @@ pub enum Action {
     OpenDefinition,
     Zoom,
     Fork,
+    AbCompare,
+    ReopenCompare,
     MarkDiff,
     Diff,
 }
@@ -231,6 +233,20 @@ pub static KEYMAP: &[Binding] = &[
         [K::Char('F')],
         A::Fork,
         "fork a new run from this checkpoint, under the definitions now in force"
+    ),
+    bind!(
+        Pane(P::Timeline),
+        "A",
+        [K::Char('A')],
+        A::AbCompare,
+        "compare two forks of this checkpoint side by side (A/B), B with another model or instruction"
+    ),
+    bind!(
+        Pane(P::Timeline),
+        "C",
+        [K::Char('C')],
+        A::ReopenCompare,
+        "reopen the last A/B comparison"
     ),
     bind!(
         Pane(P::Timeline),

@@ -275,6 +275,21 @@ async fn run_loop(
                         open_in_editor(&mut terminal, input, &target, &config_path, &mut state)?;
                     continue;
                 }
+                if let app::Effect::EditVariantInstruction { expert_key } = effect {
+                    let (handed_back, forks) = edit_variant_instruction(
+                        &mut terminal,
+                        input,
+                        &expert_key,
+                        &workspace,
+                        &runner,
+                        &mut state,
+                    )?;
+                    input = handed_back;
+                    for fork in forks {
+                        runner.perform(fork);
+                    }
+                    continue;
+                }
                 if let app::Effect::EditRequest { body } = effect {
                     input = edit_in_terminal(
                         &mut terminal,
@@ -347,19 +362,10 @@ fn edit_in_terminal(
     runner: &mut Runner,
     state: &mut AppState,
 ) -> io::Result<EventStream> {
-    drop(input);
-    restore();
     let dir = workspace.join("perstack").join("requests");
-    let result = crate::editor::edit_text(body, &dir, "json");
-    TerminalGuard::resume()?;
-    // A fresh terminal has empty buffers, so the next frame is drawn whole on the cleared
-    // screen. (`Terminal::clear` would ask the terminal for the cursor position, and the
-    // answer can be lost to the input reader that is still shutting down.)
-    execute!(
-        io::stdout(),
-        crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
-    )?;
-    terminal.terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    let (input, result) = hand_to_editor(terminal, input, || {
+        crate::editor::edit_text(body, &dir, "json")
+    })?;
     let message = match result {
         Ok(Edited::Changed(edited)) => match serde_json::from_str::<serde_json::Value>(&edited) {
             Ok(_) => {
@@ -373,7 +379,62 @@ fn edit_in_terminal(
         Err(err) => format!("cannot edit the request: {err}"),
     };
     state.update(Msg::Status(message));
-    Ok(EventStream::new())
+    Ok(input)
+}
+
+/// Leaves the screen to `edit` (an editor in the terminal) and takes it back.
+fn hand_to_editor<T>(
+    terminal: &mut TerminalGuard,
+    input: EventStream,
+    edit: impl FnOnce() -> T,
+) -> io::Result<(EventStream, T)> {
+    drop(input);
+    restore();
+    let result = edit();
+    TerminalGuard::resume()?;
+    // A fresh terminal has empty buffers, so the next frame is drawn whole on the cleared
+    // screen. (`Terminal::clear` would ask the terminal for the cursor position, and the
+    // answer can be lost to the input reader that is still shutting down.)
+    execute!(
+        io::stdout(),
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+    )?;
+    terminal.terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    Ok((EventStream::new(), result))
+}
+
+/// A/B with an instruction: the Expert's instruction in $EDITOR; a changed text starts both
+/// forks (returned as effects), B with it.
+fn edit_variant_instruction(
+    terminal: &mut TerminalGuard,
+    input: EventStream,
+    expert_key: &str,
+    workspace: &std::path::Path,
+    runner: &Runner,
+    state: &mut AppState,
+) -> io::Result<(EventStream, Vec<app::Effect>)> {
+    let current = runner
+        .runtime
+        .lock()
+        .ok()
+        .and_then(|runtime| {
+            let runtime = runtime.as_ref()?;
+            Some(runtime.config.experts.get(expert_key)?.instruction.clone())
+        })
+        .unwrap_or_default();
+    let dir = workspace.join("perstack").join("requests");
+    let (input, result) = hand_to_editor(terminal, input, || {
+        crate::editor::edit_text(&current, &dir, "md")
+    })?;
+    let effects = match result {
+        Ok(Edited::Changed(text)) => state.instruction_edited(Some(text)),
+        Ok(Edited::Unchanged) => state.instruction_edited(None),
+        Err(err) => {
+            state.update(Msg::Status(format!("cannot edit the instruction: {err}")));
+            Vec::new()
+        }
+    };
+    Ok((input, effects))
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> io::Result<tokio::signal::unix::Signal> {

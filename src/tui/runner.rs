@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::app::{Effect, Msg};
+use super::app::{AbSide, Effect, Msg};
 use crate::definition::LoadedConfig;
 use crate::definition::watch::Reload;
 use crate::runtime::control::{Breakpoint, Control, Debugger};
 use crate::runtime::event::RunEvent;
+use crate::runtime::variant::Variant;
 use crate::runtime::{Canceller, JobStart, Overrides, Runtime};
 
 pub struct Runner {
@@ -28,10 +29,11 @@ pub struct Runner {
     controls: mpsc::UnboundedSender<Control>,
 }
 
-/// The running job's canceller, and whether a cancel came before the job had started.
+/// The running jobs' cancellers (two for an A/B), and whether a cancel came before a job had
+/// started.
 #[derive(Default)]
 struct CancelSlot {
-    canceller: Option<Canceller>,
+    cancellers: Vec<Canceller>,
     requested: bool,
 }
 
@@ -66,7 +68,7 @@ impl Runner {
             Effect::StartRun { expert_key, query } => {
                 // A given job id is for the first job only; later ones get fresh ids.
                 let job_id = self.overrides.job_id.take();
-                self.spawn_job(expert_key, JobStart::New { query, job_id });
+                self.spawn_job(expert_key, JobStart::New { query, job_id }, None, None);
             }
             Effect::Resume {
                 expert_key,
@@ -80,11 +82,13 @@ impl Runner {
                     answers,
                     fork: false,
                 };
-                self.spawn_job(expert_key, start);
+                self.spawn_job(expert_key, start, None, None);
             }
             Effect::Fork {
                 expert_key,
                 checkpoint,
+                variant,
+                ab,
             } => {
                 // A fork adds a run to the job and leaves the original's files as they were.
                 let start = JobStart::Checkpoint {
@@ -93,7 +97,7 @@ impl Runner {
                     answers: Vec::new(),
                     fork: true,
                 };
-                self.spawn_job(expert_key, start);
+                self.spawn_job(expert_key, start, variant, ab);
             }
             Effect::SetBreakpoints(breakpoints) => self.debugger.set_breakpoints(breakpoints),
             Effect::Control(control) => {
@@ -102,11 +106,13 @@ impl Runner {
             // The loop owns the terminal, so it runs the editor; the result comes here as
             // `send_edit`.
             // The loop performs these: they need the terminal.
-            Effect::EditRequest { .. } | Effect::OpenInEditor(_) => {}
+            Effect::EditRequest { .. }
+            | Effect::OpenInEditor(_)
+            | Effect::EditVariantInstruction { .. } => {}
             Effect::Cancel => {
                 if let Ok(mut slot) = self.cancel.lock() {
                     slot.requested = true;
-                    if let Some(canceller) = &slot.canceller {
+                    for canceller in &slot.cancellers {
                         canceller.cancel();
                     }
                 }
@@ -151,7 +157,16 @@ impl Runner {
         true
     }
 
-    fn spawn_job(&mut self, expert_key: String, start: JobStart) {
+    /// Starts a job on a background task. `variant` changes one thing for it (side `ab` of an
+    /// A/B, whose first event reports its run id); B of an A/B runs beside A, so A's canceller
+    /// is kept.
+    fn spawn_job(
+        &mut self,
+        expert_key: String,
+        start: JobStart,
+        variant: Option<Variant>,
+        ab: Option<AbSide>,
+    ) {
         let runtime = self.runtime.lock().ok().and_then(|r| r.clone());
         let Some(runtime) = runtime else {
             let _ = self.msgs.send(Msg::JobEnded {
@@ -159,17 +174,27 @@ impl Runner {
             });
             return;
         };
-        if let Ok(mut slot) = self.cancel.lock() {
-            *slot = CancelSlot::default();
+        if ab != Some(AbSide::B) {
+            if let Ok(mut slot) = self.cancel.lock() {
+                *slot = CancelSlot::default();
+            }
+            self.debugger.stop_stepping();
         }
-        self.debugger.stop_stepping();
         let (events, msgs, debugger) = (
             self.events.clone(),
             self.msgs.clone(),
             self.debugger.clone(),
         );
         let cancel = self.cancel.clone();
+        let (loaded, overrides) = (self.loaded.clone(), self.overrides.clone());
         tokio::spawn(async move {
+            let runtime = match with_variant(runtime, variant, loaded, overrides).await {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    let _ = msgs.send(Msg::JobEnded { error: Some(err) });
+                    return;
+                }
+            };
             let mut job = match runtime.start(&expert_key, start, debugger).await {
                 Ok(job) => job,
                 Err(err) => {
@@ -184,9 +209,16 @@ impl Runner {
                 if slot.requested {
                     canceller.cancel();
                 }
-                slot.canceller = Some(canceller);
+                slot.cancellers.push(canceller);
             }
+            let mut side = ab;
             while let Some(event) = job.events.recv().await {
+                if let Some(side) = side.take() {
+                    let _ = msgs.send(Msg::AbRun {
+                        side,
+                        run_id: event.run_id.clone(),
+                    });
+                }
                 if events.send(event).is_err() {
                     break;
                 }
@@ -313,4 +345,34 @@ fn write_body(dir: &Path, name: &str, body: &str) -> std::io::Result<PathBuf> {
     };
     std::fs::write(&path, body)?;
     Ok(path)
+}
+
+/// `runtime` with `variant` in force: a model or provider variant builds the provider again
+/// from the definitions and overrides in force (off the UI's thread); the model in force (side A)
+/// or an instruction variant only rides along to the job.
+async fn with_variant(
+    runtime: Runtime,
+    variant: Option<Variant>,
+    loaded: LoadedConfig,
+    mut overrides: Overrides,
+) -> Result<Runtime, String> {
+    let Some(variant) = variant else {
+        return Ok(runtime);
+    };
+    let same_model = variant.provider.is_none()
+        && variant
+            .model
+            .as_deref()
+            .is_none_or(|model| model == runtime.model.model() || model == "replay");
+    if same_model {
+        return Ok(Runtime {
+            variant: Some(variant),
+            ..runtime
+        });
+    }
+    overrides.variant = Some(variant);
+    tokio::task::spawn_blocking(move || Runtime::prepare(&loaded, &overrides))
+        .await
+        .map_err(|err| err.to_string())?
+        .map_err(|err| format!("the A/B variant: {err}"))
 }

@@ -170,6 +170,8 @@ impl AppState {
         let effect = Effect::Fork {
             expert_key: entry.expert_key.clone(),
             checkpoint: entry.checkpoint.clone(),
+            variant: None,
+            ab: None,
         };
         self.status = Some(format!(
             "forking {} from step {}: the original stays as it is",

@@ -20,6 +20,7 @@ use crate::runtime::checkpoint::{Checkpoint, Usage};
 use crate::runtime::control::{Breakpoint, PausePoint};
 use crate::runtime::message::ToolCall;
 
+mod compare;
 mod debug;
 mod diff;
 mod events;
@@ -28,6 +29,7 @@ mod msg;
 mod published;
 mod views;
 
+pub use compare::{AbChoice, AbCompare, AbSide};
 pub use diff::{DiffLine, DiffSource, DiffView};
 pub use job::JobData;
 pub use msg::{EditorTarget, Effect, Mode, Msg};
@@ -122,6 +124,8 @@ pub struct AppState {
     pub select_next_root: bool,
     /// Earlier queries of this project, recalled with ↑ in the query and follow-up boxes.
     pub history: QueryHistory,
+    /// The last A/B comparison (`A` in the Timeline).
+    pub compare: Option<AbCompare>,
 }
 
 /// A paused run and why it paused.
@@ -198,6 +202,7 @@ impl AppState {
             diff_mark: None,
             diff: None,
             diff_scroll: 0,
+            compare: None,
             select_next_root: false,
             history: QueryHistory::default(),
         }
@@ -347,10 +352,17 @@ impl AppState {
                 Vec::new()
             }
             Msg::Run(event) => {
+                if let Some(compare) = &mut self.compare {
+                    compare.observe(&event);
+                }
                 self.on_event(*event);
+                self.ab_keep_busy();
                 Vec::new()
             }
             Msg::JobEnded { error } => {
+                if self.ab_job_ended(&error) {
+                    return Vec::new();
+                }
                 if let Some(error) = error {
                     if self.job_state == JobState::Running {
                         self.job_state = JobState::Failed;
@@ -399,6 +411,10 @@ impl AppState {
                 self.now_ms = now_ms;
                 Vec::new()
             }
+            Msg::AbRun { side, run_id } => {
+                self.ab_run(side, run_id);
+                Vec::new()
+            }
         }
     }
 
@@ -423,6 +439,7 @@ impl AppState {
                 Vec::new()
             }
             Mode::Published { index, scroll } => self.on_published_key(index, scroll, key),
+            Mode::Compare => self.on_compare_key(key),
             Mode::ConfirmQuit => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('q') | KeyCode::Enter => {
                     self.mode = Mode::Normal;
@@ -661,6 +678,8 @@ impl AppState {
                     effects.extend(self.toggle_breakpoint(breakpoint))
                 }
                 Request::Fork(index) => effects.extend(self.fork_from_timeline(index)),
+                Request::AbCompare(index) => effects.extend(self.open_ab(index)),
+                Request::ReopenCompare => self.reopen_ab(),
                 Request::MarkDiff(index) => self.mark_for_diff(index),
                 Request::Diff(index) => self.open_diff(index),
                 Request::Open(mode) => self.mode = mode,

@@ -55,6 +55,11 @@ pub enum Msg {
     Tick {
         now_ms: u64,
     },
+    /// A fork of an A/B reported its run id (its first event).
+    AbRun {
+        side: super::compare::AbSide,
+        run_id: String,
+    },
 }
 
 /// What `o` opens in the person's editor.
@@ -102,10 +107,17 @@ pub enum Effect {
     EditRequest {
         body: String,
     },
-    /// A new run from a checkpoint, under the definitions now in force.
+    /// A new run from a checkpoint, under the definitions now in force (with `variant`
+    /// changed, for one side of an A/B).
     Fork {
         expert_key: String,
         checkpoint: Arc<Checkpoint>,
+        variant: Option<crate::runtime::variant::Variant>,
+        ab: Option<super::compare::AbSide>,
+    },
+    /// Hand the terminal to $EDITOR with the Expert's instruction, for side B of an A/B.
+    EditVariantInstruction {
+        expert_key: String,
     },
     /// Append a registry Expert's text to perstack.toml as a local Expert (vendoring).
     Vendor {
@@ -140,6 +152,8 @@ pub enum Mode {
     ConfirmQuit,
     Help,
     Diff,
+    /// The A/B overlay: choosing what B changes, then both runs side by side.
+    Compare,
     /// A registry Expert's published text, read-only, scrolled to `scroll`.
     Published {
         index: usize,

@@ -19,6 +19,7 @@ use super::layout::{self, Areas};
 use super::theme::Theme;
 use crate::runtime::control::Breakpoint;
 
+pub mod compare;
 pub mod diff;
 pub mod experts;
 pub mod help;
@@ -140,6 +141,10 @@ pub enum Request {
     ToggleBreakpoint(Breakpoint),
     /// Fork, mark for a diff, or diff at this timeline entry.
     Fork(usize),
+    /// A/B: two forks of this timeline entry, compared side by side.
+    AbCompare(usize),
+    /// Show the last A/B comparison again.
+    ReopenCompare,
     MarkDiff(usize),
     Diff(usize),
     Open(Mode),
@@ -234,6 +239,7 @@ pub fn draw_app(frame: &mut Frame, state: &AppState, ctx: &Ctx) {
     match &state.mode {
         Mode::Help => help::HelpOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Diff => diff::DiffOverlay.draw(frame, frame.area(), state, ctx),
+        Mode::Compare => compare::CompareOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Published { .. } => published::PublishedOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Answer { question, input } => {
             let rows = input.visible_lines() as u16;

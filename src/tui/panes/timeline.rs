@@ -50,6 +50,8 @@ impl Pane for TimelinePane {
             Action::Enter if self.cursor < cx.job.timeline.len() => Request::Pin(self.cursor),
             Action::Enter => return EventState::Consumed,
             Action::Fork => Request::Fork(self.cursor),
+            Action::AbCompare => Request::AbCompare(self.cursor),
+            Action::ReopenCompare => Request::ReopenCompare,
             Action::MarkDiff => Request::MarkDiff(self.cursor),
             Action::Diff => Request::Diff(self.cursor),
             _ => return EventState::NotConsumed,
