@@ -291,3 +291,208 @@ async fn a_server_side_web_search_streams_as_provider_tool_chunks_and_is_not_run
         json!({"type": "web_search_20250305", "name": "web_search", "max_uses": 1})
     );
 }
+
+/// A project whose one Expert searches the web on Anthropic, answered by `mock`.
+fn web_search_project(mock: &support::mock_llm::MockLlm) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        r#"model = "claude-sonnet-4-5"
+reasoningBudget = "none"
+[provider]
+providerName = "anthropic"
+[provider.setting]
+baseUrl = "{}/v1"
+
+[experts."researcher"]
+instruction = "Find out and answer."
+providerTools = ["webSearch"]
+[experts."researcher".skills."@perstack/base"]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@perstack/base"
+pick = ["healthCheck"]
+"#,
+        mock.url()
+    );
+    std::fs::write(dir.path().join("perstack.toml"), config).expect("write config");
+    dir
+}
+
+/// The whole road of a server-side web search: streamed by the mock in Anthropic's own shape,
+/// it is a `providerToolCall` event of `perstack run`, a `providerToolPart` of the checkpoint,
+/// a call marked "run by the provider" in the Tool calls pane, and it goes back verbatim in
+/// the next request, never run here.
+#[tokio::test]
+async fn a_web_search_run_keeps_the_call_in_events_checkpoint_pane_and_the_next_request() {
+    use support::mock_llm::{MockLlm, Reply, anthropic as a};
+
+    let mock = MockLlm::start().await;
+    let results = json!([{"type": "web_search_result", "url": "https://blog.rust-lang.org/",
+        "title": "Rust Blog", "encrypted_content": "EqQBCioIAhgB", "page_age": null}]);
+    let result_block =
+        json!({"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": results});
+    let first = a::message_start(40)
+        + &a::event(
+            json!({"type": "content_block_start", "index": 0, "content_block":
+            {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search", "input": {}}}),
+        )
+        + &a::event(json!({"type": "content_block_delta", "index": 0, "delta":
+            {"type": "input_json_delta", "partial_json": "{\"query\": \"rust release\"}"}}))
+        + &a::event(json!({"type": "content_block_stop", "index": 0}))
+        + &a::event(
+            json!({"type": "content_block_start", "index": 1, "content_block": result_block}),
+        )
+        + &a::event(json!({"type": "content_block_stop", "index": 1}))
+        + &a::text_block(2, &["The Rust blog has the news."])
+        + &a::tool_block(3, "toolu_02", "healthCheck", &["{}"])
+        + &a::message_end("tool_use", 20);
+    mock.push(Reply::sse().body(first));
+    mock.push(a::text_reply("Rust 1.90 is out."));
+    let project = web_search_project(&mock);
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
+        .args(["run", "researcher", "What is new in Rust?"])
+        .current_dir(project.path())
+        .env("ANTHROPIC_API_KEY", "sk-ant-test")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let events: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON event a line"))
+        .collect();
+
+    // Events: the call and its result, under the provider's name; no local call of it.
+    let provider_calls: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "providerToolCall")
+        .collect();
+    assert_eq!(provider_calls.len(), 1, "{events:?}");
+    let event = provider_calls[0];
+    assert_eq!(event["toolCall"]["skillName"], "anthropic");
+    assert_eq!(event["toolCall"]["toolName"], "web_search");
+    assert_eq!(event["toolCall"]["args"], json!({"query": "rust release"}));
+    assert_eq!(
+        event["toolResult"]["result"]["contents"][0]["text"],
+        "Rust Blog — https://blog.rust-lang.org/"
+    );
+    assert_eq!(event["rawResult"], result_block);
+    let local: Vec<Value> = events
+        .iter()
+        .filter(|e| e["type"] == "callTools")
+        .flat_map(|e| e["toolCalls"].as_array().cloned().unwrap_or_default())
+        .map(|c| c["toolName"].clone())
+        .collect();
+    assert_eq!(
+        local,
+        vec![json!("healthCheck")],
+        "only the skill's tool ran here"
+    );
+
+    // Checkpoint: the expert message keeps the part with the result as sent.
+    let done = events
+        .iter()
+        .find(|e| e["type"] == "completeRun")
+        .expect("completed");
+    let messages = done["checkpoint"]["messages"].as_array().expect("messages");
+    let part = messages
+        .iter()
+        .flat_map(|m| m["contents"].as_array().cloned().unwrap_or_default())
+        .find(|p| p["type"] == "providerToolPart")
+        .expect("the provider tool part is in the checkpoint");
+    assert_eq!(part["toolCallId"], "srvtoolu_01");
+    assert_eq!(part["result"], result_block);
+
+    // The next request sends the server tool use and its result back verbatim, in order.
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    let second = requests[1].json();
+    let assistant = second["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["role"] == "assistant")
+        .expect("the answer goes back")
+        .clone();
+    assert_eq!(
+        assistant["content"],
+        json!([
+            {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search",
+             "input": {"query": "rust release"}},
+            result_block,
+            {"type": "text", "text": "The Rust blog has the news."},
+            {"type": "tool_use", "id": "toolu_02", "name": "healthCheck", "input": {}},
+        ])
+    );
+
+    // The Tool calls pane shows it beside the skill's call, marked as run by the provider.
+    let screen = tool_calls_pane(&events);
+    insta::assert_snapshot!("tool_calls_pane_with_a_provider_web_search", screen);
+    assert!(
+        screen.contains("anthropic/web_search run by the provider"),
+        "{screen}"
+    );
+}
+
+/// The Tool calls pane after `events`, with the first call expanded, as text.
+fn tool_calls_pane(events: &[Value]) -> String {
+    use perstack::runtime::event::RunEvent;
+    use perstack::tui::app::{AppState, Msg};
+    use perstack::tui::highlight::Highlighter;
+    use perstack::tui::keymap::PaneId;
+    use perstack::tui::panes::Ctx;
+    use perstack::tui::theme::Theme;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    let (config, _) = parse_str(
+        "[experts.researcher]\ninstruction = \"x\"\n",
+        Path::new("perstack.toml"),
+    )
+    .expect("loads");
+    let mut state = AppState::new(&config, "claude-sonnet-4-5".into());
+    state.update(Msg::Resize {
+        width: 80,
+        height: 24,
+    });
+    for event in events {
+        let event: RunEvent = serde_json::from_value(event.clone()).expect("a run event");
+        state.update(Msg::Run(Box::new(event)));
+    }
+    state.focus = PaneId::ToolCalls;
+    state.update(Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Enter,
+        crossterm::event::KeyModifiers::NONE,
+    )));
+    let theme = Theme::default();
+    let highlighter = Highlighter::new(&theme.syntax);
+    let ctx = Ctx {
+        theme: &theme,
+        highlighter: &highlighter,
+    };
+    let mut terminal = Terminal::new(TestBackend::new(72, 20)).expect("terminal");
+    terminal
+        .draw(|f| {
+            let area = f.area();
+            state.panes.draw(PaneId::ToolCalls, f, area, &state, &ctx)
+        })
+        .expect("draws");
+    let buffer = terminal.backend().buffer();
+    let mut screen = String::new();
+    for y in 0..buffer.area.height {
+        let line: String = (0..buffer.area.width)
+            .map(|x| buffer[(x, y)].symbol().to_string())
+            .collect();
+        // The skill's call took however long it took: its timing is not part of the picture.
+        let line = match line.find("healthCheck") {
+            Some(at) => line[..at + "healthCheck".len()].to_string(),
+            None => line,
+        };
+        screen.push_str(line.trim_end());
+        screen.push('\n');
+    }
+    screen
+}

@@ -106,7 +106,20 @@ fn message(msg: &Message) -> Value {
         Role::User => "user",
         Role::Assistant => "assistant",
     };
-    let content: Vec<Value> = msg.parts.iter().filter_map(part).collect();
+    let content: Vec<Value> = msg
+        .parts
+        .iter()
+        .flat_map(|p| match p {
+            // Sent back verbatim: the API wants each server tool use with its result block.
+            Part::ProviderTool {
+                id,
+                name,
+                args,
+                result,
+            } => provider_tools::anthropic_blocks(id, name, args, result.as_ref()),
+            other => part(other).into_iter().collect(),
+        })
+        .collect();
     json!({"role": role, "content": content})
 }
 
@@ -145,6 +158,7 @@ fn part(part: &Part) -> Option<Value> {
         } => json!({"type": "thinking", "thinking": text, "signature": signature}),
         Part::Thinking { .. } => return None,
         Part::Image { mime_type, data } => image(mime_type, data),
+        Part::ProviderTool { .. } => return None,
     })
 }
 

@@ -91,6 +91,16 @@ impl Google {
                     Part::Image { mime_type, data } => {
                         json!({"inlineData": {"mimeType": mime_type, "data": data}})
                     }
+                    Part::ProviderTool {
+                        name, args, result, ..
+                    } => {
+                        parts.extend(super::provider_tools::google_parts(
+                            name,
+                            args,
+                            result.as_ref(),
+                        ));
+                        continue;
+                    }
                 };
                 if let Some(sig) = signature.take() {
                     p["thoughtSignature"] = json!(sig);

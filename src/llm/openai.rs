@@ -202,7 +202,7 @@ fn push_message(messages: &mut Vec<Value>, msg: &Message) {
                     }
                     Part::Text { text } => content.push(json!({"type": "text", "text": text})),
                     Part::Image { mime_type, data } => content.push(image(mime_type, data)),
-                    Part::ToolCall { .. } | Part::Thinking { .. } => {}
+                    Part::ToolCall { .. } | Part::Thinking { .. } | Part::ProviderTool { .. } => {}
                 }
             }
             match content.as_slice() {

@@ -92,6 +92,17 @@ pub enum Part {
         /// Base64-encoded bytes.
         data: String,
     },
+    /// A tool the provider ran itself, with its result in the provider's own wire shape. Each
+    /// provider sends back the ones whose shape is its own (see `provider_tools::wire_of`) and
+    /// leaves the others out.
+    #[serde(rename_all = "camelCase")]
+    ProviderTool {
+        id: String,
+        name: String,
+        args: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<serde_json::Value>,
+    },
 }
 
 /// Token counts of one generation. `input` counts every prompt token, cached ones included.
@@ -241,6 +252,15 @@ impl Response {
             parts.push(Part::Thinking {
                 text: self.thinking.clone(),
                 signature: self.thinking_signature.clone(),
+            });
+        }
+        // The provider's own tool uses come before the text that draws on them.
+        for used in &self.provider_tools {
+            parts.push(Part::ProviderTool {
+                id: used.id.clone(),
+                name: used.name.clone(),
+                args: used.args.clone(),
+                result: used.result.clone(),
             });
         }
         if !self.text.is_empty() {

@@ -46,6 +46,9 @@ pub struct Generation {
     /// Thinking blocks with their signatures, kept so the next request can replay them.
     pub thinking: Vec<(String, Option<String>)>,
     pub tool_calls: Vec<GeneratedCall>,
+    /// Tools the provider ran itself during the answer, with their results: kept in the
+    /// message, never called here.
+    pub provider_tools: Vec<crate::llm::ProviderToolUse>,
     pub usage: Usage,
     /// The output was cut by the token limit.
     pub truncated: bool,
@@ -534,6 +537,13 @@ fn answer_parts(clock: &dyn Clock, generation: &Generation) -> Vec<Part> {
             signature: signature.clone(),
         })
         .collect();
+    // The provider's own tool uses precede the text that draws on them, as they came.
+    parts.extend(
+        generation
+            .provider_tools
+            .iter()
+            .map(|used| Part::provider_tool_with(clock, used)),
+    );
     if !generation.text.is_empty() {
         parts.push(Part::text_with(clock, generation.text.clone()));
     }

@@ -250,6 +250,8 @@ pub struct ToolCallView {
     pub delegate_run: Option<String>,
     /// Connections the sandbox refused while this call ran (`host:port`).
     pub denied: Vec<String>,
+    /// A provider tool (web search, code execution): the provider ran it, not a skill.
+    pub run_by_provider: bool,
 }
 
 #[derive(Debug, Clone)]
