@@ -292,30 +292,79 @@ async fn a_server_side_web_search_streams_as_provider_tool_chunks_and_is_not_run
     );
 }
 
-/// A project whose one Expert searches the web on Anthropic, answered by `mock`.
-fn web_search_project(mock: &support::mock_llm::MockLlm) -> tempfile::TempDir {
+/// A project whose one Expert has `providerTools` on `provider`, answered by `mock` at
+/// `base_url`, with one skill tool (`healthCheck`) beside them.
+fn provider_tool_project(
+    provider: &str,
+    model: &str,
+    base_url: &str,
+    tools: &str,
+) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = format!(
-        r#"model = "claude-sonnet-4-5"
+        r#"model = "{model}"
 reasoningBudget = "none"
 [provider]
-providerName = "anthropic"
+providerName = "{provider}"
 [provider.setting]
-baseUrl = "{}/v1"
+baseUrl = "{base_url}"
 
 [experts."researcher"]
 instruction = "Find out and answer."
-providerTools = ["webSearch"]
+providerTools = [{tools}]
 [experts."researcher".skills."@perstack/base"]
 type = "mcpStdioSkill"
 command = "npx"
 packageName = "@perstack/base"
 pick = ["healthCheck"]
-"#,
-        mock.url()
+"#
     );
     std::fs::write(dir.path().join("perstack.toml"), config).expect("write config");
     dir
+}
+
+/// `perstack run researcher` in `dir` with `key` set: its events, after a clean exit.
+async fn run_researcher(dir: &Path, key: (&str, &str)) -> Vec<Value> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
+        .args(["run", "researcher", "What is new?"])
+        .current_dir(dir)
+        .env(key.0, key.1)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON event a line"))
+        .collect()
+}
+
+fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+/// The names of the tools called here (not by the provider).
+fn local_calls(events: &[Value]) -> Vec<Value> {
+    of_type(events, "callTools")
+        .iter()
+        .flat_map(|e| e["toolCalls"].as_array().cloned().unwrap_or_default())
+        .map(|c| c["toolName"].clone())
+        .collect()
+}
+
+/// The `providerToolPart`s of the completed run's checkpoint.
+fn checkpoint_provider_parts(events: &[Value]) -> Vec<Value> {
+    let done = of_type(events, "completeRun");
+    let done = done.first().expect("completed");
+    done["checkpoint"]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .flat_map(|m| m["contents"].as_array().cloned().unwrap_or_default())
+        .filter(|p| p["type"] == "providerToolPart")
+        .collect()
 }
 
 /// The whole road of a server-side web search: streamed by the mock in Anthropic's own shape,
@@ -348,28 +397,16 @@ async fn a_web_search_run_keeps_the_call_in_events_checkpoint_pane_and_the_next_
         + &a::message_end("tool_use", 20);
     mock.push(Reply::sse().body(first));
     mock.push(a::text_reply("Rust 1.90 is out."));
-    let project = web_search_project(&mock);
-
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
-        .args(["run", "researcher", "What is new in Rust?"])
-        .current_dir(project.path())
-        .env("ANTHROPIC_API_KEY", "sk-ant-test")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("binary runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let events: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("one JSON event a line"))
-        .collect();
+    let project = provider_tool_project(
+        "anthropic",
+        "claude-sonnet-4-5",
+        &format!("{}/v1", mock.url()),
+        "\"webSearch\"",
+    );
+    let events = run_researcher(project.path(), ("ANTHROPIC_API_KEY", "sk-ant-test")).await;
 
     // Events: the call and its result, under the provider's name; no local call of it.
-    let provider_calls: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["type"] == "providerToolCall")
-        .collect();
+    let provider_calls = of_type(&events, "providerToolCall");
     assert_eq!(provider_calls.len(), 1, "{events:?}");
     let event = provider_calls[0];
     assert_eq!(event["toolCall"]["skillName"], "anthropic");
@@ -380,29 +417,16 @@ async fn a_web_search_run_keeps_the_call_in_events_checkpoint_pane_and_the_next_
         "Rust Blog — https://blog.rust-lang.org/"
     );
     assert_eq!(event["rawResult"], result_block);
-    let local: Vec<Value> = events
-        .iter()
-        .filter(|e| e["type"] == "callTools")
-        .flat_map(|e| e["toolCalls"].as_array().cloned().unwrap_or_default())
-        .map(|c| c["toolName"].clone())
-        .collect();
     assert_eq!(
-        local,
+        local_calls(&events),
         vec![json!("healthCheck")],
         "only the skill's tool ran here"
     );
 
     // Checkpoint: the expert message keeps the part with the result as sent.
-    let done = events
-        .iter()
-        .find(|e| e["type"] == "completeRun")
-        .expect("completed");
-    let messages = done["checkpoint"]["messages"].as_array().expect("messages");
-    let part = messages
-        .iter()
-        .flat_map(|m| m["contents"].as_array().cloned().unwrap_or_default())
-        .find(|p| p["type"] == "providerToolPart")
-        .expect("the provider tool part is in the checkpoint");
+    let parts = checkpoint_provider_parts(&events);
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    let part = &parts[0];
     assert_eq!(part["toolCallId"], "srvtoolu_01");
     assert_eq!(part["result"], result_block);
 
@@ -495,4 +519,92 @@ fn tool_calls_pane(events: &[Value]) -> String {
         screen.push('\n');
     }
     screen
+}
+
+/// Gemini's `codeExecution` parts and `googleSearch` grounding are provider tool calls too:
+/// events, checkpoint and pane have them; the code and its result go back to Gemini as the
+/// parts it sent; grounding, being answer metadata, does not.
+#[tokio::test]
+async fn gemini_code_execution_and_search_grounding_are_provider_tool_calls() {
+    use support::mock_llm::{MockLlm, Reply, gemini as g};
+
+    let mock = MockLlm::start().await;
+    let code = json!({"language": "PYTHON", "code": "print(6 * 7)"});
+    let ran = json!({"outcome": "OUTCOME_OK", "output": "42\n"});
+    let grounding = json!({
+        "webSearchQueries": ["rust 1.90 release"],
+        "groundingChunks": [{"web": {"uri": "https://blog.rust-lang.org/", "title": "rust-lang.org"}}],
+        "searchEntryPoint": {"renderedContent": "<div></div>"}
+    });
+    let first = g::parts(json!([{"executableCode": code}]), None)
+        + &g::parts(json!([{"codeExecutionResult": ran}]), None)
+        + &g::chunk(json!({"candidates": [{
+            "content": {"role": "model", "parts": [
+                {"text": "It is 42; the blog has the release."},
+                {"functionCall": {"name": "healthCheck", "args": {}}}]},
+            "finishReason": "STOP", "index": 0, "groundingMetadata": grounding}],
+            "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5}}));
+    mock.push(Reply::sse().body(first));
+    mock.push(g::text_reply("Done."));
+    let project = provider_tool_project(
+        "google",
+        "gemini-2.5-flash",
+        &format!("{}/v1beta", mock.url()),
+        "\"codeExecution\", \"googleSearch\"",
+    );
+    let events = run_researcher(project.path(), ("GOOGLE_GENERATIVE_AI_API_KEY", "g-key")).await;
+
+    let calls = of_type(&events, "providerToolCall");
+    let names: Vec<&Value> = calls.iter().map(|e| &e["toolCall"]["toolName"]).collect();
+    assert_eq!(names, vec!["codeExecution", "googleSearch"], "{events:?}");
+    assert_eq!(calls[0]["toolCall"]["skillName"], "google");
+    assert_eq!(calls[0]["toolCall"]["args"], code);
+    assert_eq!(
+        calls[0]["toolResult"]["result"]["contents"][0]["text"],
+        "outcome: OUTCOME_OK\n42"
+    );
+    assert_eq!(
+        calls[1]["toolCall"]["args"],
+        json!({"queries": ["rust 1.90 release"]})
+    );
+    assert_eq!(
+        calls[1]["toolResult"]["result"]["contents"][0]["text"],
+        "searched: rust 1.90 release\nrust-lang.org — https://blog.rust-lang.org/"
+    );
+    assert_eq!(local_calls(&events), vec![json!("healthCheck")]);
+
+    let parts = checkpoint_provider_parts(&events);
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    assert_eq!(parts[0]["result"], json!({"codeExecutionResult": ran}));
+    assert_eq!(parts[1]["result"], json!({"groundingMetadata": grounding}));
+
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    let second = requests[1].json();
+    let model_turn = second["contents"]
+        .as_array()
+        .expect("contents")
+        .iter()
+        .find(|c| c["role"] == "model")
+        .expect("the answer goes back")
+        .clone();
+    assert_eq!(
+        model_turn["parts"],
+        json!([
+            {"executableCode": code},
+            {"codeExecutionResult": ran},
+            {"text": "It is 42; the blog has the release."},
+            {"functionCall": {"name": "healthCheck", "args": {}}},
+        ])
+    );
+
+    let screen = tool_calls_pane(&events);
+    assert!(
+        screen.contains("google/codeExecution run by the provider"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("google/googleSearch run by the provider"),
+        "{screen}"
+    );
 }
