@@ -213,9 +213,41 @@ fn vertex_bodies_follow_the_model_family() {
 }
 
 #[test]
-fn openai_refuses_provider_tools_instead_of_dropping_them() {
+fn openai_body_per_tool_goes_to_the_responses_api() {
     let openai = model(ProviderName::Openai, "gpt-4.1", &[("OPENAI_API_KEY", "k")]);
-    let err = openai
+    let cases = [
+        ("webSearch", json!({})),
+        (
+            "fileSearch",
+            json!({"vectorStoreIds": ["vs_68a1"], "maxNumResults": 4}),
+        ),
+        ("codeInterpreter", json!({})),
+        ("imageGeneration", json!({})),
+    ];
+    for (name, options) in cases {
+        let prepared = openai
+            .prepare(&with_tools(vec![tool(name, options)]))
+            .expect("prepares");
+        assert_eq!(prepared.url, "http://127.0.0.1:9/v1/responses");
+        let body: Value = serde_json::from_slice(prepared.body()).expect("json body");
+        insta::assert_snapshot!(
+            format!("openai_{name}"),
+            serde_json::to_string_pretty(&body).expect("json")
+        );
+    }
+    // Without provider tools OpenAI keeps Chat Completions.
+    let plain = openai.prepare(&request()).expect("prepares");
+    assert_eq!(plain.url, "http://127.0.0.1:9/v1/chat/completions");
+}
+
+#[test]
+fn an_openai_compatible_provider_refuses_provider_tools_instead_of_dropping_them() {
+    let deepseek = model(
+        ProviderName::Deepseek,
+        "deepseek-chat",
+        &[("DEEPSEEK_API_KEY", "k")],
+    );
+    let err = deepseek
         .prepare(&with_tools(vec![tool("webSearch", json!({}))]))
         .expect_err("refused");
     assert!(

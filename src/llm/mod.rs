@@ -15,6 +15,7 @@ pub mod google;
 pub mod google_auth;
 pub mod http;
 pub mod openai;
+pub mod openai_responses;
 mod prepared;
 pub mod provider_tools;
 pub mod providers;
