@@ -640,3 +640,118 @@ async fn gemini_code_execution_and_search_grounding_are_provider_tool_calls() {
         "{screen}"
     );
 }
+
+/// A custom Agent Skill is uploaded once (`POST /v1/skills`, multipart, skills beta), its id
+/// goes in the container, the id is cached so the next run does not upload it again, and the
+/// files the skill's code wrote are listed in the result a person reads.
+#[tokio::test]
+async fn a_custom_agent_skill_is_uploaded_once_and_its_files_are_listed() {
+    use support::mock_llm::{MockLlm, Reply, anthropic as a};
+
+    let mock = MockLlm::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        r#"model = "claude-sonnet-4-5"
+reasoningBudget = "none"
+[provider]
+providerName = "anthropic"
+[provider.setting]
+baseUrl = "{}/v1"
+
+[experts."researcher"]
+instruction = "Write the report."
+providerSkills = [{{ type = "custom", name = "house-style", definition = "Write plainly." }}]
+[experts."researcher".skills."@perstack/base"]
+type = "mcpStdioSkill"
+command = "npx"
+packageName = "@perstack/base"
+pick = ["healthCheck"]
+"#,
+        mock.url()
+    );
+    std::fs::write(dir.path().join("perstack.toml"), config).expect("write config");
+    mock.push(
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(
+                json!({"type": "skill", "id": "skill_01HouseStyle", "display_title": "house-style",
+            "latest_version": "1759178010641129", "source": "custom",
+            "created_at": "2025-10-30T23:58:27Z", "updated_at": "2025-10-30T23:58:27Z"})
+                .to_string(),
+            ),
+    );
+    let result_block = json!({"type": "bash_code_execution_tool_result", "tool_use_id": "srvtoolu_9",
+        "content": {"type": "bash_code_execution_result", "stdout": "wrote report.docx\n",
+            "stderr": "", "return_code": 0,
+            "content": [{"type": "bash_code_execution_output", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"}]}});
+    let answer = a::message_start(40)
+        + &a::event(
+            json!({"type": "content_block_start", "index": 0, "content_block":
+            {"type": "server_tool_use", "id": "srvtoolu_9", "name": "bash_code_execution",
+             "input": {"command": "python make_report.py"}}}),
+        )
+        + &a::event(json!({"type": "content_block_stop", "index": 0}))
+        + &a::event(
+            json!({"type": "content_block_start", "index": 1, "content_block": result_block}),
+        )
+        + &a::event(json!({"type": "content_block_stop", "index": 1}))
+        + &a::text_block(2, &["The report is in report.docx."])
+        + &a::message_end("end_turn", 20);
+    mock.push(Reply::sse().body(answer.clone()));
+
+    let events = run_researcher(dir.path(), ("ANTHROPIC_API_KEY", "sk-ant-test")).await;
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    let upload = &requests[0];
+    assert_eq!(
+        (upload.method.as_str(), upload.path.as_str()),
+        ("POST", "/v1/skills")
+    );
+    assert_eq!(upload.header("anthropic-beta"), Some("skills-2025-10-02"));
+    assert_eq!(upload.header("x-api-key"), Some("sk-ant-test"));
+    assert!(
+        upload
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("multipart/form-data; boundary=")),
+        "{:?}",
+        upload.header("content-type")
+    );
+    let form = String::from_utf8_lossy(&upload.body);
+    assert!(form.contains("filename=\"house-style/SKILL.md\""), "{form}");
+    assert!(form.contains("name: house-style\n"), "{form}");
+    assert!(form.contains("Write plainly."), "{form}");
+    let sent = requests[1].json();
+    assert_eq!(
+        sent["container"],
+        json!({"skills": [{"type": "custom", "skill_id": "skill_01HouseStyle", "version": "latest"}]})
+    );
+    let betas = requests[1].header("anthropic-beta").unwrap_or_default();
+    assert!(betas.contains("skills-2025-10-02"), "{betas}");
+
+    let calls = of_type(&events, "providerToolCall");
+    assert_eq!(calls.len(), 1, "{events:?}");
+    assert_eq!(
+        calls[0]["toolResult"]["result"]["contents"][0]["text"],
+        "wrote report.docx\nreturn code 0\nfiles: file_011CNha8iCJcU1wXNR6q4V8w"
+    );
+
+    // The id is cached per definition: the next run uploads nothing.
+    let cache = dir.path().join("perstack/provider-skills.json");
+    let cached: Value =
+        serde_json::from_slice(&std::fs::read(&cache).expect("cache written")).expect("json");
+    assert_eq!(
+        cached
+            .as_object()
+            .map(|m| m.values().cloned().collect::<Vec<_>>()),
+        Some(vec![json!("skill_01HouseStyle")])
+    );
+    mock.push(Reply::sse().body(answer));
+    run_researcher(dir.path(), ("ANTHROPIC_API_KEY", "sk-ant-test")).await;
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 3, "no second upload");
+    assert_eq!(requests[2].path, "/v1/messages");
+    assert_eq!(
+        requests[2].json()["container"]["skills"][0]["skill_id"],
+        "skill_01HouseStyle"
+    );
+}

@@ -107,8 +107,12 @@ pub fn anthropic_tools(
     (out, betas)
 }
 
-/// The request's `container`, holding the Agent Skills.
-pub fn anthropic_container(skills: &[ProviderSkill]) -> Option<Value> {
+/// The request's `container`, holding the Agent Skills. A custom skill goes by its uploaded
+/// id from `ids`; one not uploaded (only in a body shown before the run) by its name.
+pub fn anthropic_container(
+    skills: &[ProviderSkill],
+    ids: &std::collections::BTreeMap<String, String>,
+) -> Option<Value> {
     if skills.is_empty() {
         return None;
     }
@@ -119,7 +123,8 @@ pub fn anthropic_container(skills: &[ProviderSkill]) -> Option<Value> {
                 json!({"type": "anthropic", "skill_id": skill_id, "version": "latest"})
             }
             ProviderSkill::Custom { name, .. } => {
-                json!({"type": "custom", "skill_id": name, "version": "latest"})
+                let id = ids.get(name).unwrap_or(name);
+                json!({"type": "custom", "skill_id": id, "version": "latest"})
             }
         })
         .collect();
@@ -404,7 +409,7 @@ mod tests {
             vec![ANTHROPIC_CODE_EXECUTION_BETA, ANTHROPIC_SKILLS_BETA]
         );
         assert_eq!(
-            anthropic_container(&skills),
+            anthropic_container(&skills, &Default::default()),
             Some(json!({"skills": [
                 {"type": "anthropic", "skill_id": "pdf", "version": "latest"},
                 {"type": "custom", "skill_id": "house-style", "version": "latest"},

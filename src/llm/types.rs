@@ -30,6 +30,9 @@ pub struct Request {
     /// Anthropic Agent Skills (`providerSkills`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provider_skills: Vec<crate::definition::ProviderSkill>,
+    /// The uploaded ids of the custom skills among them (name → skill id).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub custom_skill_ids: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
