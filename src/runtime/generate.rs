@@ -163,6 +163,8 @@ impl Driver {
             },
             truncated: response.finish_reason == llm::FinishReason::Length,
             edited_request: edited,
+            paused_by_provider: response.finish_reason
+                == llm::FinishReason::Other("pause_turn".into()),
         })
     }
 }
