@@ -357,8 +357,13 @@ pick = ["healthCheck"]
 
 /// `perstack run researcher` in `dir` with `key` set: its events, after a clean exit.
 async fn run_researcher(dir: &Path, key: (&str, &str)) -> Vec<Value> {
+    run_perstack(dir, &["run", "researcher", "What is new?"], key).await
+}
+
+/// `perstack <args>` in `dir` with `key` set: its events, after a clean exit.
+async fn run_perstack(dir: &Path, args: &[&str], key: (&str, &str)) -> Vec<Value> {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
-        .args(["run", "researcher", "What is new?"])
+        .args(args)
         .current_dir(dir)
         .env(key.0, key.1)
         .kill_on_drop(true)
@@ -482,6 +487,24 @@ async fn a_web_search_run_keeps_the_call_in_events_checkpoint_pane_and_the_next_
             {"type": "text", "text": "The Rust blog has the news."},
             {"type": "tool_use", "id": "toolu_02", "name": "healthCheck", "input": {}},
         ])
+    );
+
+    // `perstack log --tools` reads it back from the store, marked as the provider's.
+    let log = std::process::Command::new(env!("CARGO_BIN_EXE_perstack"))
+        .args(["log", "--tools"])
+        .current_dir(project.path())
+        .output()
+        .expect("perstack log runs");
+    let log = String::from_utf8_lossy(&log.stdout);
+    let line = log
+        .lines()
+        .find(|l| l.contains("providerToolCall"))
+        .unwrap_or_else(|| panic!("no providerToolCall line: {log}"));
+    assert!(
+        line.contains(
+            "anthropic/web_search({\"query\":\"rust release\"}) run by the provider → Rust Blog — https://blog.rust-lang.org/"
+        ),
+        "{line}"
     );
 
     // The Tool calls pane shows it beside the skill's call, marked as run by the provider.
@@ -754,4 +777,112 @@ pick = ["healthCheck"]
         requests[2].json()["container"]["skills"][0]["skill_id"],
         "skill_01HouseStyle"
     );
+}
+
+/// A recorded web search replays offline with the same call and result, and a fork from the
+/// finished checkpoint sends the search back to the provider verbatim.
+#[tokio::test]
+async fn a_recorded_web_search_replays_and_a_fork_sends_it_back() {
+    use support::mock_llm::{MockLlm, Reply, anthropic as a};
+
+    let mock = MockLlm::start().await;
+    let result_block = json!({"type": "web_search_tool_result", "tool_use_id": "srvtoolu_05",
+        "content": [{"type": "web_search_result", "url": "https://docs.rs/", "title": "Docs.rs",
+            "encrypted_content": "Eq", "page_age": null}]});
+    let server_use = json!({"type": "server_tool_use", "id": "srvtoolu_05", "name": "web_search",
+        "input": {"query": "docs.rs"}});
+    mock.push(Reply::sse().body(
+        a::message_start(40)
+            + &a::event(
+                json!({"type": "content_block_start", "index": 0, "content_block": server_use}),
+            )
+            + &a::event(json!({"type": "content_block_stop", "index": 0}))
+            + &a::event(
+                json!({"type": "content_block_start", "index": 1, "content_block": result_block}),
+            )
+            + &a::event(json!({"type": "content_block_stop", "index": 1}))
+            + &a::text_block(2, &["Docs are on docs.rs."])
+            + &a::message_end("end_turn", 10),
+    ));
+    let project = provider_tool_project(
+        "anthropic",
+        "claude-sonnet-4-5",
+        &format!("{}/v1", mock.url()),
+        "\"webSearch\"",
+    );
+    let key = ("ANTHROPIC_API_KEY", "sk-ant-test");
+    let recorded = run_perstack(
+        project.path(),
+        &[
+            "run",
+            "researcher",
+            "Where are docs?",
+            "--record",
+            "rec.toml",
+        ],
+        key,
+    )
+    .await;
+    let first = of_type(&recorded, "providerToolCall");
+    assert_eq!(first.len(), 1);
+
+    // Replayed offline: the same call and the same raw result.
+    let replayed = run_perstack(
+        project.path(),
+        &[
+            "run",
+            "researcher",
+            "Where are docs?",
+            "--replay",
+            "rec.toml",
+        ],
+        key,
+    )
+    .await;
+    let again = of_type(&replayed, "providerToolCall");
+    assert_eq!(again.len(), 1, "{replayed:?}");
+    for key in ["id", "toolName", "args"] {
+        assert_eq!(
+            again[0]["toolCall"][key], first[0]["toolCall"][key],
+            "{key}"
+        );
+    }
+    // The replay provider answered, so the call is shown under its name.
+    assert_eq!(again[0]["toolCall"]["skillName"], "replay");
+    assert_eq!(again[0]["rawResult"], result_block);
+    assert_eq!(mock.request_count(), 1, "the replay used no network");
+
+    // Forked from the recorded run's last checkpoint with a follow-up question.
+    let done = of_type(&recorded, "completeRun");
+    let checkpoint = &done[0]["checkpoint"];
+    let job = checkpoint["jobId"].as_str().expect("job id");
+    let id = checkpoint["id"].as_str().expect("checkpoint id");
+    mock.push(a::text_reply("Also on crates.io."));
+    run_perstack(
+        project.path(),
+        &[
+            "run",
+            "researcher",
+            "And crates?",
+            "--continue-job",
+            job,
+            "--resume-from",
+            id,
+            "--fork",
+        ],
+        key,
+    )
+    .await;
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    let body = requests[1].json();
+    let assistant = body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["role"] == "assistant")
+        .expect("the earlier answer")
+        .clone();
+    assert_eq!(assistant["content"][0], server_use);
+    assert_eq!(assistant["content"][1], result_block);
 }
