@@ -169,8 +169,23 @@ fn child_lines(expert: &Expert) -> Vec<String> {
         lines.push(format!("skill {name}  ({})", detail.trim_end()));
     }
     // Tools and Agent Skills the provider runs itself.
-    if let Some(tools) = expert.provider_tools.as_ref().filter(|t| !t.is_empty()) {
-        lines.push(format!("provider tools  {}", tools.join(", ")));
+    let tools = crate::llm::provider_tools::ProviderTool::of_expert(expert);
+    if !tools.is_empty() {
+        let shown: Vec<String> = tools
+            .iter()
+            .map(|tool| {
+                if tool.options.is_empty() {
+                    return tool.name.clone();
+                }
+                let options: Vec<String> = tool
+                    .options
+                    .iter()
+                    .map(|(key, value)| format!("{key} {value}"))
+                    .collect();
+                format!("{} ({})", tool.name, options.join(", "))
+            })
+            .collect();
+        lines.push(format!("provider tools  {}", shown.join(", ")));
     }
     for skill in expert.provider_skills.iter().flatten() {
         lines.push(match skill {
@@ -215,6 +230,26 @@ mod tests {
             }
         }
         source
+    }
+
+    #[test]
+    fn provider_tools_show_with_their_options_and_the_agent_skills() {
+        let tree = render_tree(&config(
+            r#"[provider]
+providerName = "anthropic"
+[experts.r]
+instruction = "x"
+providerTools = ["webSearch", "codeExecution"]
+providerSkills = [{ type = "builtin", skillId = "pdf" }]
+[experts.r.providerToolOptions]
+webSearch = { maxUses = 3 }
+"#,
+        ));
+        assert!(
+            tree.contains("provider tools  webSearch (maxUses 3), codeExecution"),
+            "{tree}"
+        );
+        assert!(tree.contains("provider skill pdf  (builtin)"), "{tree}");
     }
 
     #[test]

@@ -42,8 +42,9 @@ pub struct LogArgs {
     pub workspace: Option<PathBuf>,
 }
 
-const TOOL_EVENTS: [&str; 6] = [
+const TOOL_EVENTS: [&str; 7] = [
     "callTools",
+    "providerToolCall",
     "callDelegate",
     "callInteractiveTool",
     "resolveToolResults",
@@ -117,6 +118,7 @@ fn is_error(event: &Value) -> bool {
     match event["type"].as_str().unwrap_or_default() {
         "stopRunByError" | "retry" => true,
         "toolCallTiming" => event["isError"] == true,
+        "providerToolCall" => event["toolResult"]["result"]["isError"] == true,
         "resolveToolResults" => event["toolResults"]
             .as_array()
             .is_some_and(|results| results.iter().any(|r| r["result"]["isError"] == true)),
@@ -153,6 +155,18 @@ fn summary(event: &Value) -> String {
             } else {
                 ""
             }
+        ),
+        "providerToolCall" => format!(
+            "{}/{}({}) run by the provider → {}",
+            event["toolCall"]["skillName"].as_str().unwrap_or("?"),
+            event["toolCall"]["toolName"].as_str().unwrap_or("?"),
+            short(&event["toolCall"]["args"].to_string(), 60),
+            short(
+                event["toolResult"]["result"]["contents"][0]["text"]
+                    .as_str()
+                    .unwrap_or_default(),
+                80
+            )
         ),
         "callDelegate" => format!(
             "{} ← {}",

@@ -79,7 +79,9 @@ impl Anthropic {
             tools.extend(server_tools);
             body["tools"] = Value::Array(tools);
         }
-        if let Some(container) = provider_tools::anthropic_container(&req.provider_skills) {
+        if let Some(container) =
+            provider_tools::anthropic_container(&req.provider_skills, &req.custom_skill_ids)
+        {
             body["container"] = container;
         }
         if let Some(budget) = req.reasoning.and_then(|r| r.budget_tokens()) {
@@ -95,6 +97,63 @@ impl Anthropic {
     }
 }
 
+impl Anthropic {
+    /// `POST /v1/skills`: uploads one custom Agent Skill, returns its id.
+    async fn upload(&self, name: &str, skill_md: &str) -> Result<String, LlmError> {
+        let url = format!("{}/skills", self.base_url.trim_end_matches('/'));
+        let boundary = format!("perstack-{:016x}", fastrand::u64(..));
+        let mut request = self
+            .client
+            .post(&url)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header("anthropic-version", API_VERSION)
+            .header("anthropic-beta", provider_tools::ANTHROPIC_SKILLS_BETA)
+            .header("x-api-key", &self.api_key);
+        for (header, value) in &self.extra_headers {
+            request = request.header(header.as_str(), value.as_str());
+        }
+        let connection = |e: reqwest::Error| LlmError::Connection {
+            provider: PROVIDER.into(),
+            message: format!(
+                "uploading Agent Skill {name:?} to {url}: {}",
+                e.without_url()
+            ),
+        };
+        let response = request
+            .body(super::agent_skills::multipart_body(
+                &boundary, name, skill_md,
+            ))
+            .send()
+            .await
+            .map_err(connection)?;
+        let status = response.status();
+        let retry_after = super::retry::retry_after(response.headers());
+        let body = response.bytes().await.map_err(connection)?;
+        let ctx = ErrorContext {
+            provider: PROVIDER,
+            key_env: Some("ANTHROPIC_API_KEY"),
+        };
+        if !status.is_success() {
+            return Err(http::http_error(&ctx, status.as_u16(), &body, retry_after));
+        }
+        let answer: Value = serde_json::from_slice(&body).map_err(|e| LlmError::Protocol {
+            provider: PROVIDER.into(),
+            message: format!("the Skills API answered Agent Skill {name:?} with no JSON: {e}"),
+        })?;
+        answer["id"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| LlmError::Protocol {
+                provider: PROVIDER.into(),
+                message: format!("the Skills API answered Agent Skill {name:?} without an id"),
+            })
+    }
+}
+
 /// The `anthropic-beta` header the provider tools and skills of `req` need, if any.
 pub fn betas(req: &Request) -> Option<String> {
     let (_, betas) = provider_tools::anthropic_tools(&req.provider_tools, &req.provider_skills);
@@ -106,7 +165,20 @@ fn message(msg: &Message) -> Value {
         Role::User => "user",
         Role::Assistant => "assistant",
     };
-    let content: Vec<Value> = msg.parts.iter().filter_map(part).collect();
+    let content: Vec<Value> = msg
+        .parts
+        .iter()
+        .flat_map(|p| match p {
+            // Sent back verbatim: the API wants each server tool use with its result block.
+            Part::ProviderTool {
+                id,
+                name,
+                args,
+                result,
+            } => provider_tools::anthropic_blocks(id, name, args, result.as_ref()),
+            other => part(other).into_iter().collect(),
+        })
+        .collect();
     json!({"role": role, "content": content})
 }
 
@@ -145,6 +217,7 @@ fn part(part: &Part) -> Option<Value> {
         } => json!({"type": "thinking", "thinking": text, "signature": signature}),
         Part::Thinking { .. } => return None,
         Part::Image { mime_type, data } => image(mime_type, data),
+        Part::ProviderTool { .. } => return None,
     })
 }
 
@@ -184,6 +257,18 @@ impl LanguageModel for Anthropic {
         })?;
         Ok(PreparedRequest::new(PROVIDER, "POST", url, headers, body)
             .with_expert_key(&req.expert_key))
+    }
+
+    fn skills_endpoint(&self) -> Option<String> {
+        Some(format!("{}/skills", self.base_url.trim_end_matches('/')))
+    }
+
+    fn upload_skill<'a>(
+        &'a self,
+        name: &'a str,
+        skill_md: &'a str,
+    ) -> BoxFuture<'a, Result<String, LlmError>> {
+        Box::pin(self.upload(name, skill_md))
     }
 
     fn send(&self, prepared: PreparedRequest) -> BoxFuture<'_, Result<ChunkStream, LlmError>> {

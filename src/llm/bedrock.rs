@@ -198,6 +198,8 @@ fn part(part: &Part) -> Option<Value> {
         } => json!({"reasoningContent": {"reasoningText": {"text": text, "signature": signature}}}),
         Part::Thinking { .. } => return None,
         Part::Image { mime_type, data } => image(mime_type, data),
+        // Converse has no provider-run tools: another provider's are not sent.
+        Part::ProviderTool { .. } => return None,
     })
 }
 

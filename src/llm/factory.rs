@@ -110,6 +110,7 @@ pub fn build_provider(
             let mut client = OpenAi::new(provider, model, &url, Some(required_key()?), headers)?;
             client.key_env = info.api_key_env;
             client.openai_dialect = true;
+            client.responses_url = Some(format!("{}/responses", url.trim_end_matches('/')));
             client.limits = limits;
             Arc::new(client)
         }

@@ -91,6 +91,16 @@ impl Google {
                     Part::Image { mime_type, data } => {
                         json!({"inlineData": {"mimeType": mime_type, "data": data}})
                     }
+                    Part::ProviderTool {
+                        name, args, result, ..
+                    } => {
+                        parts.extend(super::provider_tools::google_parts(
+                            name,
+                            args,
+                            result.as_ref(),
+                        ));
+                        continue;
+                    }
                 };
                 if let Some(sig) = signature.take() {
                     p["thoughtSignature"] = json!(sig);
@@ -218,6 +228,9 @@ struct Candidate {
     content: Option<Content>,
     #[serde(default)]
     finish_reason: Option<String>,
+    /// What a `googleSearch` found: the queries run and the pages used, kept whole.
+    #[serde(default)]
+    grounding_metadata: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -237,6 +250,11 @@ struct WirePart {
     thought_signature: Option<String>,
     #[serde(default)]
     function_call: Option<FunctionCall>,
+    /// Code the model wrote for the `codeExecution` tool, which Google runs.
+    #[serde(default)]
+    executable_code: Option<Value>,
+    #[serde(default)]
+    code_execution_result: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -281,6 +299,10 @@ struct WireError {
 #[derive(Default)]
 pub struct Decoder {
     next_tool: usize,
+    /// The id given to the last `executableCode`, which the next result answers.
+    open_code: Option<String>,
+    /// The latest grounding metadata: reported once, as one `googleSearch`, at the finish.
+    grounding: Option<Value>,
     usage: Option<Usage>,
     finish_reason: Option<String>,
     done: bool,
@@ -288,6 +310,22 @@ pub struct Decoder {
 
 impl Decoder {
     fn finish(&mut self, out: &mut VecDeque<StreamChunk>) {
+        if let Some(grounding) = self.grounding.take() {
+            let id = format!("search_{:016x}", fastrand::u64(..));
+            let queries = grounding
+                .get("webSearchQueries")
+                .cloned()
+                .unwrap_or_else(|| json!([]));
+            out.push_back(StreamChunk::ProviderToolCall {
+                id: id.clone(),
+                name: "googleSearch".into(),
+                args: json!({ "queries": queries }),
+            });
+            out.push_back(StreamChunk::ProviderToolResult {
+                tool_call_id: id,
+                result: json!({ "groundingMetadata": grounding }),
+            });
+        }
         if let Some(usage) = self.usage {
             out.push_back(StreamChunk::Usage(usage));
         }
@@ -304,6 +342,12 @@ impl Decoder {
         out.push_back(StreamChunk::Finish { reason });
         self.done = true;
     }
+}
+
+/// Grounding metadata that records a search (not an empty or retrieval-only one).
+fn searched(grounding: &Value) -> bool {
+    let has = |key: &str| grounding[key].as_array().is_some_and(|a| !a.is_empty());
+    has("webSearchQueries") || has("groundingChunks")
 }
 
 impl ChunkDecoder for Decoder {
@@ -335,7 +379,29 @@ impl ChunkDecoder for Decoder {
             });
         }
         for candidate in chunk.candidates.into_iter().take(1) {
+            if let Some(grounding) = candidate.grounding_metadata.filter(searched) {
+                self.grounding = Some(grounding);
+            }
             for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
+                if let Some(code) = part.executable_code {
+                    let id = format!("code_{:016x}", fastrand::u64(..));
+                    self.open_code = Some(id.clone());
+                    out.push_back(StreamChunk::ProviderToolCall {
+                        id,
+                        name: "codeExecution".into(),
+                        args: code,
+                    });
+                    continue;
+                }
+                if let Some(result) = part.code_execution_result {
+                    if let Some(id) = self.open_code.take() {
+                        out.push_back(StreamChunk::ProviderToolResult {
+                            tool_call_id: id,
+                            result: json!({ "codeExecutionResult": result }),
+                        });
+                    }
+                    continue;
+                }
                 if let Some(call) = part.function_call {
                     if let Some(sig) = part.thought_signature {
                         out.push_back(StreamChunk::ReasoningDelta {

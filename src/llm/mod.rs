@@ -5,6 +5,7 @@
 //! those bytes and streams neutral [`StreamChunk`]s back. Dropping the stream cancels the
 //! request. [`retry::send_with_retry`] adds backoff and the generation timeout.
 
+pub mod agent_skills;
 pub mod anthropic;
 pub mod aws;
 pub mod bedrock;
@@ -15,6 +16,7 @@ pub mod google;
 pub mod google_auth;
 pub mod http;
 pub mod openai;
+pub mod openai_responses;
 mod prepared;
 pub mod provider_tools;
 pub mod providers;
@@ -55,6 +57,28 @@ pub trait LanguageModel: Send + Sync {
 
     /// Sends the prepared bytes (possibly edited) and streams the answer.
     fn send(&self, prepared: PreparedRequest) -> BoxFuture<'_, Result<ChunkStream, LlmError>>;
+
+    /// Where custom Agent Skills are uploaded, if this provider takes them (Anthropic).
+    fn skills_endpoint(&self) -> Option<String> {
+        None
+    }
+
+    /// Uploads a custom Agent Skill (its SKILL.md) and returns the provider's skill id.
+    fn upload_skill<'a>(
+        &'a self,
+        _name: &'a str,
+        _skill_md: &'a str,
+    ) -> BoxFuture<'a, Result<String, LlmError>> {
+        let provider = self.provider().to_string();
+        Box::pin(async move {
+            Err(LlmError::Config {
+                message: format!(
+                    "{provider} runs no custom Agent Skills; remove the custom entries from providerSkills or use providerName = \"anthropic\""
+                ),
+                provider,
+            })
+        })
+    }
 }
 
 /// Collects a stream into a whole [`Response`]. A stream that ends without `Finish` is cut.

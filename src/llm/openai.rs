@@ -32,6 +32,9 @@ pub struct OpenAi {
     pub openai_dialect: bool,
     /// How much of an answer is taken; see [`http::StreamLimits`].
     pub limits: http::StreamLimits,
+    /// OpenAI's own `/responses` URL: requests with provider tools go there, in the Responses
+    /// format ([`super::openai_responses`]). `None` where no Responses API is offered.
+    pub responses_url: Option<String>,
     client: reqwest::Client,
 }
 
@@ -53,6 +56,7 @@ impl OpenAi {
             key_env: None,
             openai_dialect: false,
             limits: http::StreamLimits::default(),
+            responses_url: None,
             client: http::client()?,
         })
     }
@@ -81,6 +85,7 @@ impl OpenAi {
             key_env: Some("AZURE_API_KEY"),
             openai_dialect: true,
             limits: http::StreamLimits::default(),
+            responses_url: None,
             client: http::client()?,
         })
     }
@@ -202,7 +207,7 @@ fn push_message(messages: &mut Vec<Value>, msg: &Message) {
                     }
                     Part::Text { text } => content.push(json!({"type": "text", "text": text})),
                     Part::Image { mime_type, data } => content.push(image(mime_type, data)),
-                    Part::ToolCall { .. } | Part::Thinking { .. } => {}
+                    Part::ToolCall { .. } | Part::Thinking { .. } | Part::ProviderTool { .. } => {}
                 }
             }
             match content.as_slice() {
@@ -227,7 +232,11 @@ impl LanguageModel for OpenAi {
 
     fn check_body(&self, body: &[u8]) -> Result<(), String> {
         use super::prepared::{Required, check_json_body};
-        check_json_body(body, &[Required::Text("model"), Required::List("messages")])
+        // A Responses body carries `input` where a Chat Completions one has `messages`.
+        let responses = serde_json::from_slice::<Value>(body)
+            .is_ok_and(|v| v.get("input").is_some() && v.get("messages").is_none());
+        let list = if responses { "input" } else { "messages" };
+        check_json_body(body, &[Required::Text("model"), Required::List(list)])
     }
 
     fn model(&self) -> &str {
@@ -236,32 +245,56 @@ impl LanguageModel for OpenAi {
 
     fn prepare(&self, req: &Request) -> Result<PreparedRequest, LlmError> {
         // OpenAI runs its tools only through the Responses API; Chat Completions has none.
-        if let Some(tool) = req.provider_tools.first() {
-            return Err(LlmError::Config {
-                provider: self.provider.clone(),
-                message: format!(
-                    "provider tool \"{}\" needs OpenAI's Responses API, which is not spoken yet; remove it from providerTools",
-                    tool.name
-                ),
-            });
-        }
+        let responses_url = match (req.provider_tools.first(), &self.responses_url) {
+            (None, _) => None,
+            (Some(_), Some(url)) => Some(url),
+            (Some(tool), None) => {
+                return Err(LlmError::Config {
+                    provider: self.provider.clone(),
+                    message: format!(
+                        "provider tool \"{}\" needs OpenAI's Responses API, which {} does not offer; remove it from providerTools",
+                        tool.name, self.provider
+                    ),
+                });
+            }
+        };
         let mut headers = vec![
             ("content-type".to_string(), "application/json".to_string()),
             ("accept".to_string(), "text/event-stream".to_string()),
         ];
         headers.extend(self.auth.iter().cloned());
         headers.extend(self.extra_headers.iter().cloned());
-        let body = serde_json::to_vec(&self.body(req)).map_err(|e| LlmError::Request {
+        let (url, body) = match responses_url {
+            Some(url) => {
+                let effort = req.reasoning.and_then(|r| effort(r, &self.model));
+                let effort = effort.filter(|_| self.is_reasoning_model());
+                (url, super::openai_responses::body(&self.model, req, effort))
+            }
+            None => (&self.url, self.body(req)),
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| LlmError::Request {
             provider: self.provider.clone(),
             message: e.to_string(),
         })?;
         Ok(
-            PreparedRequest::new(self.provider.clone(), "POST", &self.url, headers, body)
+            PreparedRequest::new(self.provider.clone(), "POST", url, headers, body)
                 .with_expert_key(&req.expert_key),
         )
     }
 
     fn send(&self, prepared: PreparedRequest) -> BoxFuture<'_, Result<ChunkStream, LlmError>> {
+        if self.responses_url.as_deref() == Some(prepared.url.as_str()) {
+            return Box::pin(http::send_sse(
+                &self.client,
+                prepared,
+                ErrorContext {
+                    provider: &self.provider,
+                    key_env: self.key_env,
+                },
+                super::openai_responses::Decoder::new(&self.provider),
+                self.limits,
+            ));
+        }
         Box::pin(http::send_sse(
             &self.client,
             prepared,

@@ -175,6 +175,33 @@ pub fn estimate_cost(model: &str, input_tokens: u64, output_tokens: u64) -> Opti
     Some((input_tokens as f64 * input + output_tokens as f64 * output) / 1_000_000.0)
 }
 
+/// US dollars per use of a tool the provider runs, by model-name prefix and the tool's name
+/// as the provider reports it. Anthropic bills web search at $10 per 1,000 searches (web fetch
+/// is free); OpenAI $10 per 1,000 web searches on reasoning models and $25 on the others,
+/// $2.50 per 1,000 file searches; Google $35 per 1,000 prompts grounded with Google Search.
+/// Code execution is billed by container time, which no answer reports: not estimated.
+const PROVIDER_TOOL_PRICES: &[(&str, &str, f64)] = &[
+    ("claude-", "web_search", 0.01),
+    ("gpt-5", "web_search", 0.01),
+    ("o3", "web_search", 0.01),
+    ("o4", "web_search", 0.01),
+    ("gpt-4", "web_search", 0.025),
+    ("gpt-", "file_search", 0.0025),
+    ("o3", "file_search", 0.0025),
+    ("o4", "file_search", 0.0025),
+    ("gemini-", "googleSearch", 0.035),
+];
+
+/// The estimated cost in dollars of `uses` uses of the provider tool `tool`, or None when
+/// the table has no per-use price for it.
+pub fn provider_tool_cost(model: &str, tool: &str, uses: u64) -> Option<f64> {
+    let model = price_name(model);
+    let (_, _, price) = PROVIDER_TOOL_PRICES
+        .iter()
+        .find(|(prefix, name, _)| model.starts_with(prefix) && *name == tool)?;
+    Some(uses as f64 * price)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +220,23 @@ mod tests {
         assert_eq!(estimate_cost("claude-sonnet-4-5", input, output), Some(4.5));
         assert_eq!(estimate_cost("gpt-4.1-mini", input, output), Some(0.56));
         assert_eq!(estimate_cost("replay", input, output), None);
+    }
+
+    #[test]
+    fn web_searches_have_a_per_use_price() {
+        assert_eq!(
+            provider_tool_cost("claude-sonnet-4-5", "web_search", 3),
+            Some(0.03)
+        );
+        assert_eq!(provider_tool_cost("gpt-4.1", "web_search", 2), Some(0.05));
+        assert_eq!(
+            provider_tool_cost("gemini-2.5-flash", "googleSearch", 1),
+            Some(0.035)
+        );
+        assert_eq!(
+            provider_tool_cost("claude-sonnet-4-5", "web_fetch", 3),
+            None
+        );
     }
 
     #[test]

@@ -19,6 +19,10 @@
 //! `finishReason` ("stop", "toolUse", "length", ...; by default "toolUse" when there are tool
 //! calls, else "stop"); per tool call: `id` (default `replay_<n>_<i>`), and `argsJson` (a JSON
 //! string) where `args` cannot be written in TOML (JSON `null`).
+//!
+//! Tools the provider ran itself are kept as `providerTools = [{ id, name, args, result }]`
+//! (`argsJson` / `resultJson` where TOML cannot hold the value), so a recorded answer with a
+//! web search replays with the same call and result.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +55,8 @@ pub struct ScriptResponse {
     pub text: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ScriptToolCall>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provider_tools: Vec<ScriptProviderTool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +73,47 @@ pub struct ScriptToolCall {
     pub args: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args_json: Option<String>,
+}
+
+/// A tool the provider ran during a recorded answer, with its result as the provider sent it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScriptProviderTool {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_json: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_json: Option<String>,
+}
+
+/// A value as TOML can hold it: itself, or a JSON string when it holds a `null`.
+fn tomlable(value: &serde_json::Value) -> (Option<serde_json::Value>, Option<String>) {
+    if has_null(value) {
+        (None, Some(value.to_string()))
+    } else {
+        (Some(value.clone()), None)
+    }
+}
+
+fn from_tomlable(
+    value: &Option<serde_json::Value>,
+    json: &Option<String>,
+    what: &str,
+) -> Result<Option<serde_json::Value>, LlmError> {
+    match (value, json) {
+        (Some(value), _) => Ok(Some(value.clone())),
+        (None, Some(raw)) => serde_json::from_str(raw)
+            .map(Some)
+            .map_err(|e| LlmError::Replay {
+                message: format!("{what} is not JSON: {e}"),
+            }),
+        (None, None) => Ok(None),
+    }
 }
 
 impl Script {
@@ -126,6 +173,25 @@ impl Script {
                     }
                 })
                 .collect(),
+            provider_tools: response
+                .provider_tools
+                .iter()
+                .map(|used| {
+                    let (args, args_json) = tomlable(&used.args);
+                    let (result, result_json) = match &used.result {
+                        Some(result) => tomlable(result),
+                        None => (None, None),
+                    };
+                    ScriptProviderTool {
+                        id: used.id.clone(),
+                        name: used.name.clone(),
+                        args,
+                        args_json,
+                        result,
+                        result_json,
+                    }
+                })
+                .collect(),
             usage: (response.usage != Usage::default()).then_some(response.usage),
             finish_reason: (response.finish_reason != derived)
                 .then(|| response.finish_reason.clone()),
@@ -170,6 +236,28 @@ impl ScriptResponse {
                 text: String::new(),
                 signature: Some(sig.clone()),
             });
+        }
+        for used in &self.provider_tools {
+            let what = format!(
+                "provider tool {:?} (Expert {:?}) argsJson",
+                used.name, self.expert
+            );
+            let args = from_tomlable(&used.args, &used.args_json, &what)?;
+            out.push(StreamChunk::ProviderToolCall {
+                id: used.id.clone(),
+                name: used.name.clone(),
+                args: args.unwrap_or_else(|| serde_json::json!({})),
+            });
+            let what = format!(
+                "provider tool {:?} (Expert {:?}) resultJson",
+                used.name, self.expert
+            );
+            if let Some(result) = from_tomlable(&used.result, &used.result_json, &what)? {
+                out.push(StreamChunk::ProviderToolResult {
+                    tool_call_id: used.id.clone(),
+                    result,
+                });
+            }
         }
         for piece in split(&self.text) {
             out.push(StreamChunk::TextDelta {
@@ -457,6 +545,13 @@ mod tests {
                     args: serde_json::json!({"cwd": null}),
                 },
             ],
+            provider_tools: vec![super::super::ProviderToolUse {
+                id: "srvtoolu_1".into(),
+                name: "web_search".into(),
+                args: serde_json::json!({"query": "rust"}),
+                result: Some(serde_json::json!({"type": "web_search_tool_result",
+                    "content": [{"title": "Rust", "page_age": null}]})),
+            }],
             finish_reason: FinishReason::ToolUse,
             ..Default::default()
         };
@@ -466,6 +561,7 @@ mod tests {
         println!("{text}");
         assert_eq!(Script::parse(&text, path).unwrap(), script);
         assert!(text.contains("argsJson"));
+        assert!(text.contains("resultJson"));
         let chunks = script.responses[0].chunks(0).unwrap();
         let mut builder = ResponseBuilder::new();
         chunks.iter().for_each(|c| builder.push(c));

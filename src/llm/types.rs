@@ -30,6 +30,9 @@ pub struct Request {
     /// Anthropic Agent Skills (`providerSkills`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provider_skills: Vec<crate::definition::ProviderSkill>,
+    /// The uploaded ids of the custom skills among them (name → skill id).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub custom_skill_ids: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +94,17 @@ pub enum Part {
         mime_type: String,
         /// Base64-encoded bytes.
         data: String,
+    },
+    /// A tool the provider ran itself, with its result in the provider's own wire shape. Each
+    /// provider sends back the ones whose shape is its own (see `provider_tools::wire_of`) and
+    /// leaves the others out.
+    #[serde(rename_all = "camelCase")]
+    ProviderTool {
+        id: String,
+        name: String,
+        args: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<serde_json::Value>,
     },
 }
 
@@ -241,6 +255,15 @@ impl Response {
             parts.push(Part::Thinking {
                 text: self.thinking.clone(),
                 signature: self.thinking_signature.clone(),
+            });
+        }
+        // The provider's own tool uses come before the text that draws on them.
+        for used in &self.provider_tools {
+            parts.push(Part::ProviderTool {
+                id: used.id.clone(),
+                name: used.name.clone(),
+                args: used.args.clone(),
+                result: used.result.clone(),
             });
         }
         if !self.text.is_empty() {

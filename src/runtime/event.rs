@@ -248,6 +248,15 @@ pub enum EventKind {
     RequestEditRefused {
         error: String,
     },
+    /// A tool the provider ran itself during a generation (`providerTools`: web search, code
+    /// execution), with its result. Run by the provider, never here: `tool_result` is what a
+    /// person reads of it, `raw_result` the provider's own result as it came.
+    ProviderToolCall {
+        tool_call: ToolCall,
+        tool_result: Box<ToolResult>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        raw_result: Option<Value>,
+    },
 }
 
 impl EventKind {
@@ -289,6 +298,7 @@ impl EventKind {
             EventKind::Paused { .. } => "paused",
             EventKind::Resumed { .. } => "resumed",
             EventKind::RequestEditRefused { .. } => "requestEditRefused",
+            EventKind::ProviderToolCall { .. } => "providerToolCall",
         }
     }
 

@@ -11,10 +11,11 @@ use super::control::{Control, PausePoint};
 use super::event::{EventKind, WireRequest};
 use super::frozen::Frozen;
 use super::machine::{GeneratedCall, Generation, Input};
-use super::message::Message;
+use super::message::{Message, ToolCall, ToolResult};
 use super::run::Driver;
 use crate::llm::retry::{RetryHook, send_with_retry};
 use crate::llm::{self, ResponseBuilder, StreamChunk};
+use crate::tool::ToolOutput;
 
 impl Driver {
     pub(super) async fn generate(
@@ -130,6 +131,9 @@ impl Driver {
             });
         }
         let response = builder.finish();
+        for used in &response.provider_tools {
+            self.emit(step, provider_tool_event(model.provider(), used));
+        }
         Input::Generated(Generation {
             text: response.text.clone(),
             thinking: if response.thinking.is_empty() {
@@ -149,6 +153,7 @@ impl Driver {
                     args: call.args.clone(),
                 })
                 .collect(),
+            provider_tools: response.provider_tools.clone(),
             usage: Usage {
                 input_tokens: response.usage.input,
                 output_tokens: response.usage.output,
@@ -158,6 +163,8 @@ impl Driver {
             },
             truncated: response.finish_reason == llm::FinishReason::Length,
             edited_request: edited,
+            paused_by_provider: response.finish_reason
+                == llm::FinishReason::Other("pause_turn".into()),
         })
     }
 }
@@ -189,6 +196,29 @@ impl PendingRequest {
             },
             attempt: 1,
         }
+    }
+}
+
+/// The `providerToolCall` event of one tool the provider ran: the call under the provider's
+/// name (so it reads `anthropic/web_search`), and its result as a person reads it.
+fn provider_tool_event(provider: &str, used: &llm::ProviderToolUse) -> EventKind {
+    let (text, is_error) = llm::provider_tools::describe_result(used.result.as_ref());
+    let mut output = ToolOutput::text(text);
+    output.is_error = is_error;
+    EventKind::ProviderToolCall {
+        tool_call: ToolCall {
+            id: used.id.clone(),
+            skill_name: provider.to_string(),
+            tool_name: used.name.clone(),
+            args: used.args.clone(),
+        },
+        tool_result: Box::new(ToolResult {
+            id: used.id.clone(),
+            skill_name: provider.to_string(),
+            tool_name: used.name.clone(),
+            result: output,
+        }),
+        raw_result: used.result.clone(),
     }
 }
 

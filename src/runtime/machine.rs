@@ -46,11 +46,17 @@ pub struct Generation {
     /// Thinking blocks with their signatures, kept so the next request can replay them.
     pub thinking: Vec<(String, Option<String>)>,
     pub tool_calls: Vec<GeneratedCall>,
+    /// Tools the provider ran itself during the answer, with their results: kept in the
+    /// message, never called here.
+    pub provider_tools: Vec<crate::llm::ProviderToolUse>,
     pub usage: Usage,
     /// The output was cut by the token limit.
     pub truncated: bool,
     /// A person edited the request by hand before it was sent.
     pub edited_request: bool,
+    /// The provider paused its own long-running tool work mid-answer (Anthropic's
+    /// `pause_turn`): the answer goes back as it is so the provider carries on.
+    pub paused_by_provider: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -277,6 +283,9 @@ impl Machine {
     fn on_generation(&mut self, generation: Generation) -> Vec<Effect> {
         self.checkpoint.usage.add(&generation.usage);
         self.step.usage.add(&generation.usage);
+        if generation.paused_by_provider && generation.tool_calls.is_empty() {
+            return self.continue_paused(&generation);
+        }
         let has_text = !generation.text.trim().is_empty();
         if generation.tool_calls.is_empty() && (!has_text || generation.truncated) {
             let note = if generation.truncated {
@@ -416,9 +425,36 @@ impl Machine {
         effects
     }
 
+    /// Keeps a paused answer and asks again within the same step, so the provider resumes its
+    /// tool work; a pause counts against maxRetries, so a provider that only pauses stops.
+    fn continue_paused(&mut self, generation: &Generation) -> Vec<Effect> {
+        let attempt = self.answer_retries + 1;
+        if attempt > self.max_retries {
+            let error = CheckpointError {
+                name: "RetryLimitExceeded".into(),
+                message: format!(
+                    "the provider paused its answer {attempt} times in a row (gave up after {} retries)",
+                    self.max_retries
+                ),
+                status_code: None,
+                is_retryable: false,
+            };
+            return self.stop(CheckpointStatus::StoppedByError, Some(error));
+        }
+        self.answer_retries = attempt;
+        let message = Message::expert_with(&*self.clock, answer_parts(&*self.clock, generation));
+        self.checkpoint.messages.push(Frozen::new(message.clone()));
+        self.step.new_messages.push(message);
+        let run_result = self.state == State::GeneratingRunResult;
+        self.generate(run_result)
+    }
+
     fn on_run_result(&mut self, generation: Generation) -> Vec<Effect> {
         self.checkpoint.usage.add(&generation.usage);
         self.step.usage.add(&generation.usage);
+        if generation.paused_by_provider && generation.tool_calls.is_empty() {
+            return self.continue_paused(&generation);
+        }
         if generation.text.trim().is_empty() && generation.tool_calls.is_empty() {
             return self.retry(EMPTY_ANSWER_NOTE);
         }
@@ -534,6 +570,13 @@ fn answer_parts(clock: &dyn Clock, generation: &Generation) -> Vec<Part> {
             signature: signature.clone(),
         })
         .collect();
+    // The provider's own tool uses precede the text that draws on them, as they came.
+    parts.extend(
+        generation
+            .provider_tools
+            .iter()
+            .map(|used| Part::provider_tool_with(clock, used)),
+    );
     if !generation.text.is_empty() {
         parts.push(Part::text_with(clock, generation.text.clone()));
     }

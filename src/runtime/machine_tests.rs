@@ -444,3 +444,36 @@ fn the_same_inputs_give_the_same_checkpoints_byte_for_byte() {
     assert_eq!(first, second);
     assert!(first.1.contains("\"id\":\"id"), "ids come from the clock");
 }
+
+#[test]
+fn a_paused_provider_answer_is_kept_and_asked_again_in_the_same_step() {
+    let mut m = machine();
+    begin(&mut m);
+    let used = crate::llm::ProviderToolUse {
+        id: "srvtoolu_1".into(),
+        name: "web_search".into(),
+        args: json!({"query": "rust"}),
+        result: Some(json!({"type": "web_search_tool_result", "content": []})),
+    };
+    let effects = m.handle(Input::Generated(Generation {
+        provider_tools: vec![used],
+        paused_by_provider: true,
+        ..Generation::default()
+    }));
+    assert_eq!(
+        names(&effects),
+        ["startGeneration", "generate:false"],
+        "no retry note, no tool call"
+    );
+    let kept = m.checkpoint().messages.last().expect("kept").clone();
+    assert!(
+        matches!(kept.contents(), [Part::ProviderToolPart { tool_call_id, .. }] if tool_call_id == "srvtoolu_1"),
+        "{kept:?}"
+    );
+    let effects = m.handle(text("Rust 1.90 is out."));
+    assert!(
+        names(&effects).contains(&"completeRun".to_string()),
+        "{:?}",
+        names(&effects)
+    );
+}

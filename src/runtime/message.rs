@@ -69,6 +69,18 @@ pub enum Part {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signature: Option<String>,
     },
+    /// A tool the provider ran itself during the answer (web search, code execution), kept in
+    /// the expert message with its result as the provider sent it (`result`), so the next
+    /// request can send both back verbatim. Never run here and never answered by a
+    /// `toolMessage`: a reader that does not know this part can skip it.
+    ProviderToolPart {
+        id: String,
+        tool_call_id: String,
+        tool_name: String,
+        args: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<Value>,
+    },
 }
 
 /// A tool call the model asked for.
@@ -184,6 +196,16 @@ impl Part {
         }
     }
 
+    pub fn provider_tool_with(clock: &dyn Clock, used: &crate::llm::ProviderToolUse) -> Self {
+        Part::ProviderToolPart {
+            id: clock.new_id(),
+            tool_call_id: used.id.clone(),
+            tool_name: used.name.clone(),
+            args: used.args.clone(),
+            result: used.result.clone(),
+        }
+    }
+
     pub fn tool_result(result: &ToolResult) -> Self {
         Self::tool_result_with(&SystemClock, result)
     }
@@ -243,6 +265,22 @@ mod tests {
         assert_eq!(json["contents"][0]["type"], "toolResultPart");
         assert_eq!(json["contents"][0]["isError"], true);
         assert_eq!(json["contents"][0]["contents"][0]["text"], "no such file");
+        let used = crate::llm::ProviderToolUse {
+            id: "srvtoolu_1".into(),
+            name: "web_search".into(),
+            args: serde_json::json!({"query": "rust"}),
+            result: Some(serde_json::json!({"type": "web_search_tool_result", "content": []})),
+        };
+        let message = Message::expert(vec![Part::provider_tool_with(&SystemClock, &used)]);
+        let json = serde_json::to_value(&message).expect("serialises");
+        assert_eq!(json["contents"][0]["type"], "providerToolPart");
+        assert_eq!(json["contents"][0]["toolCallId"], "srvtoolu_1");
+        assert_eq!(
+            json["contents"][0]["result"]["type"],
+            "web_search_tool_result"
+        );
+        let back: Message = serde_json::from_value(json).expect("parses back");
+        assert_eq!(back, message);
         let instruction = serde_json::to_value(Message::instruction("x")).expect("serialises");
         assert_eq!(instruction["type"], "instructionMessage");
         assert_eq!(instruction["cache"], true);

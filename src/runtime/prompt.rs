@@ -161,6 +161,18 @@ fn to_llm_part(part: &Part) -> Option<llm::Part> {
             text: thinking.clone(),
             signature: signature.clone(),
         },
+        Part::ProviderToolPart {
+            tool_call_id,
+            tool_name,
+            args,
+            result,
+            ..
+        } => llm::Part::ProviderTool {
+            id: tool_call_id.clone(),
+            name: tool_name.clone(),
+            args: args.clone(),
+            result: result.clone(),
+        },
     })
 }
 

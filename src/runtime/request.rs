@@ -18,6 +18,7 @@ pub struct RunRequest {
     expert_key: String,
     provider_tools: Vec<llm::provider_tools::ProviderTool>,
     provider_skills: Vec<crate::definition::ProviderSkill>,
+    custom_skill_ids: std::collections::BTreeMap<String, String>,
 }
 
 impl RunRequest {
@@ -30,7 +31,18 @@ impl RunRequest {
             expert_key,
             provider_tools: Vec::new(),
             provider_skills: Vec::new(),
+            custom_skill_ids: Default::default(),
         }
+    }
+
+    /// The provider skills of the Expert, custom ones needing an upload.
+    pub fn provider_skills(&self) -> &[crate::definition::ProviderSkill] {
+        &self.provider_skills
+    }
+
+    /// The uploaded ids of the custom Agent Skills (name → id), used in every request.
+    pub fn set_custom_skill_ids(&mut self, ids: std::collections::BTreeMap<String, String>) {
+        self.custom_skill_ids = ids;
     }
 
     /// The provider tools and Agent Skills `expert` asks for, sent with every step.
@@ -67,10 +79,12 @@ impl RunRequest {
             expert_key: self.expert_key.clone(),
             provider_tools: std::mem::take(&mut self.provider_tools),
             provider_skills: std::mem::take(&mut self.provider_skills),
+            custom_skill_ids: std::mem::take(&mut self.custom_skill_ids),
         };
         let prepared = model.prepare(&request);
         self.provider_tools = request.provider_tools;
         self.provider_skills = request.provider_skills;
+        self.custom_skill_ids = request.custom_skill_ids;
         // The model only borrowed the request: its parts are kept for the next step.
         self.converted.system = request.system;
         self.converted.messages = request.messages;

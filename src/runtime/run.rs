@@ -144,6 +144,28 @@ impl Driver {
         }
     }
 
+    /// Custom Agent Skills run only once uploaded: upload those not cached yet, and send
+    /// their ids in every request of this run.
+    async fn upload_custom_skills(&mut self) -> Result<(), String> {
+        let skills = self
+            .request
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .provider_skills()
+            .to_vec();
+        let model = self.job.model.as_ref();
+        let endpoint = model.skills_endpoint().unwrap_or_default();
+        let cache = crate::llm::agent_skills::cache_path(&self.job.workspace);
+        let ids = crate::llm::agent_skills::resolve(model, &endpoint, &skills, &cache)
+            .await
+            .map_err(|err| format!("Agent Skills of {}: {err}", self.spec.expert_key))?;
+        self.request
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .set_custom_skill_ids(ids);
+        Ok(())
+    }
+
     pub(super) fn emit(&self, step: u64, kind: EventKind) {
         self.emitter.emit(step, kind);
     }
@@ -365,7 +387,11 @@ impl Driver {
                 },
             );
         }
-        if let Err(message) = self.prepare_tools().await {
+        let mut ready = self.prepare_tools().await;
+        if ready.is_ok() {
+            ready = self.upload_custom_skills().await;
+        }
+        if let Err(message) = ready {
             self.shutdown().await;
             return RunOutcome {
                 run_id: self.ids.run_id.clone(),

@@ -478,3 +478,109 @@ pub mod gemini {
         ))
     }
 }
+
+/// OpenAI Responses API stream pieces (`POST /v1/responses`, `stream: true`): each SSE event
+/// is named after its `type`, as OpenAI sends them.
+pub mod responses {
+    use super::{Reply, sse_event};
+    use serde_json::{Value, json};
+
+    pub fn event(data: Value) -> String {
+        let name = data["type"].as_str().unwrap_or("message").to_string();
+        sse_event(Some(&name), &data.to_string())
+    }
+
+    pub fn created() -> String {
+        event(json!({"type": "response.created", "sequence_number": 0,
+            "response": {"id": "resp_1", "object": "response", "status": "in_progress", "output": []}}))
+    }
+
+    /// A message item whose text arrives in `deltas`.
+    pub fn message(output_index: usize, deltas: &[&str]) -> String {
+        let text: String = deltas.concat();
+        let mut s = event(
+            json!({"type": "response.output_item.added", "output_index": output_index,
+            "item": {"id": "msg_1", "type": "message", "status": "in_progress", "role": "assistant", "content": []}}),
+        );
+        s += &event(
+            json!({"type": "response.content_part.added", "item_id": "msg_1",
+            "output_index": output_index, "content_index": 0,
+            "part": {"type": "output_text", "text": "", "annotations": []}}),
+        );
+        for d in deltas {
+            s += &event(
+                json!({"type": "response.output_text.delta", "item_id": "msg_1",
+                "output_index": output_index, "content_index": 0, "delta": d}),
+            );
+        }
+        s += &event(
+            json!({"type": "response.output_text.done", "item_id": "msg_1",
+            "output_index": output_index, "content_index": 0, "text": text}),
+        );
+        s + &event(
+            json!({"type": "response.output_item.done", "output_index": output_index,
+            "item": {"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}]}}),
+        )
+    }
+
+    /// A function call whose arguments arrive in `pieces`.
+    pub fn function_call(
+        output_index: usize,
+        call_id: &str,
+        name: &str,
+        pieces: &[&str],
+    ) -> String {
+        let args: String = pieces.concat();
+        let item_id = format!("fc_{output_index}");
+        let mut s = event(
+            json!({"type": "response.output_item.added", "output_index": output_index,
+            "item": {"id": item_id, "type": "function_call", "status": "in_progress",
+                "call_id": call_id, "name": name, "arguments": ""}}),
+        );
+        for p in pieces {
+            s += &event(json!({"type": "response.function_call_arguments.delta",
+                "item_id": item_id, "output_index": output_index, "delta": p}));
+        }
+        s += &event(json!({"type": "response.function_call_arguments.done",
+            "item_id": item_id, "output_index": output_index, "arguments": args}));
+        s + &event(
+            json!({"type": "response.output_item.done", "output_index": output_index,
+            "item": {"id": item_id, "type": "function_call", "status": "completed",
+                "call_id": call_id, "name": name, "arguments": args}}),
+        )
+    }
+
+    /// A web search OpenAI ran itself, as its `web_search_call` item.
+    pub fn web_search(output_index: usize, query: &str) -> (String, Value) {
+        let item = json!({"id": "ws_1", "type": "web_search_call", "status": "completed",
+            "action": {"type": "search", "query": query}});
+        let s = event(
+            json!({"type": "response.output_item.added", "output_index": output_index,
+            "item": {"id": "ws_1", "type": "web_search_call", "status": "in_progress"}}),
+        ) + &event(
+            json!({"type": "response.web_search_call.in_progress", "item_id": "ws_1", "output_index": output_index}),
+        ) + &event(
+            json!({"type": "response.web_search_call.searching", "item_id": "ws_1", "output_index": output_index}),
+        ) + &event(
+            json!({"type": "response.web_search_call.completed", "item_id": "ws_1", "output_index": output_index}),
+        ) + &event(
+            json!({"type": "response.output_item.done", "output_index": output_index, "item": item}),
+        );
+        (s, item)
+    }
+
+    pub fn completed(input: u64, output: u64) -> String {
+        event(
+            json!({"type": "response.completed", "response": {"id": "resp_1", "object": "response",
+            "status": "completed", "output": [],
+            "usage": {"input_tokens": input, "input_tokens_details": {"cached_tokens": 2},
+                "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": input + output}}}),
+        )
+    }
+
+    pub fn text_reply(text: &str) -> Reply {
+        Reply::sse().body(created() + &message(0, &[text]) + &completed(10, 3))
+    }
+}

@@ -155,8 +155,33 @@ impl AppState {
                         result: None,
                         delegate_run: None,
                         denied: Vec::new(),
+                        run_by_provider: false,
                     });
                 }
+            }
+            EventKind::ProviderToolCall {
+                tool_call,
+                tool_result,
+                ..
+            } => {
+                let is_error = tool_result.result.is_error;
+                run.calls.push(ToolCallView {
+                    id: tool_call.id,
+                    step: step_number,
+                    skill: tool_call.skill_name,
+                    tool: tool_call.tool_name,
+                    args: tool_call.args,
+                    status: if is_error {
+                        CallStatus::Error
+                    } else {
+                        CallStatus::Done
+                    },
+                    duration_ms: None,
+                    result: Some(output_text(&tool_result.result)),
+                    delegate_run: None,
+                    denied: Vec::new(),
+                    run_by_provider: true,
+                });
             }
             EventKind::CallDelegate {
                 tool_call,
@@ -473,6 +498,15 @@ fn push_conv(run: &mut RunView, message: &Message) {
                     false,
                 )
             }
+            Part::ProviderToolPart {
+                tool_name, args, ..
+            } => push_lines(
+                run,
+                Role::ToolCall,
+                &format!("{tool_name}({args}) · run by the provider"),
+                &mut first,
+                false,
+            ),
             Part::ThinkingPart { thinking, .. } => {
                 let lines = thinking.lines().count();
                 let summary = format!("▸ {lines} line(s) of thinking (t folds and unfolds)");

@@ -250,6 +250,8 @@ pub struct ToolCallView {
     pub delegate_run: Option<String>,
     /// Connections the sandbox refused while this call ran (`host:port`).
     pub denied: Vec<String>,
+    /// A provider tool (web search, code execution): the provider ran it, not a skill.
+    pub run_by_provider: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -330,10 +332,40 @@ pub(super) fn expert_infos(config: &Config) -> Vec<ExpertInfo> {
                 .effective_skills()
                 .iter()
                 .map(|(name, skill)| skill_info(name, skill))
+                .chain(provider_tools_info(expert))
                 .collect(),
             delegates: expert.delegates().to_vec(),
         })
         .collect()
+}
+
+/// The tools and Agent Skills the provider runs for `expert`, shown as one more skill row.
+fn provider_tools_info(expert: &crate::definition::Expert) -> Option<SkillInfo> {
+    use crate::definition::ProviderSkill;
+    let tools: Vec<String> = expert
+        .provider_tools
+        .iter()
+        .flatten()
+        .cloned()
+        .chain(
+            expert
+                .provider_skills
+                .iter()
+                .flatten()
+                .map(|skill| match skill {
+                    ProviderSkill::Builtin { skill_id } => {
+                        format!("Agent Skill {skill_id} (builtin)")
+                    }
+                    ProviderSkill::Custom { name, .. } => format!("Agent Skill {name} (custom)"),
+                }),
+        )
+        .collect();
+    (!tools.is_empty()).then(|| SkillInfo {
+        name: "provider tools".into(),
+        kind: "run by the provider",
+        tools: Some(tools),
+        confined: None,
+    })
 }
 
 pub(super) fn skill_info(name: &str, skill: &Skill) -> SkillInfo {
@@ -365,6 +397,28 @@ pub(super) fn skill_info(name: &str, skill: &Skill) -> SkillInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_provider_tools_of_an_expert_are_one_more_skill_row() {
+        let (config, _) = crate::definition::parse_str(
+            "[provider]\nproviderName = \"anthropic\"\n[experts.r]\ninstruction = \"x\"\n\
+             providerTools = [\"webSearch\"]\n\
+             providerSkills = [{ type = \"custom\", name = \"style\", definition = \"d\" }]\n",
+            std::path::Path::new("perstack.toml"),
+        )
+        .expect("loads");
+        let infos = expert_infos(&config);
+        let row = infos[0].skills.last().expect("a row");
+        assert_eq!(row.name, "provider tools");
+        assert_eq!(row.kind, "run by the provider");
+        assert_eq!(
+            row.tools,
+            Some(vec![
+                "webSearch".into(),
+                "Agent Skill style (custom)".into()
+            ])
+        );
+    }
 
     #[test]
     fn unescaped_body_breaks_string_values_at_their_newlines() {

@@ -65,7 +65,14 @@ impl Component for StatusBar {
             tokens(usage.input_tokens),
             tokens(usage.output_tokens)
         )));
-        if let Some(cost) = pricing::estimate(&state.model, &usage) {
+        // Web searches the provider ran are billed per use, beside the tokens.
+        let provider_tools = state
+            .runs
+            .values()
+            .flat_map(|run| run.calls.iter())
+            .filter(|call| call.run_by_provider)
+            .map(|call| call.tool.as_str());
+        if let Some(cost) = pricing::estimate_with_tools(&state.model, &usage, provider_tools) {
             spans.push(Span::styled(format!(" ~${cost:.3}"), ctx.theme.muted()));
         }
         if wide {

@@ -185,8 +185,13 @@ fn call_line<'a>(call: &ToolCallView, marker: &'static str, width: usize, ctx: &
             fit(&name, width.saturating_sub(16)),
             ctx.theme.base().add_modifier(Modifier::BOLD),
         ),
-        Span::styled(format!(" {time}"), ctx.theme.muted()),
     ];
+    if !time.is_empty() {
+        spans.push(Span::styled(format!(" {time}"), ctx.theme.muted()));
+    }
+    if call.run_by_provider {
+        spans.push(Span::styled(" run by the provider", ctx.theme.accent()));
+    }
     if let Some(child) = &call.delegate_run {
         spans.push(Span::styled(
             format!(" → run {}", short(child)),
@@ -302,6 +307,7 @@ mod tests {
             result: Some("ok".into()),
             delegate_run: delegate_run.map(str::to_string),
             denied: Vec::new(),
+            run_by_provider: false,
         }
     }
 
