@@ -248,6 +248,14 @@ pub enum EventKind {
     RequestEditRefused {
         error: String,
     },
+    /// An upload to the job's remote store failed and will be retried; the object waits in the
+    /// local spool meanwhile (`spooled` objects in all), so nothing is lost.
+    StorageRetry {
+        key: String,
+        attempt: u64,
+        error: String,
+        spooled: u64,
+    },
 }
 
 impl EventKind {
@@ -289,6 +297,7 @@ impl EventKind {
             EventKind::Paused { .. } => "paused",
             EventKind::Resumed { .. } => "resumed",
             EventKind::RequestEditRefused { .. } => "requestEditRefused",
+            EventKind::StorageRetry { .. } => "storageRetry",
         }
     }
 

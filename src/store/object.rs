@@ -69,6 +69,12 @@ impl ObjectStore {
                 .map_err(|e: object_store::Error| invalid(e.to_string()))?;
             builder = builder.with_config(key, value);
         }
+        // Failures are retried by the spool, which says so; here each try is short.
+        builder = builder.with_retry(object_store::RetryConfig {
+            max_retries: 1,
+            retry_timeout: std::time::Duration::from_secs(10),
+            ..Default::default()
+        });
         let inner = builder.build().map_err(|e| invalid(e.to_string()))?;
         let prefix = parsed.path().trim_matches('/');
         let root = ObjectPath::from(
@@ -205,6 +211,23 @@ impl Store for ObjectStore {
             .collect();
         names.sort();
         Ok(names)
+    }
+}
+
+/// The store a run writes to: the workspace's own, or the one at `storage` written through
+/// its spool under the workspace (see [`super::spool`]).
+pub fn open_for_writing(
+    storage: Option<&str>,
+    workspace: &std::path::Path,
+) -> Result<Arc<dyn Store>, StoreError> {
+    match storage {
+        None => Ok(Arc::new(super::FsStore::new(workspace))),
+        Some(url) => {
+            let remote = Arc::new(ObjectStore::from_url(url)?);
+            let spool = super::spool::spool_dir(workspace, url);
+            let retry = super::spool::RetrySchedule::from_env();
+            Ok(Arc::new(super::SpooledStore::new(remote, &spool, retry)))
+        }
     }
 }
 
