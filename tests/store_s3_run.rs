@@ -364,3 +364,88 @@ async fn a_store_that_never_comes_back_fails_the_run_and_the_next_run_uploads_th
         assert!(same, "{key} is in S3 as it was spooled");
     }
 }
+
+#[tokio::test]
+async fn the_workbench_follows_a_job_another_process_is_writing_to_s3() {
+    use perstack::tui::app::{AppState, JobState, Msg};
+    use std::time::{Duration, Instant};
+    let Some(moto) = s3::Moto::start() else {
+        return;
+    };
+    moto.create_bucket("jobs");
+    let mock = MockLlm::start().await;
+    const STEPS: usize = 4;
+    // Slow answers (the mock's own thread waits), so the job is seen while it runs.
+    mock.set_responder(|request| {
+        std::thread::sleep(Duration::from_millis(400));
+        respond(request, STEPS)
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_config(dir.path(), &mock, None);
+    let url = "s3://jobs/live";
+    let mut writer = tokio::process::Command::new(env!("CARGO_BIN_EXE_perstack"));
+    writer
+        .args(["run", "solo", "Append", "--storage", url])
+        .current_dir(dir.path())
+        .env("OPENAI_API_KEY", "sk-test")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (key, value) in moto.env() {
+        writer.env(key, value);
+    }
+    let mut writer = writer.spawn().expect("perstack run starts");
+
+    // The job appears in the store while the other process runs it.
+    let store: std::sync::Arc<dyn perstack::store::Store> = std::sync::Arc::new(remote(&moto, url));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job_id = loop {
+        let reader = store.clone();
+        let ids = tokio::task::spawn_blocking(move || reader.job_ids())
+            .await
+            .expect("list");
+        if let Some(id) = ids.into_iter().next() {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "no job appeared in the store");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let loaded = perstack::definition::load_file(&dir.path().join("perstack.toml")).expect("load");
+    let mut state = AppState::new(&loaded.config, "gpt-4.1".into());
+    state.update(Msg::Resize {
+        width: 160,
+        height: 45,
+    });
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let (msgs_tx, _msgs) = tokio::sync::mpsc::unbounded_channel();
+    let follow = tokio::spawn(perstack::tui::panes::jobs::follow_job(
+        store,
+        job_id.clone(),
+        events_tx,
+        msgs_tx,
+        Duration::from_millis(100),
+    ));
+    // Steps on screen, sampled as events arrive, while the writer still runs.
+    let mut steps_while_running = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
+        state.update(Msg::Run(Box::new(event)));
+        if writer.try_wait().expect("writer status").is_none() {
+            steps_while_running.push(state.timeline.len());
+        }
+    }
+    follow.await.expect("the follower ends with the job");
+    let status = writer.wait().await.expect("writer ends");
+    assert!(status.success());
+    steps_while_running.dedup();
+    assert!(
+        steps_while_running.len() >= 3,
+        "new steps appeared live, one poll after another: {steps_while_running:?}"
+    );
+    assert_eq!(state.job_id.as_deref(), Some(job_id.as_str()));
+    assert_eq!(state.job_state, JobState::Completed);
+    assert!(
+        state.timeline.len() > *steps_while_running.first().unwrap_or(&0),
+        "the whole job is on screen at the end"
+    );
+}

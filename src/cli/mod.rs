@@ -11,7 +11,7 @@ use crate::definition::{self, ConfigError, Diagnostic, LoadedConfig};
 mod experts;
 pub mod export;
 mod install;
-mod jobs;
+pub mod jobs;
 mod log;
 pub mod logging;
 pub mod registry;

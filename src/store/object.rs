@@ -223,10 +223,27 @@ pub fn open_for_writing(
     match storage {
         None => Ok(Arc::new(super::FsStore::new(workspace))),
         Some(url) => {
-            let remote = Arc::new(ObjectStore::from_url(url)?);
+            // One uploader per spool in a process: the workbench prepares a runtime again on
+            // every reload, and two uploaders would both take the same leftovers.
+            static OPEN: std::sync::Mutex<Vec<(PathBuf, std::sync::Weak<super::SpooledStore>)>> =
+                std::sync::Mutex::new(Vec::new());
             let spool = super::spool::spool_dir(workspace, url);
+            let mut open = OPEN
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            open.retain(|(_, store)| store.strong_count() > 0);
+            if let Some(store) = open
+                .iter()
+                .find(|(dir, _)| *dir == spool)
+                .and_then(|(_, store)| store.upgrade())
+            {
+                return Ok(store);
+            }
+            let remote = Arc::new(ObjectStore::from_url(url)?);
             let retry = super::spool::RetrySchedule::from_env();
-            Ok(Arc::new(super::SpooledStore::new(remote, &spool, retry)))
+            let store = Arc::new(super::SpooledStore::new(remote, &spool, retry));
+            open.push((spool, Arc::downgrade(&store)));
+            Ok(store)
         }
     }
 }

@@ -119,6 +119,8 @@ pub struct AppState {
     pub diff_scroll: usize,
     /// After a fork: the next top-level run to appear is the fork, and gets selected.
     pub select_next_root: bool,
+    /// `J`: the jobs of the store, to show one.
+    pub picker: crate::tui::panes::jobs::JobPicker,
 }
 
 /// A paused run and why it paused.
@@ -188,6 +190,7 @@ impl AppState {
             diff: None,
             diff_scroll: 0,
             select_next_root: false,
+            picker: Default::default(),
         }
     }
 
@@ -387,6 +390,10 @@ impl AppState {
                 self.now_ms = now_ms;
                 Vec::new()
             }
+            Msg::JobsListed { location, jobs } => {
+                self.on_jobs_listed(location, jobs);
+                Vec::new()
+            }
         }
     }
 
@@ -411,6 +418,7 @@ impl AppState {
                 Vec::new()
             }
             Mode::Published { index, scroll } => self.on_published_key(index, scroll, key),
+            Mode::Jobs => self.on_jobs_key(key),
             Mode::ConfirmQuit => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('q') | KeyCode::Enter => {
                     self.mode = Mode::Normal;
@@ -541,6 +549,18 @@ impl AppState {
             self.mode = Mode::Query { input: query };
             return Vec::new();
         }
+        self.clear_job();
+        self.job_state = JobState::Running;
+        self.job_started_at = Some(self.now_ms);
+        self.status = None;
+        vec![Effect::StartRun {
+            expert_key: expert_key.to_string(),
+            query,
+        }]
+    }
+
+    /// Forgets the job on screen, for a new one (started here or read from the store).
+    pub(crate) fn clear_job(&mut self) {
         self.runs.clear();
         self.timeline.clear();
         self.root_run = None;
@@ -553,13 +573,10 @@ impl AppState {
         self.panes.tool_calls.cursor = 0;
         self.panes.timeline.cursor = 0;
         self.job_id = None;
-        self.job_state = JobState::Running;
-        self.job_started_at = Some(self.now_ms);
-        self.status = None;
-        vec![Effect::StartRun {
-            expert_key: expert_key.to_string(),
-            query,
-        }]
+        self.job_state = JobState::Idle;
+        self.job_started_at = None;
+        self.paused = None;
+        self.pending_question = None;
     }
 
     /// Starts a job as if typed into the query box (for `perstack start <expert> <query>`).
@@ -664,6 +681,7 @@ impl AppState {
             }
             Action::Focus(pane) => self.focus = pane,
             Action::Help => self.mode = Mode::Help,
+            Action::Jobs => return self.open_job_picker(),
             Action::Quit => {
                 if self.job_state.active() {
                     self.mode = Mode::ConfirmQuit;

@@ -54,6 +54,11 @@ pub enum Msg {
     Tick {
         now_ms: u64,
     },
+    /// The jobs of the store, newest first, or why they could not be listed.
+    JobsListed {
+        location: String,
+        jobs: Result<Vec<crate::runtime::checkpoint::Job>, String>,
+    },
 }
 
 /// What `o` opens in the person's editor.
@@ -112,6 +117,12 @@ pub enum Effect {
         text: String,
     },
     Quit,
+    /// List the store's jobs for the picker.
+    ListJobs,
+    /// Show a stored job in the panes, following it while it runs elsewhere.
+    OpenJob {
+        job_id: String,
+    },
 }
 
 /// Input boxes and overlays; keys go to the topmost one.
@@ -139,4 +150,6 @@ pub enum Mode {
         index: usize,
         scroll: usize,
     },
+    /// The job picker (its state is `AppState::picker`).
+    Jobs,
 }

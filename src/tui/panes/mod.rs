@@ -21,6 +21,7 @@ use crate::runtime::control::Breakpoint;
 pub mod diff;
 pub mod experts;
 pub mod help;
+pub mod jobs;
 pub mod prompt;
 pub mod published;
 pub mod reload_errors;
@@ -234,6 +235,7 @@ pub fn draw_app(frame: &mut Frame, state: &AppState, ctx: &Ctx) {
         Mode::Help => help::HelpOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Diff => diff::DiffOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Published { .. } => published::PublishedOverlay.draw(frame, frame.area(), state, ctx),
+        Mode::Jobs => jobs::JobsOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Answer { question, input } => {
             let body = vec![
                 Line::from(question.clone()),
