@@ -61,6 +61,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     fn exists(&self, key: &str) -> Result<bool, StoreError>;
 
+    /// [`Store::get`] of each key, in the keys' order. A remote store fetches them at once.
+    fn get_many(&self, keys: &[String]) -> Vec<Result<Option<Vec<u8>>, StoreError>> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
     /// The objects directly below `dir` (not in its sub-directories), by name.
     fn list(&self, dir: &str) -> Result<Vec<Entry>, StoreError>;
 
@@ -108,6 +113,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
         (**self).exists(key)
+    }
+    fn get_many(&self, keys: &[String]) -> Vec<Result<Option<Vec<u8>>, StoreError>> {
+        (**self).get_many(keys)
     }
     fn list(&self, dir: &str) -> Result<Vec<Entry>, StoreError> {
         (**self).list(dir)

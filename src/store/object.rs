@@ -15,6 +15,9 @@ use object_store::{ObjectStore as _, ObjectStoreExt as _, PutPayload};
 
 use super::{Durability, Entry, Store, StoreError};
 
+/// Requests a [`Store::get_many`] keeps in flight.
+const FETCHES_AT_ONCE: usize = 32;
+
 pub struct ObjectStore {
     inner: Arc<dyn object_store::ObjectStore>,
     /// `prefix/perstack/jobs`.
@@ -175,6 +178,40 @@ impl Store for ObjectStore {
         fetched
             .map(|bytes| bytes.map(|b| b.to_vec()))
             .map_err(|err| self.failed(key, err, true))
+    }
+
+    /// Up to [`FETCHES_AT_ONCE`] requests in flight: a listing of a thousand jobs is a thousand
+    /// job records.
+    fn get_many(&self, keys: &[String]) -> Vec<Result<Option<Vec<u8>>, StoreError>> {
+        use futures_util::StreamExt as _;
+        let paths: Vec<ObjectPath> = keys.iter().map(|key| self.object_path(key)).collect();
+        let inner = self.inner.clone();
+        let fetched: Vec<Result<Option<bytes::Bytes>, object_store::Error>> =
+            self.block(move || async move {
+                futures_util::stream::iter(paths)
+                    .map(|path| {
+                        let inner = inner.clone();
+                        async move {
+                            match inner.get(&path).await {
+                                Ok(found) => found.bytes().await.map(Some),
+                                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                                Err(err) => Err(err),
+                            }
+                        }
+                    })
+                    .buffered(FETCHES_AT_ONCE)
+                    .collect()
+                    .await
+            });
+        fetched
+            .into_iter()
+            .zip(keys)
+            .map(|(result, key)| {
+                result
+                    .map(|bytes| bytes.map(|b| b.to_vec()))
+                    .map_err(|err| self.failed(key, err, true))
+            })
+            .collect()
     }
 
     fn exists(&self, key: &str) -> Result<bool, StoreError> {

@@ -360,6 +360,21 @@ impl Store for SpooledStore {
         Ok(self.spool.exists(key)? || self.remote.exists(key)?)
     }
 
+    fn get_many(&self, keys: &[String]) -> Vec<Result<Option<Vec<u8>>, StoreError>> {
+        let mut found: Vec<Result<Option<Vec<u8>>, StoreError>> =
+            keys.iter().map(|key| self.spool.get(key)).collect();
+        let missing: Vec<usize> = (0..keys.len())
+            .filter(|&i| matches!(found[i], Ok(None)))
+            .collect();
+        let fetched = self
+            .remote
+            .get_many(&missing.iter().map(|&i| keys[i].clone()).collect::<Vec<_>>());
+        for (i, result) in missing.into_iter().zip(fetched) {
+            found[i] = result;
+        }
+        found
+    }
+
     fn list(&self, dir: &str) -> Result<Vec<Entry>, StoreError> {
         let spooled = self.spool.list(dir)?;
         match self.remote.list(dir) {

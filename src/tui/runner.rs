@@ -150,7 +150,9 @@ impl Runner {
                 match self.store() {
                     Ok(store) => {
                         tokio::task::spawn_blocking(move || {
-                            let _ = msgs.send(super::panes::jobs::list_jobs(&*store));
+                            super::panes::jobs::list_jobs(&*store, |msg| {
+                                let _ = msgs.send(msg);
+                            });
                         });
                     }
                     Err(error) => {

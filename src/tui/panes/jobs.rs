@@ -135,16 +135,34 @@ impl Component for JobsOverlay {
     }
 }
 
-/// The jobs of `store`, newest first, for [`Msg::JobsListed`].
-pub fn list_jobs(store: &dyn Store) -> Msg {
-    let jobs = store
-        .children("")
-        .map(|_| store.jobs())
-        .map_err(|err| err.to_string());
-    Msg::JobsListed {
-        location: store.location(),
-        jobs,
+/// Jobs whose records the picker shows before it has them all.
+pub const FIRST_PAGE: usize = 100;
+
+/// The jobs of `store`, newest first, as [`Msg::JobsListed`]: the newest [`FIRST_PAGE`] first
+/// (job ids begin with their creation time), then all of them. A thousand records from a remote
+/// store take a while; the first screen should not.
+pub fn list_jobs(store: &dyn Store, mut send: impl FnMut(Msg)) {
+    let location = store.location();
+    let mut ids = match store.children("") {
+        Ok(ids) => ids,
+        Err(err) => {
+            return send(Msg::JobsListed {
+                location,
+                jobs: Err(err.to_string()),
+            });
+        }
+    };
+    ids.sort_by(|a, b| b.cmp(a));
+    if ids.len() > FIRST_PAGE {
+        send(Msg::JobsListed {
+            location: location.clone(),
+            jobs: Ok(store.jobs_of(&ids[..FIRST_PAGE])),
+        });
     }
+    send(Msg::JobsListed {
+        location,
+        jobs: Ok(store.jobs_of(&ids)),
+    });
 }
 
 /// Sends every stored event of `job_id` to `events`, in order, then, while its record says it
@@ -298,6 +316,26 @@ mod tests {
         );
         assert_eq!(state.mode, Mode::Normal);
         assert!(state.runs.is_empty() && state.job_id.is_none());
+    }
+
+    #[test]
+    fn a_long_listing_shows_the_newest_page_first_then_all() {
+        use crate::store::{FsStore, JobStore as _};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FsStore::new(dir.path());
+        for n in 0..=FIRST_PAGE as u64 {
+            let record = job(&format!("job-{n:04}"), JobStatus::Completed, 1, 1_000 + n);
+            store.write_job(&record).expect("write");
+        }
+        let mut pages = Vec::new();
+        list_jobs(&store, |msg| match msg {
+            Msg::JobsListed { jobs: Ok(jobs), .. } => pages.push(jobs),
+            other => panic!("{other:?}"),
+        });
+        let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [FIRST_PAGE, FIRST_PAGE + 1]);
+        assert_eq!(pages[0][0].id, format!("job-{FIRST_PAGE:04}"), "newest first");
+        assert_eq!(pages[1][FIRST_PAGE].id, "job-0000");
     }
 
     #[test]
