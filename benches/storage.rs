@@ -5,6 +5,11 @@
 //! wall-clock time of a step around the last one, which includes waiting for its checkpoint
 //! to be on disk.
 //!
+//! Then, with moto installed (`target/venv-moto`, as the tests use it): a 100-step run stored to
+//! S3 on loopback (through the spool) against the same run on local disk: the median and mean
+//! step, and the time from the run's end until the whole job is in the store; and listing 1,000
+//! jobs for the workbench's picker from each store.
+//!
 //! `cargo bench --bench storage`
 
 use std::path::Path;
@@ -18,6 +23,8 @@ use tokio::sync::{mpsc, watch};
 
 #[path = "support/instant_model.rs"]
 mod instant_model;
+#[path = "../tests/support/s3.rs"]
+mod s3;
 use instant_model::InstantModel;
 
 /// Bytes under `dir`, in total and in files that belong to `step` (event files name their step;
@@ -165,6 +172,147 @@ fn median_of_last(values: &[Duration], n: usize) -> Duration {
     last.get(last.len() / 2).copied().unwrap_or_default()
 }
 
+/// A `steps`-step run into `store`: its step times, and how long after its end the whole job
+/// was in the store.
+async fn timed_run(
+    store: Arc<dyn perstack::store::Store>,
+    steps: usize,
+) -> (Vec<Duration>, Duration) {
+    let workspace = tempfile::tempdir().expect("temp dir");
+    let source = format!(
+        "maxSteps = {}\n[experts.solo]\ninstruction = \"Check health.\"\n",
+        steps + 10
+    );
+    let (config, _) = parse_str(&source, Path::new("bench.toml")).expect("valid config");
+    let model = Arc::new(InstantModel::new(steps + 1));
+    let (events, mut receiver) = mpsc::unbounded_channel();
+    let (_cancel, cancelled) = watch::channel(false);
+    let drain = tokio::spawn(async move { while receiver.recv().await.is_some() {} });
+    let context = Arc::new(JobContext::new(
+        format!("bench-{}", perstack::runtime::id::new_id()),
+        Arc::new(config),
+        workspace.path().to_path_buf(),
+        model.clone(),
+        store.clone(),
+        events,
+        cancelled,
+        0,
+    ));
+    let outcome = run_expert(
+        context.clone(),
+        RunSpec {
+            expert_key: "solo".into(),
+            run_id: None,
+            start: RunStart::Query("Check health repeatedly".into()),
+            parent: None,
+        },
+    )
+    .await;
+    assert_eq!(format!("{:?}", outcome.status), "Completed");
+    assert!(context.writer.finish().is_empty());
+    let ended = std::time::Instant::now();
+    let settled = tokio::task::spawn_blocking(move || store.settle(Duration::from_secs(60)))
+        .await
+        .expect("settle");
+    assert!(settled.is_ok(), "{settled:?}");
+    let in_store = ended.elapsed();
+    drop(context);
+    let _ = drain.await;
+    let stamps = model.stamps();
+    (
+        stamps.windows(2).map(|w| w[1].0 - w[0].0).collect(),
+        in_store,
+    )
+}
+
+fn mean(values: &[Duration]) -> Duration {
+    values.iter().sum::<Duration>() / values.len().max(1) as u32
+}
+
+/// 1,000 job records put into `store`, then the picker's listing of them, timed: until its
+/// first page is on screen, and until it has them all.
+fn listing(store: &dyn perstack::store::Store) -> (Duration, Duration) {
+    use perstack::runtime::checkpoint::{Job, JobStatus, Usage};
+    use perstack::store::JobStore as _;
+    for n in 0..1000u64 {
+        let job = Job {
+            id: format!("job-{n:04}"),
+            status: JobStatus::Completed,
+            coordinator_expert_key: "solo".into(),
+            total_steps: n % 50,
+            max_steps: 100,
+            usage: Usage::default(),
+            started_at: 1_767_225_600_000 + n,
+            finished_at: None,
+            trace_id: None,
+        };
+        store.write_job(&job).expect("job record");
+    }
+    let started = std::time::Instant::now();
+    let mut times = Vec::new();
+    perstack::tui::panes::jobs::list_jobs(store, |msg| match msg {
+        perstack::tui::app::Msg::JobsListed { jobs: Ok(jobs), .. } => {
+            times.push((started.elapsed(), jobs.len()))
+        }
+        other => panic!("listing failed: {other:?}"),
+    });
+    assert_eq!(times.last().map(|t| t.1), Some(1000));
+    (times[0].0, times[times.len() - 1].0)
+}
+
+fn s3_comparison(runtime: &tokio::runtime::Runtime) {
+    let Some(moto) = s3::Moto::start() else {
+        return;
+    };
+    moto.create_bucket("bench");
+    let open = |prefix: &str| -> Arc<dyn perstack::store::Store> {
+        Arc::new(
+            perstack::store::ObjectStore::from_url_with(
+                &format!("s3://bench/{prefix}"),
+                moto.options(),
+            )
+            .expect("s3 store"),
+        )
+    };
+    println!();
+    println!(
+        "{:<28} {:>12} {:>12} {:>20}",
+        "100-step run stored to", "median step", "mean step", "in store after end"
+    );
+    let disk = tempfile::tempdir().expect("temp dir");
+    let spool = tempfile::tempdir().expect("temp dir");
+    let stores: [(&str, Arc<dyn perstack::store::Store>); 2] = [
+        ("local disk (FsStore)", Arc::new(Store::new(disk.path()))),
+        (
+            "S3 on loopback (moto)",
+            Arc::new(perstack::store::SpooledStore::new(
+                open("runs"),
+                spool.path(),
+                perstack::store::spool::RetrySchedule::from_env(),
+            )),
+        ),
+    ];
+    for (name, store) in stores {
+        let (steps, in_store) = runtime.block_on(timed_run(store, 100));
+        println!(
+            "{name:<28} {:>12?} {:>12?} {:>20?}",
+            median_of_last(&steps, steps.len()),
+            mean(&steps),
+            in_store
+        );
+    }
+    println!();
+    println!(
+        "{:<28} {:>14} {:>12}",
+        "listing 1,000 jobs from", "first 100 rows", "all rows"
+    );
+    let disk = tempfile::tempdir().expect("temp dir");
+    let (first, all) = listing(&Store::new(disk.path()));
+    println!("{:<28} {first:>14?} {all:>12?}", "local disk (FsStore)");
+    let (first, all) = listing(&*open("listing"));
+    println!("{:<28} {first:>14?} {all:>12?}", "S3 on loopback (moto)");
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -195,4 +343,5 @@ fn main() {
             median_of_last(&m.step_times, 10)
         );
     }
+    s3_comparison(&runtime);
 }

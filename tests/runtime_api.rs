@@ -8,6 +8,7 @@ use perstack::runtime::checkpoint::CheckpointStatus;
 use perstack::runtime::control::Debugger;
 use perstack::runtime::event::EventKind;
 use perstack::runtime::{JobStart, Overrides, PrepareError, Runtime, StartError};
+use perstack::store::JobStore as _;
 
 fn example() -> perstack::definition::LoadedConfig {
     perstack::definition::load_file(Path::new(concat!(

@@ -54,14 +54,14 @@ pub fn jobs(args: &JobsArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn header() -> String {
+pub fn header() -> String {
     format!(
         "{:<26} {:<10} {:<20} {:>11} {:>10}  {}",
         "JOB", "STATUS", "EXPERT", "STEPS", "TOKENS", "STARTED"
     )
 }
 
-fn row(job: &Job) -> String {
+pub fn row(job: &Job) -> String {
     let status = match job.status {
         JobStatus::Running => "running",
         JobStatus::Completed => "completed",

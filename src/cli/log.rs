@@ -116,7 +116,7 @@ fn keep(args: &LogArgs, event: &Value) -> bool {
 
 fn is_error(event: &Value) -> bool {
     match event["type"].as_str().unwrap_or_default() {
-        "stopRunByError" | "retry" => true,
+        "stopRunByError" | "retry" | "storageRetry" => true,
         "toolCallTiming" => event["isError"] == true,
         "providerToolCall" => event["toolResult"]["result"]["isError"] == true,
         "resolveToolResults" => event["toolResults"]

@@ -12,7 +12,7 @@ mod diff;
 mod experts;
 pub mod export;
 mod install;
-mod jobs;
+pub mod jobs;
 mod log;
 pub mod logging;
 pub mod registry;

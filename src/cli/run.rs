@@ -20,6 +20,8 @@ pub mod code {
     pub const ERROR: u8 = 1;
     pub const MAX_STEPS: u8 = 3;
     pub const WAITING_FOR_INPUT: u8 = 4;
+    /// The run ended, but not all of it reached the remote store: the rest is in the spool.
+    pub const NOT_STORED: u8 = 5;
     pub const CANCELLED: u8 = 130;
 }
 
@@ -156,7 +158,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
     // everything that matters is stored by now.
     tokio.shutdown_timeout(std::time::Duration::from_millis(500));
     match result {
-        Ok(status) => ExitCode::from(exit_code(status)),
+        Ok((status, Err(unsettled))) => {
+            eprintln!("perstack: run ended ({status:?}), but {unsettled}");
+            ExitCode::from(code::NOT_STORED)
+        }
+        Ok((status, Ok(()))) => ExitCode::from(exit_code(status)),
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::from(code::ERROR)
@@ -184,7 +190,17 @@ fn job_start(args: &RunArgs) -> Result<JobStart, &'static str> {
     })
 }
 
-async fn run_job(args: &RunArgs, runtime: Runtime) -> Result<CheckpointStatus, String> {
+/// How long the end of a run waits for its objects to reach a remote store:
+/// `PERSTACK_STORAGE_WAIT_MS`, default 30 s.
+fn upload_wait() -> std::time::Duration {
+    crate::store::spool::env_millis("PERSTACK_STORAGE_WAIT_MS")
+        .unwrap_or(std::time::Duration::from_secs(30))
+}
+
+/// Ends the run: its status, and whether everything reached the store.
+type Ended = (CheckpointStatus, Result<(), crate::store::Unsettled>);
+
+async fn run_job(args: &RunArgs, runtime: Runtime) -> Result<Ended, String> {
     let start = job_start(args)?;
     let (debugger, controls) = Debugger::new(args.breakpoints.clone());
     let pending_body = PendingBody::default();
@@ -227,5 +243,9 @@ async fn run_job(args: &RunArgs, runtime: Runtime) -> Result<CheckpointStatus, S
     if let Some(error) = &outcome.error {
         eprintln!("perstack: the run stopped: {error}");
     }
-    Ok(outcome.status)
+    let store = runtime.store.clone();
+    let settled = tokio::task::spawn_blocking(move || store.settle(upload_wait()))
+        .await
+        .map_err(|err| format!("the wait for uploads stopped: {err}"))?;
+    Ok((outcome.status, settled))
 }

@@ -47,6 +47,10 @@ pub struct Config {
     /// `otel = true`: every run is exported as an OpenTelemetry trace (as with `--otel`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otel: Option<bool>,
+    /// `storage = "s3://bucket/prefix"`: jobs are stored there instead of under the workspace
+    /// (as with `--storage`, which wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub experts: IndexMap<String, Expert>,
 }

@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "perstackBaseSkillCommand",
     "registry",
     "otel",
+    "storage",
 ];
 const PROVIDER_KEYS: &[&str] = &["providerName", "setting"];
 const EXPERT_KEYS: &[&str] = &[
@@ -92,6 +93,9 @@ pub fn config<'t>(walker: &mut Walker, root: Table<'t, '_>) -> (Config, SpanMap<
             .table(root, "provider", Place::Top)
             .and_then(|(table, span)| provider(walker, table, span)),
         otel: walker.boolean(root, "otel", Place::Top),
+        storage: walker
+            .str(root, "storage", Place::Top)
+            .and_then(|(url, span)| check_storage_url(walker, url, span)),
         experts: IndexMap::new(),
     };
     // Provider tools are checked against the provider and model the file names.
@@ -188,6 +192,30 @@ fn base_skill_command(walker: &mut Walker, root: Table<'_, '_>) -> Option<Vec<St
         return Some(vec![command.to_string()]);
     }
     walker.strings(root, "perstackBaseSkillCommand", Place::Top)
+}
+
+/// `storage = "s3://bucket"` or `"s3://bucket/prefix"`.
+fn check_storage_url(walker: &mut Walker, text: &str, span: Span) -> Option<String> {
+    let parsed = url::Url::parse(text);
+    let bucket = parsed.as_ref().ok().and_then(|url| url.host_str());
+    match (&parsed, bucket) {
+        (Ok(url), Some(bucket)) if url.scheme() == "s3" && !bucket.is_empty() => {
+            Some(text.to_owned())
+        }
+        _ => {
+            walker.error(
+                "invalid-storage",
+                span,
+                format!("`storage` \"{text}\" is not an S3 location"),
+                Some(
+                    "write it as \"s3://bucket\" or \"s3://bucket/prefix\", or remove it to keep \
+                     jobs under the workspace's perstack/jobs"
+                        .into(),
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn check_url(walker: &mut Walker, key: &str, text: &str, span: Span) -> Option<String> {

@@ -31,5 +31,12 @@ impl Emitter {
         *seq += 1;
         self.job.writer.event(&event, *seq);
         let _ = self.job.events.send(event);
+        // Failed uploads of a remote store are said with the run's next event.
+        for retry in self.job.storage_retries() {
+            let event = self.ids.event(step, retry);
+            *seq += 1;
+            self.job.writer.event(&event, *seq);
+            let _ = self.job.events.send(event);
+        }
     }
 }

@@ -257,6 +257,14 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         raw_result: Option<Value>,
     },
+    /// An upload to the job's remote store failed and will be retried; the object waits in the
+    /// local spool meanwhile (`spooled` objects in all), so nothing is lost.
+    StorageRetry {
+        key: String,
+        attempt: u64,
+        error: String,
+        spooled: u64,
+    },
 }
 
 impl EventKind {
@@ -299,6 +307,7 @@ impl EventKind {
             EventKind::Resumed { .. } => "resumed",
             EventKind::RequestEditRefused { .. } => "requestEditRefused",
             EventKind::ProviderToolCall { .. } => "providerToolCall",
+            EventKind::StorageRetry { .. } => "storageRetry",
         }
     }
 

@@ -56,6 +56,8 @@ pub struct JobContext {
     pub(super) sequence: Mutex<u64>,
     /// What job.json says while the job runs; `None` for a job that keeps no record (a fork).
     progress: Mutex<Option<Job>>,
+    /// Failed uploads of a store that uploads in the background, to be said as events.
+    upload_retries: Mutex<Option<std::sync::mpsc::Receiver<crate::store::UploadRetry>>>,
 }
 
 impl JobContext {
@@ -72,7 +74,9 @@ impl JobContext {
     ) -> Self {
         let sandbox = crate::sandbox::Sandbox::from_config(&config);
         let store: Arc<dyn Store> = Arc::new(store);
+        let upload_retries = Mutex::new(store.retries());
         JobContext {
+            upload_retries,
             job_id,
             retry: RetryPolicy::from_config(config.max_retries(), config.timeout_ms()),
             reasoning: config.reasoning_budget(),
@@ -131,6 +135,25 @@ impl JobContext {
 
     pub fn steps_used(&self) -> u64 {
         self.steps_used.load(Ordering::SeqCst)
+    }
+
+    /// The failed uploads since the last call, as `storageRetry` events.
+    pub(super) fn storage_retries(&self) -> Vec<super::event::EventKind> {
+        let Ok(receiver) = self.upload_retries.lock() else {
+            return Vec::new();
+        };
+        let Some(receiver) = receiver.as_ref() else {
+            return Vec::new();
+        };
+        receiver
+            .try_iter()
+            .map(|retry| super::event::EventKind::StorageRetry {
+                key: retry.key,
+                attempt: retry.attempt,
+                error: retry.error,
+                spooled: retry.spooled,
+            })
+            .collect()
     }
 
     pub(super) fn cancelled(&self) -> bool {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::checkpoint::{Checkpoint, CheckpointStatus, Store, StoreError};
+use super::checkpoint::{Checkpoint, CheckpointStatus, StoreError};
 use super::control::Debugger;
 use super::event::RunEvent;
 use super::id::{InvalidId, check_id, new_id, now_millis};
@@ -70,6 +70,10 @@ pub struct Overrides {
     /// provider=NAME,model=NAME, or instruction=@FILE (the resumed Expert's instruction)
     #[arg(long, value_name = "KEY=VALUE")]
     pub variant: Option<super::variant::Variant>,
+    /// Store jobs here instead of the workspace: s3://bucket/prefix (credentials, region and
+    /// AWS_ENDPOINT_URL from the AWS_* variables); overrides `storage` in perstack.toml
+    #[arg(long, value_name = "URL")]
+    pub storage: Option<String>,
 }
 
 /// Why definitions and overrides could not be made ready to run.
@@ -96,6 +100,8 @@ pub enum PrepareError {
     },
     #[error("--otel: {0}")]
     Otel(#[from] crate::telemetry::OtlpConfigError),
+    #[error("{0}; fix --storage or `storage` in perstack.toml")]
+    Storage(StoreError),
 }
 
 /// Why a job could not start.
@@ -124,7 +130,9 @@ pub struct Runtime {
     pub config: Arc<Config>,
     pub model: Arc<dyn LanguageModel>,
     pub workspace: PathBuf,
-    pub store: Store,
+    /// Where jobs are read and written: the workspace's `perstack/jobs`, or a remote store
+    /// written through its spool (`--storage`, `storage =`).
+    pub store: Arc<dyn crate::store::Store>,
     /// The process environment over the dotenv files: skills take their `requiredEnv` from it.
     pub env: Arc<HashMap<String, String>>,
     /// perstack.lock, when there is one: lazy skills start on their first call.
@@ -248,8 +256,11 @@ impl Runtime {
                 path: workspace.clone(),
                 source,
             })?;
-        // Like the original, jobs live under the workspace: `perstack/jobs` next to the work.
-        let store = Store::new(&workspace);
+        // Like the original, jobs live under the workspace (`perstack/jobs` next to the work)
+        // unless a remote store is named.
+        let storage = overrides.storage.as_deref().or(config.storage.as_deref());
+        let store =
+            crate::store::open_for_writing(storage, &workspace).map_err(PrepareError::Storage)?;
         let lock_path = crate::skills::lock::lock_path(&loaded.path);
         let (lock, mut lock_warning) = match crate::skills::lock::read_lock(&lock_path) {
             Ok(lock) => (lock, None),

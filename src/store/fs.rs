@@ -27,6 +27,13 @@ impl FsStore {
         }
     }
 
+    /// A store whose jobs root is `jobs_dir` itself (a spool).
+    pub fn at(jobs_dir: &Path) -> Self {
+        FsStore {
+            jobs_dir: jobs_dir.to_path_buf(),
+        }
+    }
+
     pub fn jobs_dir(&self) -> &Path {
         &self.jobs_dir
     }

@@ -188,11 +188,16 @@ pub trait JobStore: Store {
 
     /// Every job record, newest first. A job without a readable job.json is left out.
     fn jobs(&self) -> Vec<Job> {
+        self.jobs_of(&self.children("").unwrap_or_default())
+    }
+
+    /// The records of the jobs `ids`, newest first (fetched at once from a remote store).
+    fn jobs_of(&self, ids: &[String]) -> Vec<Job> {
+        let keys: Vec<String> = ids.iter().map(|id| job_key(id)).collect();
         let mut jobs: Vec<Job> = self
-            .children("")
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|id| self.read_job(id).ok())
+            .get_many(&keys)
+            .into_iter()
+            .filter_map(|bytes| serde_json::from_slice(&bytes.ok()??).ok())
             .collect();
         jobs.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
         jobs
@@ -211,14 +216,21 @@ pub trait JobStore: Store {
     /// does not parse (there should be none) is skipped rather than hiding the rest.
     fn checkpoints(&self, job_id: &str) -> Vec<Checkpoint> {
         let dir = format!("{job_id}/checkpoints");
-        let mut checkpoints: Vec<(std::time::SystemTime, Checkpoint)> = self
+        let entries: Vec<super::Entry> = self
             .list(&dir)
             .unwrap_or_default()
             .into_iter()
             .filter(|entry| entry.name.ends_with(".json"))
-            .filter_map(|entry| {
-                let key = format!("{dir}/{}", entry.name);
-                let checkpoint = self.read_json::<Checkpoint>(&key, "checkpoint").ok()??;
+            .collect();
+        let keys: Vec<String> = entries
+            .iter()
+            .map(|entry| format!("{dir}/{}", entry.name))
+            .collect();
+        let mut checkpoints: Vec<(std::time::SystemTime, Checkpoint)> = entries
+            .iter()
+            .zip(self.get_many(&keys))
+            .filter_map(|(entry, bytes)| {
+                let checkpoint = serde_json::from_slice(&bytes.ok()??).ok()?;
                 Some((entry.modified, checkpoint))
             })
             .collect();

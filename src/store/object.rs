@@ -15,6 +15,9 @@ use object_store::{ObjectStore as _, ObjectStoreExt as _, PutPayload};
 
 use super::{Durability, Entry, Store, StoreError};
 
+/// Requests a [`Store::get_many`] keeps in flight.
+const FETCHES_AT_ONCE: usize = 32;
+
 pub struct ObjectStore {
     inner: Arc<dyn object_store::ObjectStore>,
     /// `prefix/perstack/jobs`.
@@ -69,6 +72,12 @@ impl ObjectStore {
                 .map_err(|e: object_store::Error| invalid(e.to_string()))?;
             builder = builder.with_config(key, value);
         }
+        // Failures are retried by the spool, which says so; here each try is short.
+        builder = builder.with_retry(object_store::RetryConfig {
+            max_retries: 1,
+            retry_timeout: std::time::Duration::from_secs(10),
+            ..Default::default()
+        });
         let inner = builder.build().map_err(|e| invalid(e.to_string()))?;
         let prefix = parsed.path().trim_matches('/');
         let root = ObjectPath::from(
@@ -171,6 +180,40 @@ impl Store for ObjectStore {
             .map_err(|err| self.failed(key, err, true))
     }
 
+    /// Up to [`FETCHES_AT_ONCE`] requests in flight: a listing of a thousand jobs is a thousand
+    /// job records.
+    fn get_many(&self, keys: &[String]) -> Vec<Result<Option<Vec<u8>>, StoreError>> {
+        use futures_util::StreamExt as _;
+        let paths: Vec<ObjectPath> = keys.iter().map(|key| self.object_path(key)).collect();
+        let inner = self.inner.clone();
+        let fetched: Vec<Result<Option<bytes::Bytes>, object_store::Error>> =
+            self.block(move || async move {
+                futures_util::stream::iter(paths)
+                    .map(|path| {
+                        let inner = inner.clone();
+                        async move {
+                            match inner.get(&path).await {
+                                Ok(found) => found.bytes().await.map(Some),
+                                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                                Err(err) => Err(err),
+                            }
+                        }
+                    })
+                    .buffered(FETCHES_AT_ONCE)
+                    .collect()
+                    .await
+            });
+        fetched
+            .into_iter()
+            .zip(keys)
+            .map(|(result, key)| {
+                result
+                    .map(|bytes| bytes.map(|b| b.to_vec()))
+                    .map_err(|err| self.failed(key, err, true))
+            })
+            .collect()
+    }
+
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
         let (inner, path) = (self.inner.clone(), self.object_path(key));
         match self.block(move || async move { inner.head(&path).await }) {
@@ -205,6 +248,40 @@ impl Store for ObjectStore {
             .collect();
         names.sort();
         Ok(names)
+    }
+}
+
+/// The store a run writes to: the workspace's own, or the one at `storage` written through
+/// its spool under the workspace (see [`super::spool`]).
+pub fn open_for_writing(
+    storage: Option<&str>,
+    workspace: &std::path::Path,
+) -> Result<Arc<dyn Store>, StoreError> {
+    match storage {
+        None => Ok(Arc::new(super::FsStore::new(workspace))),
+        Some(url) => {
+            // One uploader per spool in a process: the workbench prepares a runtime again on
+            // every reload, and two uploaders would both take the same leftovers.
+            static OPEN: std::sync::Mutex<Vec<(PathBuf, std::sync::Weak<super::SpooledStore>)>> =
+                std::sync::Mutex::new(Vec::new());
+            let spool = super::spool::spool_dir(workspace, url);
+            let mut open = OPEN
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            open.retain(|(_, store)| store.strong_count() > 0);
+            if let Some(store) = open
+                .iter()
+                .find(|(dir, _)| *dir == spool)
+                .and_then(|(_, store)| store.upgrade())
+            {
+                return Ok(store);
+            }
+            let remote = Arc::new(ObjectStore::from_url(url)?);
+            let retry = super::spool::RetrySchedule::from_env();
+            let store = Arc::new(super::SpooledStore::new(remote, &spool, retry));
+            open.push((spool, Arc::downgrade(&store)));
+            Ok(store)
+        }
     }
 }
 

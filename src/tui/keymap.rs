@@ -50,6 +50,7 @@ pub enum Action {
     EditRequest,
     OpenDefinition,
     Zoom,
+    Jobs,
     Fork,
     AbCompare,
     ReopenCompare,
@@ -364,6 +365,13 @@ pub static KEYMAP: &[Binding] = &[
         [K::Char('z')],
         A::Zoom,
         "zoom the focused pane to the whole screen and back"
+    ),
+    bind!(
+        G,
+        "J",
+        [K::Char('J')],
+        A::Jobs,
+        "jobs in the store: show one, follow it while it runs"
     ),
     bind!(G, "?", [K::Char('?')], A::Help, "this help"),
     bind!(

@@ -198,6 +198,12 @@ async fn run_loop(
             runner.perform(effect);
         }
     }
+    // A remote store is for reading jobs recorded elsewhere: start by choosing one.
+    if options.expert_key.is_none() && options.overrides.storage.is_some() {
+        for effect in state.open_job_picker() {
+            runner.perform(effect);
+        }
+    }
     let mut input = EventStream::new();
     let mut term_signal = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;

@@ -27,6 +27,8 @@ pub struct Runner {
     /// One for the whole session: breakpoints outlive jobs.
     debugger: Arc<Debugger>,
     controls: mpsc::UnboundedSender<Control>,
+    /// The job followed from the store, stopped when another is chosen.
+    following: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The running jobs' cancellers (two for an A/B), and whether a cancel came before a job had
@@ -58,7 +60,23 @@ impl Runner {
             events,
             msgs,
             cancel: Arc::default(),
+            following: None,
         }
+    }
+
+    /// The store jobs are read from and written to: the runtime's, or (with no provider yet)
+    /// the one `--storage` or the workspace names.
+    fn store(&self) -> Result<Arc<dyn crate::store::Store>, String> {
+        if let Some(runtime) = self.runtime.lock().ok().and_then(|r| r.clone()) {
+            return Ok(runtime.store);
+        }
+        let storage = self
+            .overrides
+            .storage
+            .clone()
+            .or_else(|| self.loaded.config.storage.clone());
+        crate::store::open_for_writing(storage.as_deref(), &self.workspace)
+            .map_err(|err| err.to_string())
     }
 
     /// Performs one effect; returns false for `Quit`.
@@ -66,6 +84,10 @@ impl Runner {
         match effect {
             Effect::Quit => return false,
             Effect::StartRun { expert_key, query } => {
+                // A new job replaces the one followed from the store.
+                if let Some(previous) = self.following.take() {
+                    previous.abort();
+                }
                 // A given job id is for the first job only; later ones get fresh ids.
                 let job_id = self.overrides.job_id.take();
                 self.spawn_job(expert_key, JobStart::New { query, job_id }, None, None);
@@ -138,6 +160,44 @@ impl Runner {
                 });
             }
             Effect::UseReplay => self.use_replay(),
+            Effect::ListJobs => {
+                let msgs = self.msgs.clone();
+                match self.store() {
+                    Ok(store) => {
+                        tokio::task::spawn_blocking(move || {
+                            super::panes::jobs::list_jobs(&*store, |msg| {
+                                let _ = msgs.send(msg);
+                            });
+                        });
+                    }
+                    Err(error) => {
+                        let _ = msgs.send(Msg::JobsListed {
+                            location: String::new(),
+                            jobs: Err(error),
+                        });
+                    }
+                }
+            }
+            Effect::OpenJob { job_id } => {
+                if let Some(previous) = self.following.take() {
+                    previous.abort();
+                }
+                match self.store() {
+                    Ok(store) => {
+                        let follow = super::panes::jobs::follow_job(
+                            store,
+                            job_id,
+                            self.events.clone(),
+                            self.msgs.clone(),
+                            super::panes::jobs::FOLLOW_EVERY,
+                        );
+                        self.following = Some(tokio::spawn(follow));
+                    }
+                    Err(error) => {
+                        let _ = self.msgs.send(Msg::Status(error));
+                    }
+                }
+            }
             Effect::Vendor { key, text } => {
                 let path = self.loaded.path.clone();
                 let msgs = self.msgs.clone();

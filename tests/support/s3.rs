@@ -1,5 +1,6 @@
 //! A real S3-API server for tests: moto (PyPI `moto[server]`, installed by `.ci/run` into
 //! `target/venv-moto`), started on 127.0.0.1 and stopped when dropped.
+#![allow(dead_code)]
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -109,4 +110,85 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A door in front of a server on loopback: `close` makes the service unreachable as a killed
+/// server is (open connections are cut, new ones reset at once), `open` brings it back on the
+/// same port with everything it stored.
+pub struct Gate {
+    pub endpoint: String,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    streams: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl Gate {
+    pub fn new(target: &str) -> Gate {
+        use std::sync::atomic::Ordering;
+        use std::sync::{Arc, Mutex, atomic::AtomicBool};
+        let target = target
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("address").port();
+        let open = Arc::new(AtomicBool::new(true));
+        let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (is_open, kept) = (open.clone(), streams.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if !is_open.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                for stream in [&client, &server] {
+                    if let Ok(clone) = stream.try_clone() {
+                        kept.lock().expect("lock").push(clone);
+                    }
+                }
+                pipe(&client, &server);
+                pipe(&server, &client);
+            }
+        });
+        Gate {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            open,
+            streams,
+        }
+    }
+
+    pub fn close(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for stream in self.streams.lock().expect("lock").drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn open(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The environment a `perstack` process needs to reach the server through this gate.
+    pub fn env(&self, moto: &Moto) -> Vec<(&'static str, String)> {
+        let mut env = moto.env();
+        for (key, value) in &mut env {
+            if *key == "AWS_ENDPOINT_URL" {
+                *value = self.endpoint.clone();
+            }
+        }
+        env
+    }
+}
+
+fn pipe(from: &TcpStream, to: &TcpStream) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    });
 }

@@ -284,6 +284,16 @@ impl AppState {
             EventKind::RequestEditRefused { error } => {
                 self.status = Some(format!("edit refused, nothing sent: {error}"));
             }
+            EventKind::StorageRetry {
+                key,
+                attempt,
+                spooled,
+                ..
+            } => {
+                self.status = Some(format!(
+                    "upload of {key} failed (attempt {attempt}); {spooled} object(s) kept in the local spool"
+                ));
+            }
             EventKind::StopRunByCancel { checkpoint: c } => {
                 run.status = RunStatus::Stopped;
                 run.finished_at = Some(timestamp);

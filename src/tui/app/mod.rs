@@ -126,6 +126,8 @@ pub struct AppState {
     pub history: QueryHistory,
     /// The last A/B comparison (`A` in the Timeline).
     pub compare: Option<AbCompare>,
+    /// `J`: the jobs of the store, to show one.
+    pub picker: crate::tui::panes::jobs::JobPicker,
 }
 
 /// A paused run and why it paused.
@@ -205,6 +207,7 @@ impl AppState {
             compare: None,
             select_next_root: false,
             history: QueryHistory::default(),
+            picker: Default::default(),
         }
     }
 
@@ -415,6 +418,10 @@ impl AppState {
                 self.ab_run(side, run_id);
                 Vec::new()
             }
+            Msg::JobsListed { location, jobs } => {
+                self.on_jobs_listed(location, jobs);
+                Vec::new()
+            }
         }
     }
 
@@ -440,6 +447,7 @@ impl AppState {
             }
             Mode::Published { index, scroll } => self.on_published_key(index, scroll, key),
             Mode::Compare => self.on_compare_key(key),
+            Mode::Jobs => self.on_jobs_key(key),
             Mode::ConfirmQuit => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('q') | KeyCode::Enter => {
                     self.mode = Mode::Normal;
@@ -590,6 +598,18 @@ impl AppState {
             };
             return Vec::new();
         }
+        self.clear_job();
+        self.job_state = JobState::Running;
+        self.job_started_at = Some(self.now_ms);
+        self.status = None;
+        vec![Effect::StartRun {
+            expert_key: expert_key.to_string(),
+            query,
+        }]
+    }
+
+    /// Forgets the job on screen, for a new one (started here or read from the store).
+    pub(crate) fn clear_job(&mut self) {
         self.runs.clear();
         self.timeline.clear();
         self.root_run = None;
@@ -602,13 +622,10 @@ impl AppState {
         self.panes.tool_calls.cursor = 0;
         self.panes.timeline.cursor = 0;
         self.job_id = None;
-        self.job_state = JobState::Running;
-        self.job_started_at = Some(self.now_ms);
-        self.status = None;
-        vec![Effect::StartRun {
-            expert_key: expert_key.to_string(),
-            query,
-        }]
+        self.job_state = JobState::Idle;
+        self.job_started_at = None;
+        self.paused = None;
+        self.pending_question = None;
     }
 
     /// Starts a job as if typed into the query box (for `perstack start <expert> <query>`).
@@ -713,6 +730,7 @@ impl AppState {
             }
             Action::Focus(pane) => self.focus = pane,
             Action::Help => self.mode = Mode::Help,
+            Action::Jobs => return self.open_job_picker(),
             Action::Quit => {
                 if self.job_state.active() {
                     self.mode = Mode::ConfirmQuit;

@@ -60,6 +60,11 @@ pub enum Msg {
         side: super::compare::AbSide,
         run_id: String,
     },
+    /// The jobs of the store, newest first, or why they could not be listed.
+    JobsListed {
+        location: String,
+        jobs: Result<Vec<crate::runtime::checkpoint::Job>, String>,
+    },
 }
 
 /// What `o` opens in the person's editor.
@@ -129,6 +134,12 @@ pub enum Effect {
         query: String,
     },
     Quit,
+    /// List the store's jobs for the picker.
+    ListJobs,
+    /// Show a stored job in the panes, following it while it runs elsewhere.
+    OpenJob {
+        job_id: String,
+    },
 }
 
 /// Input boxes and overlays; keys go to the topmost one.
@@ -159,4 +170,6 @@ pub enum Mode {
         index: usize,
         scroll: usize,
     },
+    /// The job picker (its state is `AppState::picker`).
+    Jobs,
 }

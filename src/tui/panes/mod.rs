@@ -23,6 +23,7 @@ pub mod compare;
 pub mod diff;
 pub mod experts;
 pub mod help;
+pub mod jobs;
 pub mod prompt;
 pub mod published;
 pub mod reload_errors;
@@ -241,6 +242,7 @@ pub fn draw_app(frame: &mut Frame, state: &AppState, ctx: &Ctx) {
         Mode::Diff => diff::DiffOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Compare => compare::CompareOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Published { .. } => published::PublishedOverlay.draw(frame, frame.area(), state, ctx),
+        Mode::Jobs => jobs::JobsOverlay.draw(frame, frame.area(), state, ctx),
         Mode::Answer { question, input } => {
             let rows = input.visible_lines() as u16;
             let inner = popup(frame, " The Expert asks ", Vec::new(), 70, 8 + rows, ctx);
