@@ -79,6 +79,19 @@ pub fn row(job: &Job) -> String {
     )
 }
 
+/// A job without its record: not read yet (`reading`), or unreadable. Its id tells its start
+/// where it can.
+pub fn pending_row(id: &str, reading: bool) -> String {
+    let status = if reading { "…" } else { "no record" };
+    let started = crate::runtime::id::created_at(id)
+        .map(rfc3339)
+        .unwrap_or_else(|| "…".into());
+    format!(
+        "{:<26} {:<10} {:<20} {:>11} {:>10}  {}",
+        id, status, "…", "…", "…", started
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,20 @@ pub fn new_id() -> String {
     out
 }
 
+/// When an id made by [`new_id`] was made (milliseconds since the epoch), read from its
+/// time-ordered prefix; None for an id of another shape (one given by hand, say).
+pub fn created_at(id: &str) -> Option<u64> {
+    let prefix = id.get(..12)?;
+    if id.len() != 24 {
+        return None;
+    }
+    let mut value: u128 = 0;
+    for c in prefix.chars() {
+        value = value * 36 + u128::from(c.to_digit(36)?);
+    }
+    u64::try_from(value >> 16).ok()
+}
+
 fn push_base36(out: &mut String, mut value: u128, width: usize) {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut buf = vec![b'0'; width];
@@ -124,6 +138,20 @@ impl Clock for CountingClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_tells_when_it_was_made() {
+        let before = now_millis();
+        let id = new_id();
+        let after = now_millis();
+        let made = created_at(&id).expect("a new id has a time");
+        assert!(
+            (before..=after).contains(&made),
+            "{before} <= {made} <= {after}"
+        );
+        assert_eq!(created_at("job-0001"), None);
+        assert_eq!(created_at("ÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿ"), None);
+    }
 
     #[test]
     fn ids_that_are_paths_are_refused() {

@@ -171,9 +171,9 @@ impl Runner {
                         });
                     }
                     Err(error) => {
-                        let _ = msgs.send(Msg::JobsListed {
+                        let _ = msgs.send(Msg::JobIdsListed {
                             location: String::new(),
-                            jobs: Err(error),
+                            ids: Err(error),
                         });
                     }
                 }

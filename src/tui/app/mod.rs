@@ -418,6 +418,10 @@ impl AppState {
                 self.ab_run(side, run_id);
                 Vec::new()
             }
+            Msg::JobIdsListed { location, ids } => {
+                self.on_job_ids_listed(location, ids);
+                Vec::new()
+            }
             Msg::JobsListed { location, jobs } => {
                 self.on_jobs_listed(location, jobs);
                 Vec::new()

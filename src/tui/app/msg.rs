@@ -60,7 +60,13 @@ pub enum Msg {
         side: super::compare::AbSide,
         run_id: String,
     },
-    /// The jobs of the store, newest first, or why they could not be listed.
+    /// The ids of the store's jobs, newest first (one listing, before any record is read),
+    /// or why they could not be listed.
+    JobIdsListed {
+        location: String,
+        ids: Result<Vec<String>, String>,
+    },
+    /// Records of some of the listed jobs (a page at a time), or why they could not be read.
     JobsListed {
         location: String,
         jobs: Result<Vec<crate::runtime::checkpoint::Job>, String>,

@@ -3,6 +3,7 @@
 //! `perstack jobs`. Enter shows the chosen job in all four panes; a job still running elsewhere
 //! is followed ([`follow_job`]), its new steps appearing as they are stored.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,20 +15,25 @@ use ratatui::widgets::{Clear, Paragraph};
 use tokio::sync::mpsc;
 
 use super::{Component, Ctx, moved, overlay};
-use crate::cli::jobs::{header, row};
+use crate::cli::jobs::{header, pending_row, row};
 use crate::runtime::checkpoint::{Job, JobStatus};
 use crate::runtime::event::RunEvent;
 use crate::store::{Follower, JobStore as _, Store};
 use crate::tui::app::{AppState, Effect, Mode, Msg};
 
-/// What the picker lists.
+/// What the picker lists: every job id of the store at once (one listing), and the records
+/// read so far; a row without its record shows its id and start until the record comes.
 #[derive(Debug, Clone, Default)]
 pub struct JobPicker {
     /// The store listed, for the title.
     pub location: String,
-    pub jobs: Vec<Job>,
+    /// The rows: job ids, newest first.
+    pub ids: Vec<String>,
+    pub records: HashMap<String, Job>,
     /// Listing in progress.
     pub loading: bool,
+    /// Pages of records still to come after the ids.
+    pub pages_left: usize,
     pub error: Option<String>,
     pub cursor: usize,
 }
@@ -44,21 +50,43 @@ impl AppState {
         vec![Effect::ListJobs]
     }
 
+    pub(crate) fn on_job_ids_listed(&mut self, location: String, ids: Result<Vec<String>, String>) {
+        self.picker.location = location;
+        match ids {
+            Ok(ids) => {
+                self.picker.cursor = self.picker.cursor.min(ids.len().saturating_sub(1));
+                self.picker.records.retain(|id, _| ids.contains(id));
+                self.picker.pages_left = ids.len().div_ceil(FIRST_PAGE);
+                self.picker.loading = self.picker.pages_left > 0;
+                self.picker.ids = ids;
+                self.picker.error = None;
+            }
+            Err(error) => {
+                self.picker.loading = false;
+                self.picker.error = Some(error);
+            }
+        }
+    }
+
     pub(crate) fn on_jobs_listed(&mut self, location: String, jobs: Result<Vec<Job>, String>) {
-        self.picker.loading = false;
         self.picker.location = location;
         match jobs {
             Ok(jobs) => {
-                self.picker.cursor = self.picker.cursor.min(jobs.len().saturating_sub(1));
-                self.picker.jobs = jobs;
-                self.picker.error = None;
+                for job in jobs {
+                    self.picker.records.insert(job.id.clone(), job);
+                }
+                self.picker.pages_left = self.picker.pages_left.saturating_sub(1);
+                self.picker.loading = self.picker.pages_left > 0;
             }
-            Err(error) => self.picker.error = Some(error),
+            Err(error) => {
+                self.picker.loading = false;
+                self.picker.error = Some(error);
+            }
         }
     }
 
     pub(crate) fn on_jobs_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let len = self.picker.jobs.len();
+        let len = self.picker.ids.len();
         let page = self.height.saturating_sub(6).max(1) as isize;
         let delta = match key.code {
             KeyCode::Down | KeyCode::Char('j') => 1,
@@ -70,10 +98,9 @@ impl AppState {
             KeyCode::Char('r') => return self.open_job_picker(),
             KeyCode::Enter => {
                 self.mode = Mode::Normal;
-                let Some(job) = self.picker.jobs.get(self.picker.cursor) else {
+                let Some(job_id) = self.picker.ids.get(self.picker.cursor).cloned() else {
                     return Vec::new();
                 };
-                let job_id = job.id.clone();
                 if self.job_state.active() && self.job_id.as_deref() != Some(&job_id) {
                     self.status = Some("a run is active: wait, or cancel it with x".into());
                     return Vec::new();
@@ -97,8 +124,17 @@ pub struct JobsOverlay;
 impl Component for JobsOverlay {
     fn draw(&self, frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx) {
         let picker = &state.picker;
+        let reading = if picker.loading && !picker.ids.is_empty() {
+            format!(
+                " · reading records ({} of {})",
+                picker.records.len(),
+                picker.ids.len()
+            )
+        } else {
+            String::new()
+        };
         let title = format!(
-            " Jobs in {} · Enter shows one (a running job is followed) · r refreshes · Esc closes ",
+            " Jobs in {}{reading} · Enter shows one (a running job is followed) · r refreshes · Esc closes ",
             if picker.location.is_empty() {
                 "the store"
             } else {
@@ -109,9 +145,9 @@ impl Component for JobsOverlay {
         let mut lines = vec![Line::styled(header(), ctx.theme.muted())];
         if let Some(error) = &picker.error {
             lines.push(Line::styled(error.clone(), ctx.theme.error()));
-        } else if picker.loading && picker.jobs.is_empty() {
+        } else if picker.loading && picker.ids.is_empty() {
             lines.push(Line::styled("listing…", ctx.theme.muted()));
-        } else if picker.jobs.is_empty() {
+        } else if picker.ids.is_empty() {
             lines.push(Line::styled(
                 "no jobs yet: run one with i, or `perstack run`",
                 ctx.theme.muted(),
@@ -120,49 +156,54 @@ impl Component for JobsOverlay {
         // Keep the cursor in view: the rows below the header scroll with it.
         let visible = panel.height.saturating_sub(3).max(1) as usize;
         let first = picker.cursor.saturating_sub(visible - 1);
-        for (i, job) in picker.jobs.iter().enumerate().skip(first).take(visible) {
+        for (i, id) in picker.ids.iter().enumerate().skip(first).take(visible) {
+            let record = picker.records.get(id);
             let style = if i == picker.cursor {
                 ctx.theme.selected()
-            } else if job.status == JobStatus::Running {
+            } else if record.is_some_and(|job| job.status == JobStatus::Running) {
                 ctx.theme.accent()
+            } else if record.is_none() {
+                ctx.theme.muted()
             } else {
                 ctx.theme.base()
             };
-            lines.push(Line::styled(row(job), style));
+            let text = record.map_or_else(|| pending_row(id, picker.loading), row);
+            lines.push(Line::styled(text, style));
         }
         frame.render_widget(Clear, panel);
         frame.render_widget(Paragraph::new(lines).block(block), panel);
     }
 }
 
-/// Jobs whose records the picker shows before it has them all.
+/// Job records read at once; the picker fills a page at a time, newest first.
 pub const FIRST_PAGE: usize = 100;
 
-/// The jobs of `store`, newest first, as [`Msg::JobsListed`]: the newest [`FIRST_PAGE`] first
-/// (job ids begin with their creation time), then all of them. A thousand records from a remote
-/// store take a while; the first screen should not.
+/// The jobs of `store` for the picker: every id at once ([`Msg::JobIdsListed`], one listing of
+/// the store, newest first since job ids begin with their creation time), then their records a
+/// page of [`FIRST_PAGE`] at a time ([`Msg::JobsListed`]). A thousand records from a remote
+/// store take a while; the list, and the first screen of it, should not.
 pub fn list_jobs(store: &dyn Store, mut send: impl FnMut(Msg)) {
     let location = store.location();
     let mut ids = match store.children("") {
         Ok(ids) => ids,
         Err(err) => {
-            return send(Msg::JobsListed {
+            return send(Msg::JobIdsListed {
                 location,
-                jobs: Err(err.to_string()),
+                ids: Err(err.to_string()),
             });
         }
     };
     ids.sort_by(|a, b| b.cmp(a));
-    if ids.len() > FIRST_PAGE {
+    send(Msg::JobIdsListed {
+        location: location.clone(),
+        ids: Ok(ids.clone()),
+    });
+    for page in ids.chunks(FIRST_PAGE) {
         send(Msg::JobsListed {
             location: location.clone(),
-            jobs: Ok(store.jobs_of(&ids[..FIRST_PAGE])),
+            jobs: Ok(store.jobs_of(page)),
         });
     }
-    send(Msg::JobsListed {
-        location,
-        jobs: Ok(store.jobs_of(&ids)),
-    });
 }
 
 /// Sends every stored event of `job_id` to `events`, in order, then, while its record says it
@@ -260,13 +301,18 @@ mod tests {
         });
         let effects = state.open_job_picker();
         assert_eq!(effects, [Effect::ListJobs]);
+        let jobs = vec![
+            job("job-running", JobStatus::Running, 7, 1_767_225_600_000),
+            job("job-done", JobStatus::Completed, 12, 1_767_222_000_000),
+            job("job-failed", JobStatus::Failed, 3, 1_767_218_400_000),
+        ];
+        state.update(Msg::JobIdsListed {
+            location: "s3://jobs/team/ci".into(),
+            ids: Ok(jobs.iter().map(|job| job.id.clone()).collect()),
+        });
         state.update(Msg::JobsListed {
             location: "s3://jobs/team/ci".into(),
-            jobs: Ok(vec![
-                job("job-running", JobStatus::Running, 7, 1_767_225_600_000),
-                job("job-done", JobStatus::Completed, 12, 1_767_222_000_000),
-                job("job-failed", JobStatus::Failed, 3, 1_767_218_400_000),
-            ]),
+            jobs: Ok(jobs),
         });
         state
     }
@@ -319,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn a_long_listing_shows_the_newest_page_first_then_all() {
+    fn a_long_listing_gives_every_id_at_once_then_the_records_a_page_at_a_time() {
         use crate::store::{FsStore, JobStore as _};
         let dir = tempfile::tempdir().expect("temp dir");
         let store = FsStore::new(dir.path());
@@ -327,19 +373,63 @@ mod tests {
             let record = job(&format!("job-{n:04}"), JobStatus::Completed, 1, 1_000 + n);
             store.write_job(&record).expect("write");
         }
-        let mut pages = Vec::new();
-        list_jobs(&store, |msg| match msg {
-            Msg::JobsListed { jobs: Ok(jobs), .. } => pages.push(jobs),
-            other => panic!("{other:?}"),
+        let mut state = picker_state();
+        let mut sizes = Vec::new();
+        list_jobs(&store, |msg| {
+            match &msg {
+                Msg::JobIdsListed { ids: Ok(ids), .. } => sizes.push(("ids", ids.len())),
+                Msg::JobsListed { jobs: Ok(jobs), .. } => sizes.push(("records", jobs.len())),
+                other => panic!("{other:?}"),
+            }
+            state.update(msg);
+            if sizes.len() == 1 {
+                let shown = screen(&state);
+                assert!(shown.contains("reading records (0 of 101)"), "{shown}");
+                assert!(
+                    shown.contains("job-0100"),
+                    "every id is a row at once: {shown}"
+                );
+            }
         });
-        let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [FIRST_PAGE, FIRST_PAGE + 1]);
         assert_eq!(
-            pages[0][0].id,
+            sizes,
+            [
+                ("ids", FIRST_PAGE + 1),
+                ("records", FIRST_PAGE),
+                ("records", 1)
+            ]
+        );
+        assert_eq!(
+            state.picker.ids[0],
             format!("job-{FIRST_PAGE:04}"),
             "newest first"
         );
-        assert_eq!(pages[1][FIRST_PAGE].id, "job-0000");
+        assert_eq!(state.picker.ids[FIRST_PAGE], "job-0000");
+        assert_eq!(state.picker.records.len(), FIRST_PAGE + 1);
+        assert!(!state.picker.loading);
+        assert!(!screen(&state).contains("reading records"));
+    }
+
+    #[test]
+    fn a_job_without_a_readable_record_still_has_its_row() {
+        let mut state = picker_state();
+        let id = crate::runtime::id::new_id();
+        state.update(Msg::JobIdsListed {
+            location: "s3://jobs".into(),
+            ids: Ok(vec![id.clone()]),
+        });
+        state.update(Msg::JobsListed {
+            location: "s3://jobs".into(),
+            jobs: Ok(Vec::new()),
+        });
+        let shown = screen(&state);
+        let row = shown.lines().find(|line| line.contains(&id)).expect("row");
+        assert!(row.contains("no record"), "{row}");
+        let year = crate::time::rfc3339(crate::runtime::id::created_at(&id).expect("time"));
+        assert!(
+            row.contains(&year[..10]),
+            "the start read from the id: {row}"
+        );
     }
 
     #[test]
