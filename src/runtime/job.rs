@@ -48,6 +48,8 @@ pub struct JobContext {
     pub sandbox: crate::sandbox::Sandbox,
     /// The OpenTelemetry trace id recorded in job.json, when the job is traced.
     pub trace_id: Option<String>,
+    /// MCP servers' JSON-RPC frames become `mcpFrame` events (`--trace-mcp`).
+    pub trace_mcp: bool,
     pub(super) steps_used: AtomicU64,
     pub(super) cancel: watch::Receiver<bool>,
     /// The number of the last event emitted (see [`crate::store::refs`]).
@@ -88,6 +90,7 @@ impl JobContext {
             clock: Arc::new(SystemClock),
             sandbox,
             trace_id: None,
+            trace_mcp: false,
             steps_used: AtomicU64::new(steps_already_used),
             cancel,
             sequence: Mutex::new(crate::store::refs::sequence_start(now_millis())),
@@ -117,6 +120,12 @@ impl JobContext {
     /// Records this trace id in job.json.
     pub fn with_trace_id(mut self, trace_id: Option<String>) -> Self {
         self.trace_id = trace_id;
+        self
+    }
+
+    /// Records the MCP wire of every skill of this job as events.
+    pub fn with_trace_mcp(mut self, trace_mcp: bool) -> Self {
+        self.trace_mcp = trace_mcp;
         self
     }
 

@@ -66,6 +66,10 @@ pub struct Overrides {
     /// Export the run as an OpenTelemetry trace (OTLP/HTTP; set OTEL_EXPORTER_OTLP_ENDPOINT)
     #[arg(long)]
     pub otel: bool,
+    /// Record every MCP JSON-RPC frame as an `mcpFrame` event (off for `run`, on for `start`;
+    /// `--trace-mcp=false` turns it off)
+    #[arg(long, value_name = "true|false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub trace_mcp: Option<bool>,
 }
 
 /// Why definitions and overrides could not be made ready to run.
@@ -129,6 +133,8 @@ pub struct Runtime {
     pub lock_warning: Option<String>,
     /// Where traces go, when `--otel` or `otel = true` asks for them.
     pub otel: Option<Arc<crate::telemetry::OtlpConfig>>,
+    /// MCP frames are recorded as events (`--trace-mcp`; the workbench defaults it on).
+    pub trace_mcp: bool,
 }
 
 /// Where a job starts.
@@ -266,6 +272,7 @@ impl Runtime {
         };
         Ok(Runtime {
             otel,
+            trace_mcp: overrides.trace_mcp.unwrap_or(false),
             config: Arc::new(config),
             model,
             workspace,
@@ -326,7 +333,8 @@ impl Runtime {
             )
             .with_environment((*self.env).clone(), self.lock.clone())
             .with_debugger(debugger)
-            .with_trace_id(trace_id),
+            .with_trace_id(trace_id)
+            .with_trace_mcp(self.trace_mcp),
         );
         let expert_key = expert_key.to_string();
         let outcome = tokio::spawn(async move {
