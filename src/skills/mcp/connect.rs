@@ -231,7 +231,11 @@ pub(crate) async fn connect(
                     let (child, reader, writer, group, stderr) = spawn_teed(command, target)?;
                     let reader = TeeReader::new(reader, tap.clone());
                     let writer = TeeWriter::new(writer, tap.clone());
-                    (ServerStdio::Teed(child, reader, writer), group, stderr)
+                    (
+                        ServerStdio::Teed(Box::new((child, reader, writer))),
+                        group,
+                        stderr,
+                    )
                 }
             };
             let tail = StderrTail::default();
@@ -240,7 +244,8 @@ pub(crate) async fn connect(
             let spawned = started.elapsed();
             let (served, child) = match transport {
                 ServerStdio::Plain(transport) => (handler.serve(transport).await, None),
-                ServerStdio::Teed(child, reader, writer) => {
+                ServerStdio::Teed(teed) => {
+                    let (child, reader, writer) = *teed;
                     (handler.serve((reader, writer)).await, Some(child))
                 }
             };
@@ -347,9 +352,11 @@ async fn confine(
 enum ServerStdio {
     Plain(TokioChildProcess),
     Teed(
-        tokio::process::Child,
-        TeeReader<ChildStdout>,
-        TeeWriter<ChildStdin>,
+        Box<(
+            tokio::process::Child,
+            TeeReader<ChildStdout>,
+            TeeWriter<ChildStdin>,
+        )>,
     ),
 }
 

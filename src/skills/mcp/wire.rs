@@ -244,10 +244,15 @@ fn now_micros() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
+/// A frame longer than this is not kept (rmcp drops such a line too); a warning says so.
+const MAX_FRAME: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
+
 /// Cuts a byte stream into newline-ended frames for a tap; bytes pass on untouched.
 struct Splitter {
     direction: Direction,
     partial: Vec<u8>,
+    /// Bytes of an over-long frame seen so far, while it is being skipped.
+    skipped: usize,
 }
 
 impl Splitter {
@@ -255,22 +260,44 @@ impl Splitter {
         Splitter {
             direction,
             partial: Vec::new(),
+            skipped: 0,
         }
     }
 
     fn feed(&mut self, tap: &WireTap, mut bytes: &[u8]) {
         while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
             let (line, rest) = bytes.split_at(end);
-            if self.partial.is_empty() {
+            if self.partial.is_empty() && self.skipped == 0 {
                 tap.record(self.direction, line);
-            } else {
-                self.partial.extend_from_slice(line);
+            } else if self.keep(line) {
                 tap.record(self.direction, &self.partial);
                 self.partial.clear();
+            } else {
+                let size = self.skipped;
+                self.skipped = 0;
+                tap.sink.warn(format!(
+                    "a {size}-byte MCP frame {} was not traced: frames over {MAX_FRAME} bytes are not kept",
+                    match self.direction {
+                        Direction::Sent => "to the server",
+                        Direction::Received => "from the server",
+                    }
+                ));
             }
             bytes = &rest[1..];
         }
-        self.partial.extend_from_slice(bytes);
+        self.keep(bytes);
+    }
+
+    /// Adds to the frame being read, or counts it once it is over [`MAX_FRAME`]; false while
+    /// it is being skipped.
+    fn keep(&mut self, bytes: &[u8]) -> bool {
+        if self.skipped == 0 && self.partial.len() + bytes.len() <= MAX_FRAME {
+            self.partial.extend_from_slice(bytes);
+            return true;
+        }
+        self.skipped += self.partial.len() + bytes.len();
+        self.partial = Vec::new();
+        false
     }
 }
 
@@ -443,5 +470,27 @@ mod tests {
         let calls: Vec<Option<&str>> = frames.iter().map(|f| f.tool_call_id.as_deref()).collect();
         assert_eq!(calls, [None, Some("call-b"), Some("call-a"), None]);
         assert_eq!(frames[0].method.as_deref(), Some("initialize"));
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_not_kept_and_a_warning_says_so() {
+        let (sender, mut events) = unbounded_channel();
+        let tap = WireTap::new(EventSink::new("s", Some(sender)));
+        let mut splitter = Splitter::new(Direction::Received);
+        let chunk = vec![b'x'; MAX_FRAME / 2 + 1];
+        splitter.feed(&tap, &chunk);
+        splitter.feed(&tap, &chunk);
+        splitter.feed(&tap, b"tail\n{}\n");
+        let kinds: Vec<SkillEventKind> = std::iter::from_fn(|| events.try_recv().ok())
+            .map(|e| e.kind)
+            .collect();
+        let size = 2 * chunk.len() + 4;
+        assert_eq!(kinds.len(), 2, "a warning, then the next frame");
+        assert!(
+            matches!(&kinds[0], SkillEventKind::Warning { message } if message.contains(&format!("a {size}-byte MCP frame from the server"))),
+            "{:?}",
+            kinds[0]
+        );
+        assert!(matches!(&kinds[1], SkillEventKind::Frame(f) if f.frame == "{}"));
     }
 }
