@@ -1,6 +1,6 @@
 //! MCP skill overhead: a stdio round trip to the test server's `echo` tool (through the
-//! SkillManager, and through a bare rmcp client for comparison), and the cost of starting three
-//! servers concurrently compared with starting one.
+//! SkillManager, with and without the wire traced, and through a bare rmcp client for
+//! comparison), and the cost of starting three servers concurrently compared with starting one.
 //!
 //! Uses examples/mcp_test_server.rs, preferring a release build of it
 //! (`cargo build --release --example mcp_test_server`) and falling back to the debug one.
@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use perstack::definition::{Expert, parse_str};
 use perstack::skills::workspace::Workspace;
-use perstack::skills::{SkillManager, SkillManagerOptions};
+use perstack::skills::{SkillEvent, SkillEventKind, SkillManager, SkillManagerOptions};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use serde_json::json;
 use tokio::runtime::Runtime;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Start-up delay each server sleeps before serving, in the start benchmarks.
 const STARTUP_DELAY_MS: u64 = 200;
@@ -58,17 +59,23 @@ fn env() -> HashMap<String, String> {
 }
 
 async fn start(expert: &Expert, dir: &Path) -> SkillManager {
-    let (sender, _events) = tokio::sync::mpsc::unbounded_channel();
+    start_traced(expert, dir, false).await.0
+}
+
+/// The skills, and the receiver of their events (frames among them when `trace`).
+async fn start_traced(
+    expert: &Expert,
+    dir: &Path,
+    trace: bool,
+) -> (SkillManager, UnboundedReceiver<SkillEvent>) {
+    let (sender, events) = tokio::sync::mpsc::unbounded_channel();
     let workspace = Workspace::new(dir).expect("workspace");
-    SkillManager::start(
-        expert,
-        workspace,
-        &env(),
-        sender,
-        SkillManagerOptions::default(),
-    )
-    .await
-    .expect("skills start")
+    let mut options = SkillManagerOptions::default();
+    options.mcp.trace = trace;
+    let manager = SkillManager::start(expert, workspace, &env(), sender, options)
+        .await
+        .expect("skills start");
+    (manager, events)
 }
 
 fn round_trip(c: &mut Criterion) {
@@ -84,6 +91,32 @@ fn round_trip(c: &mut Criterion) {
         })
     });
     runtime.block_on(manager.shutdown());
+
+    // Tracing on and off, each call named as the runtime names it, its events taken off the
+    // channel as the runtime's forwarder does: the difference is what tracing costs a call.
+    for trace in [false, true] {
+        let (manager, mut events) = runtime.block_on(start_traced(&expert, dir.path(), trace));
+        while events.try_recv().is_ok() {}
+        let label = if trace {
+            "stdio echo round trip, wire traced"
+        } else {
+            "stdio echo round trip, wire not traced"
+        };
+        let mut frames = 0usize;
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let call = manager.call_as(Some("call-1"), "echo", json!({"text": "ping"}));
+                let out = runtime.block_on(call);
+                assert_eq!(out.joined_text(), "ping");
+                // A frame sent from another thread may show on the next turn: count them all.
+                while let Ok(event) = events.try_recv() {
+                    frames += usize::from(matches!(event.kind, SkillEventKind::Frame(_)));
+                }
+            })
+        });
+        assert_eq!(frames > 0, trace, "frames only when traced");
+        runtime.block_on(manager.shutdown());
+    }
 
     // The same call through a bare rmcp client: the difference is the skill layer's cost.
     let client = runtime.block_on(async {

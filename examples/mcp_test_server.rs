@@ -11,8 +11,8 @@ use std::time::Duration;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
-    ServerConfig,
+    CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -92,8 +92,19 @@ impl TestServer {
     }
 
     #[tool(description = "Sleeps, then answers")]
-    async fn sleep(&self, Parameters(SleepArgs { ms }): Parameters<SleepArgs>) -> String {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+    async fn sleep(
+        &self,
+        Parameters(SleepArgs { ms }): Parameters<SleepArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> String {
+        // A request with a progressToken hears halfway through, as long-running tools say.
+        let token = context.meta.get_progress_token();
+        tokio::time::sleep(Duration::from_millis(ms / 2)).await;
+        if let Some(token) = token {
+            let param = ProgressNotificationParam::new(token, 1.0).with_total(2.0);
+            let _ = context.peer.notify_progress(param).await;
+        }
+        tokio::time::sleep(Duration::from_millis(ms - ms / 2)).await;
         format!("slept {ms} ms")
     }
 

@@ -42,7 +42,7 @@ pub struct LogArgs {
     pub workspace: Option<PathBuf>,
 }
 
-const TOOL_EVENTS: [&str; 7] = [
+const TOOL_EVENTS: [&str; 8] = [
     "callTools",
     "providerToolCall",
     "callDelegate",
@@ -50,6 +50,7 @@ const TOOL_EVENTS: [&str; 7] = [
     "resolveToolResults",
     "toolCallTiming",
     "attemptCompletion",
+    "mcpFrame",
 ];
 
 pub fn log(args: &LogArgs) -> ExitCode {
@@ -185,6 +186,7 @@ fn summary(event: &Value) -> String {
             event["request"]["body"].as_str().map_or(0, str::len)
         ),
         "skillStderr" | "skillWarning" => short(event["message"].as_str().unwrap_or_default(), 100),
+        "mcpFrame" => mcp_frame(event),
         _ => String::new(),
     };
     format!(
@@ -199,6 +201,26 @@ fn summary(event: &Value) -> String {
     .to_string()
 }
 
+/// `→ skill tools/call 182 B call c1  {"jsonrpc":…`: the frame abbreviated; `--json` has it
+/// whole.
+fn mcp_frame(event: &Value) -> String {
+    let arrow = match event["direction"].as_str() {
+        Some("sent") => "→",
+        _ => "←",
+    };
+    let call = event["toolCallId"]
+        .as_str()
+        .map(|id| format!(" call {id}"))
+        .unwrap_or_default();
+    format!(
+        "{arrow} {} {} {} B{call}  {}",
+        event["skillName"].as_str().unwrap_or("?"),
+        event["method"].as_str().unwrap_or("-"),
+        event["bytes"].as_u64().unwrap_or(0),
+        short(event["frame"].as_str().unwrap_or_default(), 80)
+    )
+}
+
 fn short(text: &str, max: usize) -> String {
     let one_line = text.replace('\n', " ⏎ ");
     if one_line.chars().count() <= max {
@@ -206,4 +228,27 @@ fn short(text: &str, max: usize) -> String {
     }
     let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
     format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn an_mcp_frame_reads_as_direction_skill_method_size_and_call() {
+        let event = json!({
+            "type": "mcpFrame", "timestamp": 0, "expertKey": "solo", "stepNumber": 1,
+            "skillName": "tester", "direction": "sent", "atUs": 5, "bytes": 42,
+            "frame": "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\"}",
+            "method": "tools/call", "toolCallId": "c1"
+        });
+        let line = super::summary(&event);
+        assert!(
+            line.ends_with(
+                "mcpFrame                   → tester tools/call 42 B call c1  \
+                 {\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\"}"
+            ),
+            "{line}"
+        );
+    }
 }

@@ -178,7 +178,10 @@ fn start(args: &StartArgs, log_level: logging::LogLevel) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let runtime = crate::runtime::Runtime::prepare(&loaded, &args.overrides);
+    // The workbench shows the MCP wire unless told not to (`--trace-mcp=false`).
+    let mut overrides = args.overrides.clone();
+    overrides.trace_mcp.get_or_insert(true);
+    let runtime = crate::runtime::Runtime::prepare(&loaded, &overrides);
     let workspace = match &runtime {
         Ok(runtime) => runtime.workspace.clone(),
         Err(_) => args
@@ -197,7 +200,7 @@ fn start(args: &StartArgs, log_level: logging::LogLevel) -> ExitCode {
         query: args.query.clone(),
         theme,
         breakpoints: args.breakpoints.clone(),
-        overrides: args.overrides.clone(),
+        overrides,
         started,
     };
     match crate::tui::start(loaded, runtime, workspace, options) {

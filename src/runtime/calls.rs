@@ -94,7 +94,9 @@ impl Driver {
                     }
                     return completion.into_output();
                 }
-                skills.call(&call.tool_name, call.args.clone()).await
+                skills
+                    .call_as(Some(&call.id), &call.tool_name, call.args.clone())
+                    .await
             }
             Some(ToolKind::Delegate { expert_key }) => {
                 let (output, usage) = self.delegate(step, call, expert_key, origin).await;

@@ -265,6 +265,24 @@ pub enum EventKind {
         error: String,
         spooled: u64,
     },
+    /// One JSON-RPC frame between us and an MCP server, exactly as it crossed the wire (only
+    /// with `--trace-mcp`, on by default in the workbench).
+    McpFrame {
+        skill_name: String,
+        direction: crate::skills::mcp::wire::Direction,
+        /// When the frame passed, in microseconds since the Unix epoch.
+        at_us: u64,
+        /// The frame's size in bytes (without the newline that ends it on stdio).
+        bytes: u64,
+        /// The exact text of the frame.
+        frame: String,
+        /// The JSON-RPC method, or for a response the method of the request it answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
+        /// The tool call the frame belongs to; none for the handshake and listings.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool_call_id: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -308,6 +326,7 @@ impl EventKind {
             EventKind::RequestEditRefused { .. } => "requestEditRefused",
             EventKind::ProviderToolCall { .. } => "providerToolCall",
             EventKind::StorageRetry { .. } => "storageRetry",
+            EventKind::McpFrame { .. } => "mcpFrame",
         }
     }
 

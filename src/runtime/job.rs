@@ -50,6 +50,8 @@ pub struct JobContext {
     pub trace_id: Option<String>,
     /// What the job's top-level run changes against a sibling (A/B), for its run-setting.json.
     pub variant: Option<super::variant::Variant>,
+    /// MCP servers' JSON-RPC frames become `mcpFrame` events (`--trace-mcp`).
+    pub trace_mcp: bool,
     pub(super) steps_used: AtomicU64,
     pub(super) cancel: watch::Receiver<bool>,
     /// The number of the last event emitted (see [`crate::store::refs`]).
@@ -95,6 +97,7 @@ impl JobContext {
             sandbox,
             trace_id: None,
             variant: None,
+            trace_mcp: false,
             steps_used: AtomicU64::new(steps_already_used),
             cancel,
             sequence: Mutex::new(crate::store::refs::sequence_start(now_millis())),
@@ -130,6 +133,12 @@ impl JobContext {
     /// Records `variant` in the run-setting.json of the job's top-level run.
     pub fn with_variant(mut self, variant: Option<super::variant::Variant>) -> Self {
         self.variant = variant;
+        self
+    }
+
+    /// Records the MCP wire of every skill of this job as events.
+    pub fn with_trace_mcp(mut self, trace_mcp: bool) -> Self {
+        self.trace_mcp = trace_mcp;
         self
     }
 

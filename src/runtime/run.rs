@@ -88,6 +88,15 @@ fn skill_event(report: SkillEvent) -> EventKind {
             skill_name,
             message,
         },
+        SkillEventKind::Frame(frame) => EventKind::McpFrame {
+            skill_name,
+            direction: frame.direction,
+            at_us: frame.at_us,
+            bytes: frame.bytes,
+            frame: frame.frame,
+            method: frame.method,
+            tool_call_id: frame.tool_call_id,
+        },
     }
 }
 
@@ -183,7 +192,10 @@ impl Driver {
                 .as_ref()
                 .and_then(|lock| lock.experts.get(&self.spec.expert_key).cloned()),
             sandbox: self.job.sandbox.clone(),
-            ..SkillManagerOptions::default()
+            mcp: crate::skills::mcp::McpOptions {
+                trace: self.job.trace_mcp,
+                ..Default::default()
+            },
         };
         if !self.job.sandbox.is_confined() {
             self.emit(

@@ -74,6 +74,10 @@ pub struct Overrides {
     /// AWS_ENDPOINT_URL from the AWS_* variables); overrides `storage` in perstack.toml
     #[arg(long, value_name = "URL")]
     pub storage: Option<String>,
+    /// Record every MCP JSON-RPC frame as an `mcpFrame` event (off for `run`, on for `start`;
+    /// `--trace-mcp=false` turns it off)
+    #[arg(long, value_name = "true|false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub trace_mcp: Option<bool>,
 }
 
 /// Why definitions and overrides could not be made ready to run.
@@ -143,6 +147,8 @@ pub struct Runtime {
     pub otel: Option<Arc<crate::telemetry::OtlpConfig>>,
     /// What runs started here change against a sibling; recorded in their run-setting.json.
     pub variant: Option<super::variant::Variant>,
+    /// MCP frames are recorded as events (`--trace-mcp`; the workbench defaults it on).
+    pub trace_mcp: bool,
 }
 
 /// Where a job starts.
@@ -284,6 +290,7 @@ impl Runtime {
         };
         Ok(Runtime {
             otel,
+            trace_mcp: overrides.trace_mcp.unwrap_or(false),
             config: Arc::new(config),
             model,
             workspace,
@@ -346,7 +353,8 @@ impl Runtime {
             .with_environment((*self.env).clone(), self.lock.clone())
             .with_debugger(debugger)
             .with_trace_id(trace_id)
-            .with_variant(self.variant.clone()),
+            .with_variant(self.variant.clone())
+            .with_trace_mcp(self.trace_mcp),
         );
         let expert_key = expert_key.to_string();
         let outcome = tokio::spawn(async move {

@@ -33,6 +33,8 @@ pub enum SkillEventKind {
     Warning { message: String },
     /// The sandbox's proxy refused a connection to a host outside `allowedDomains`.
     SandboxDenied { host: String, port: u16 },
+    /// One JSON-RPC frame on a traced server's wire.
+    Frame(crate::skills::mcp::wire::WireFrame),
 }
 
 /// Server identity and how long each start-up phase took.

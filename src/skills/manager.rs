@@ -272,9 +272,20 @@ impl SkillManager {
     /// Runs a tool. Unknown tools, interactive tools and every failure come back as error
     /// outputs the model can read.
     pub async fn call(&self, tool_name: &str, args: Value) -> ToolOutput {
+        self.call_as(None, tool_name, args).await
+    }
+
+    /// [`Self::call`] for the tool call `tool_call_id`, which a traced MCP skill's wire frames
+    /// then name.
+    pub async fn call_as(
+        &self,
+        tool_call_id: Option<&str>,
+        tool_name: &str,
+        args: Value,
+    ) -> ToolOutput {
         match self.entry_of(tool_name) {
             Some(Entry::Base { .. }) => self.base.call(tool_name, args).await,
-            Some(Entry::Mcp { skill, .. }) => skill.call(tool_name, args).await,
+            Some(Entry::Mcp { skill, .. }) => skill.call_as(tool_call_id, tool_name, args).await,
             Some(Entry::Interactive { name, .. }) => ToolOutput::error(format!(
                 "{tool_name} belongs to the interactive skill {name} and is answered by the \
                  user, not by a skill"

@@ -40,6 +40,7 @@ pub enum Action {
     NextMatch,
     WriteBody,
     ExpandResult,
+    ToggleWire,
     BreakBeforeLlm,
     BreakBeforeLlmAll,
     BreakBeforeTool,
@@ -213,6 +214,13 @@ pub static KEYMAP: &[Binding] = &[
         [K::Char('e')],
         A::ExpandResult,
         "unfold a large result"
+    ),
+    bind!(
+        Pane(P::ToolCalls),
+        "w",
+        [K::Char('w')],
+        A::ToggleWire,
+        "wire of the selected call: its MCP frames raw, then pretty, then off (PgUp/PgDn scroll)"
     ),
     bind!(
         Pane(P::Timeline),

@@ -14,11 +14,12 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::ChildStderr;
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 
 use super::McpError;
 use super::convert::tool_definition;
 use super::process::ProcessGroup;
+use super::wire::{TeeReader, TeeWriter, WireTap};
 use crate::sandbox::proxy::{Denied, ProxyListener};
 use crate::sandbox::{Confinement, SandboxPolicy};
 use crate::skills::event::{ConnectedInfo, EventSink, SkillEventKind};
@@ -151,6 +152,9 @@ impl ClientHandler for Handler {
 pub(crate) struct Connection {
     pub(crate) service: RunningService<RoleClient, Handler>,
     pub(crate) group: Option<ProcessGroup>,
+    /// A traced server's process, which we spawned ourselves to tee its stdio; waited for on
+    /// close so it does not linger as a zombie.
+    child: Option<tokio::sync::Mutex<tokio::process::Child>>,
     /// Owns the server's private temp directory and proxy listener while it runs.
     pub(crate) _confinement: Option<Confinement>,
 }
@@ -164,6 +168,13 @@ impl Connection {
     /// whatever is left of the process group is killed.
     pub(crate) async fn close(&self, grace: Duration) {
         self.service.cancellation_token().cancel();
+        if let Some(child) = &self.child {
+            let mut child = child.lock().await;
+            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                let _ = child.start_kill();
+                let _ = tokio::time::timeout(STDERR_GRACE, child.wait()).await;
+            }
+        }
         if let Some(group) = &self.group {
             group.wait_gone(grace).await;
             group.kill();
@@ -185,18 +196,23 @@ pub(crate) struct Connected {
 /// Spawns or contacts the server, runs the handshake and lists its tools into `tools`.
 /// The caller bounds the whole thing with the initialize timeout; dropping this future part
 /// way kills whatever was spawned.
+/// With a `tap`, a stdio server's every frame is recorded (see [`super::wire`]).
 pub(crate) async fn connect(
     target: &Target,
     tools: &Arc<ToolCache>,
     list_timeout: Duration,
     sink: &EventSink,
+    tap: Option<&Arc<WireTap>>,
 ) -> Result<Connected, McpError> {
     let started = Instant::now();
+    if let Some(tap) = tap {
+        tap.reset();
+    }
     let handler = Handler {
         tools: tools.clone(),
         list_timeout,
     };
-    let (service, group, spawned, confinement) = match target {
+    let (service, group, child, spawned, confinement) = match target {
         Target::Stdio {
             program,
             args,
@@ -205,19 +221,35 @@ pub(crate) async fn connect(
             policy,
         } => {
             let confinement = confine(policy, sink).await?;
-            let (transport, group, stderr) = spawn(
-                program,
-                args,
-                env,
-                cwd.as_ref(),
-                target,
-                confinement.as_ref(),
-            )?;
+            let command = command(program, args, env, cwd.as_ref(), confinement.as_ref());
+            let (transport, group, stderr) = match tap {
+                None => {
+                    let (transport, group, stderr) = spawn(command, target)?;
+                    (ServerStdio::Plain(transport), group, stderr)
+                }
+                Some(tap) => {
+                    let (child, reader, writer, group, stderr) = spawn_teed(command, target)?;
+                    let reader = TeeReader::new(reader, tap.clone());
+                    let writer = TeeWriter::new(writer, tap.clone());
+                    (
+                        ServerStdio::Teed(Box::new((child, reader, writer))),
+                        group,
+                        stderr,
+                    )
+                }
+            };
             let tail = StderrTail::default();
             let reader = stderr
                 .map(|stderr| tokio::spawn(forward_stderr(stderr, sink.clone(), tail.clone())));
             let spawned = started.elapsed();
-            let service = match handler.serve(transport).await {
+            let (served, child) = match transport {
+                ServerStdio::Plain(transport) => (handler.serve(transport).await, None),
+                ServerStdio::Teed(teed) => {
+                    let (child, reader, writer) = *teed;
+                    (handler.serve((reader, writer)).await, Some(child))
+                }
+            };
+            let service = match served {
                 Ok(service) => service,
                 Err(e) => {
                     // A server that dies at start usually says why on stderr: let the reader
@@ -237,7 +269,8 @@ pub(crate) async fn connect(
                     });
                 }
             };
-            (service, Some(group), spawned, confinement)
+            let child = child.map(tokio::sync::Mutex::new);
+            (service, Some(group), child, spawned, confinement)
         }
         Target::Http { endpoint } => {
             let client = crate::http::client_builder()
@@ -253,7 +286,7 @@ pub(crate) async fn connect(
                 Ok(service) => service,
                 Err(e) => return Err(super::legacy::classify(endpoint, e.to_string()).await),
             };
-            (service, None, spawned, None)
+            (service, None, None, spawned, None)
         }
     };
     let handshake_done = started.elapsed();
@@ -276,6 +309,7 @@ pub(crate) async fn connect(
         connection: Connection {
             service,
             group,
+            child,
             _confinement: confinement,
         },
     })
@@ -313,14 +347,26 @@ async fn confine(
     Ok(Some(Confinement::prepare(policy, proxy)?))
 }
 
-fn spawn(
+/// A stdio server's transport: rmcp's own child process, or (when traced) our child with its
+/// stdin and stdout teed.
+enum ServerStdio {
+    Plain(TokioChildProcess),
+    Teed(
+        Box<(
+            tokio::process::Child,
+            TeeReader<ChildStdout>,
+            TeeWriter<ChildStdin>,
+        )>,
+    ),
+}
+
+fn command(
     program: &str,
     args: &[String],
     env: &[(String, String)],
     cwd: Option<&PathBuf>,
-    target: &Target,
     confinement: Option<&Confinement>,
-) -> Result<(TokioChildProcess, ProcessGroup, Option<ChildStderr>), McpError> {
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(program);
     command
         .args(args)
@@ -334,6 +380,13 @@ fn spawn(
     if let Some(confinement) = confinement {
         confinement.apply(command.as_std_mut());
     }
+    command
+}
+
+fn spawn(
+    command: tokio::process::Command,
+    target: &Target,
+) -> Result<(TokioChildProcess, ProcessGroup, Option<ChildStderr>), McpError> {
     let spawn_error = |source| McpError::Spawn {
         command: target.describe(),
         source,
@@ -346,6 +399,37 @@ fn spawn(
         .id()
         .ok_or_else(|| spawn_error(std::io::Error::other("the process exited at once")))?;
     Ok((transport, ProcessGroup::new(pid), stderr))
+}
+
+type TeedChild = (
+    tokio::process::Child,
+    ChildStdout,
+    ChildStdin,
+    ProcessGroup,
+    Option<ChildStderr>,
+);
+
+/// Spawns a server whose stdio we keep, so it can be teed.
+fn spawn_teed(
+    mut command: tokio::process::Command,
+    target: &Target,
+) -> Result<TeedChild, McpError> {
+    let spawn_error = |source| McpError::Spawn {
+        command: target.describe(),
+        source,
+    };
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_error)?;
+    let gone = || spawn_error(std::io::Error::other("the process exited at once"));
+    let pid = child.id().ok_or_else(gone)?;
+    let stdout = child.stdout.take().ok_or_else(gone)?;
+    let stdin = child.stdin.take().ok_or_else(gone)?;
+    let stderr = child.stderr.take();
+    Ok((child, stdout, stdin, ProcessGroup::new(pid), stderr))
 }
 
 /// The last few stderr lines of a server, quoted when its start fails.

@@ -11,6 +11,7 @@ mod connect;
 mod convert;
 mod legacy;
 mod process;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use self::connect::{Connection, Target, ToolCache, connect, millis};
 pub(crate) use self::convert::filter_tools;
+use self::wire::WireTap;
 use crate::definition::{McpSseSkill, McpStdioSkill};
 use crate::sandbox::{NPM_REGISTRY, Sandbox, SandboxError, SandboxPolicy, cache_root};
 use crate::skills::event::{EventSink, SkillEvent, SkillEventKind};
@@ -91,6 +93,8 @@ pub struct McpOptions {
     pub cwd: Option<PathBuf>,
     /// How stdio servers are confined (default: confined).
     pub sandbox: Sandbox,
+    /// Record every JSON-RPC frame of stdio servers as `Frame` events (off by default).
+    pub trace: bool,
 }
 
 impl Default for McpOptions {
@@ -100,6 +104,7 @@ impl Default for McpOptions {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             cwd: None,
             sandbox: Sandbox::default(),
+            trace: false,
         }
     }
 }
@@ -116,6 +121,8 @@ pub struct McpSkill {
     connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
     /// pick/omit warnings are given once, not on every restart.
     warned: AtomicBool,
+    /// Records the wire when tracing is on; `None` costs nothing.
+    tap: Option<Arc<WireTap>>,
 }
 
 impl McpSkill {
@@ -191,7 +198,9 @@ impl McpSkill {
         options: McpOptions,
         sink: EventSink,
     ) -> Self {
+        let tap = options.trace.then(|| Arc::new(WireTap::new(sink.clone())));
         McpSkill {
+            tap,
             name: name.to_string(),
             target,
             pick,
@@ -249,6 +258,28 @@ impl McpSkill {
     /// Calls a tool. Every failure is an error output; a crash or hang also stops the server,
     /// which starts again on the next call.
     pub async fn call(&self, tool_name: &str, args: Value) -> ToolOutput {
+        self.call_as(None, tool_name, args).await
+    }
+
+    /// [`Self::call`] for the tool call `tool_call_id`: when tracing, its frames name it.
+    pub async fn call_as(
+        &self,
+        tool_call_id: Option<&str>,
+        tool_name: &str,
+        args: Value,
+    ) -> ToolOutput {
+        let traced = self.tap.as_ref().zip(tool_call_id);
+        if let Some((tap, id)) = traced {
+            tap.expect_call(tool_name, id);
+        }
+        let output = self.call_untraced(tool_name, args).await;
+        if let Some((tap, id)) = traced {
+            tap.forget_call(id);
+        }
+        output
+    }
+
+    async fn call_untraced(&self, tool_name: &str, args: Value) -> ToolOutput {
         let arguments = match args {
             Value::Object(map) => Some(map),
             Value::Null => None,
@@ -327,7 +358,13 @@ impl McpSkill {
             sandbox: self.target.policy().cloned(),
         });
         let timeout = self.options.init_timeout;
-        let attempt = connect(&self.target, &self.tools, timeout, &self.sink);
+        let attempt = connect(
+            &self.target,
+            &self.tools,
+            timeout,
+            &self.sink,
+            self.tap.as_ref(),
+        );
         let connected =
             tokio::time::timeout(timeout, attempt)
                 .await

@@ -371,6 +371,24 @@ impl AppState {
                 }
                 self.status = Some(message);
             }
+            EventKind::McpFrame {
+                skill_name,
+                direction,
+                at_us,
+                bytes,
+                frame,
+                method,
+                tool_call_id,
+            } => {
+                let frame = WireFrameView {
+                    direction,
+                    at_us,
+                    bytes,
+                    frame,
+                    method,
+                };
+                self.wire.record(&run_id, &skill_name, tool_call_id, frame);
+            }
             EventKind::SkillConnected { .. }
             | EventKind::SkillStderr { .. }
             | EventKind::SkillDisconnected { .. }

@@ -28,6 +28,7 @@ mod job;
 mod msg;
 mod published;
 mod views;
+mod wire;
 
 pub use compare::{AbChoice, AbCompare, AbSide};
 pub use diff::{DiffLine, DiffSource, DiffView};
@@ -35,6 +36,7 @@ pub use job::JobData;
 pub use msg::{EditorTarget, Effect, Mode, Msg};
 
 pub use views::*;
+pub use wire::{WireFrameView, WireLog};
 
 /// A result longer than this many lines is folded until `e` unfolds it.
 pub const FOLD_LINES: usize = 12;
@@ -98,6 +100,8 @@ pub struct AppState {
     pub job_state: JobState,
     pub job_started_at: Option<u64>,
     pub runs: IndexMap<String, RunView>,
+    /// The MCP frames of the job's runs (with `--trace-mcp`, the workbench's default).
+    pub wire: WireLog,
     pub root_run: Option<String>,
     /// The coordinator's last checkpoint: where a follow-up or an answer resumes.
     pub resume_from: Option<Arc<Checkpoint>>,
@@ -190,6 +194,7 @@ impl AppState {
             job_state: JobState::Idle,
             job_started_at: None,
             runs: IndexMap::new(),
+            wire: WireLog::default(),
             root_run: None,
             resume_from: None,
             pending_question: None,
@@ -615,6 +620,7 @@ impl AppState {
     /// Forgets the job on screen, for a new one (started here or read from the store).
     pub(crate) fn clear_job(&mut self) {
         self.runs.clear();
+        self.wire.clear();
         self.timeline.clear();
         self.root_run = None;
         self.cursor_to(&ExpertRow::Expert(self.selected_expert));

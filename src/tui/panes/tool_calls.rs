@@ -1,5 +1,7 @@
 //! Tool calls of the selected run: status and duration; the selected call expands to its
-//! arguments and result. A delegate call leads to the delegate's run.
+//! arguments and result. A delegate call leads to the delegate's run. `w` shows the selected
+//! call's MCP wire instead: each JSON-RPC frame with its direction, time and size, raw (exact,
+//! wrapped, never cut) or pretty, then its skill's handshake and listings.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -14,10 +16,23 @@ use super::{
 };
 use crate::runtime::control::{BreakKind, Breakpoint, PausePoint};
 use crate::tui::app::{
-    AppState, CallStatus, EditorTarget, Effect, FOLD_LINES, ToolCallView, scroll_offset, short,
+    AppState, CallStatus, EditorTarget, Effect, FOLD_LINES, ToolCallView, WireFrameView,
+    scroll_offset, short,
 };
 use crate::tui::highlight::Lang;
 use crate::tui::keymap::{Action, PaneId};
+use crate::tui::wrap::{WrapMode, rows};
+
+/// How the selected call's MCP frames show, if at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WireView {
+    #[default]
+    Off,
+    /// Each frame exactly as it went, wrapped at the pane's edge.
+    Raw,
+    /// Each frame as indented JSON.
+    Pretty,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct ToolCallsPane {
@@ -27,6 +42,10 @@ pub struct ToolCallsPane {
     pub expanded: bool,
     /// A long result shows in full rather than its first `FOLD_LINES` lines.
     pub unfolded: bool,
+    /// The wire view of the selected call, in place of its details.
+    pub wire: WireView,
+    /// Rows of the wire view scrolled past.
+    pub wire_scroll: usize,
 }
 
 impl Pane for ToolCallsPane {
@@ -37,12 +56,29 @@ impl Pane for ToolCallsPane {
     };
 
     fn on_action(&mut self, action: Action, cx: &mut InputCtx) -> EventState {
+        // With the wire shown, pages scroll it; the cursor still moves by row.
+        if self.wire != WireView::Off && matches!(action, Action::PageUp | Action::PageDown) {
+            self.wire_scroll = match action {
+                Action::PageUp => self.wire_scroll.saturating_sub(cx.page),
+                _ => self.wire_scroll.saturating_add(cx.page),
+            };
+            return EventState::Consumed;
+        }
         if let Some(delta) = movement(action, cx.page) {
             self.cursor = moved(self.cursor, delta, cx.job.visible_calls().len());
             self.unfolded = false;
+            self.wire_scroll = 0;
             return EventState::Consumed;
         }
         match action {
+            Action::ToggleWire => {
+                self.wire = match self.wire {
+                    WireView::Off => WireView::Raw,
+                    WireView::Raw => WireView::Pretty,
+                    WireView::Pretty => WireView::Off,
+                };
+                self.wire_scroll = 0;
+            }
             Action::Left | Action::Right => self.expanded = action == Action::Right,
             Action::Enter => {
                 let call = cx.job.visible_calls().get(self.cursor);
@@ -118,7 +154,7 @@ impl Pane for ToolCallsPane {
         let width = inner.width as usize;
         let focused = state.focus == PaneId::ToolCalls;
         // With a call expanded, put it near the top so its details have room.
-        let offset = if self.expanded {
+        let offset = if self.expanded || self.wire != WireView::Off {
             self.cursor.saturating_sub(2)
         } else {
             scroll_offset(self.cursor, height, calls.len())
@@ -134,7 +170,21 @@ impl Pane for ToolCallsPane {
             } else {
                 line
             });
-            if i == self.cursor && self.expanded {
+            if i == self.cursor && self.wire != WireView::Off {
+                let room = height.saturating_sub(lines.len());
+                let run = state.current_run().map_or("", |r| r.run_id.as_str());
+                let call_frames = state.wire.of_call(&call.id);
+                let skill_frames = state.wire.of_skill(run, &call.skill);
+                let sections = [
+                    (format!("{}/{}", call.skill, call.tool), call_frames),
+                    (
+                        format!("{} handshake and listings", call.skill),
+                        skill_frames,
+                    ),
+                ];
+                let view = (self.wire, self.wire_scroll);
+                lines.extend(wire_lines(&sections, view, (room, width), ctx));
+            } else if i == self.cursor && self.expanded {
                 details(
                     call,
                     self.unfolded,
@@ -284,6 +334,141 @@ fn details(
     }
 }
 
+/// One row of the wire view before it is laid out: a label, or a line of frame text that
+/// wraps at the pane's edge.
+enum WireRow<'a> {
+    Label(Line<'static>),
+    Text(std::borrow::Cow<'a, str>),
+}
+
+/// The rows of the wire view that fit in `room`, after `scroll` rows: each section's frames
+/// with direction, time since the section's first frame and size, then the frame text. Long
+/// frames wrap; what does not fit is counted in the last row, never dropped silently.
+fn wire_lines<'a>(
+    sections: &'a [(String, &'a [WireFrameView])],
+    (view, scroll): (WireView, usize),
+    (room, width): (usize, usize),
+    ctx: &Ctx,
+) -> Vec<Line<'static>> {
+    const INDENT: &str = "    ";
+    let text_width = width.saturating_sub(INDENT.len()).max(1);
+    let mode = match view {
+        WireView::Pretty => "pretty",
+        _ => "raw",
+    };
+    let mut items = vec![WireRow::Label(Line::styled(
+        format!("  wire ({mode}) · w {} · PgUp/PgDn scroll", next_view(view)),
+        ctx.theme.accent(),
+    ))];
+    for (title, frames) in sections {
+        let total: u64 = frames.iter().map(|f| f.bytes).sum();
+        items.push(WireRow::Label(Line::styled(
+            format!("  {title}: {} frame(s), {total} B", frames.len()),
+            ctx.theme.accent(),
+        )));
+        if frames.is_empty() {
+            items.push(WireRow::Label(Line::styled(
+                "    none recorded (MCP skills only; `perstack run` needs --trace-mcp)",
+                ctx.theme.muted(),
+            )));
+        }
+        let first = frames.first().map_or(0, |f| f.at_us);
+        for frame in frames.iter() {
+            let since = frame.at_us.saturating_sub(first);
+            items.push(WireRow::Label(Line::from(vec![
+                Span::styled(
+                    format!("  {} ", frame.direction.arrow()),
+                    ctx.theme.accent(),
+                ),
+                Span::styled(
+                    format!(
+                        "+{}.{:03} ms  {} B  ",
+                        since / 1000,
+                        since % 1000,
+                        frame.bytes
+                    ),
+                    ctx.theme.muted(),
+                ),
+                Span::styled(
+                    frame.method.clone().unwrap_or_default(),
+                    ctx.theme.base().add_modifier(Modifier::BOLD),
+                ),
+            ])));
+            match view {
+                WireView::Pretty => match serde_json::from_str::<serde_json::Value>(&frame.frame)
+                    .ok()
+                    .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                {
+                    Some(pretty) => items.extend(
+                        pretty
+                            .lines()
+                            .map(|l| WireRow::Text(l.to_string().into()))
+                            .collect::<Vec<_>>(),
+                    ),
+                    None => items.push(WireRow::Text(frame.frame.as_str().into())),
+                },
+                _ => items.push(WireRow::Text(frame.frame.as_str().into())),
+            }
+        }
+    }
+    let row_count = |item: &WireRow| match item {
+        WireRow::Label(_) => 1,
+        WireRow::Text(text) => rows(text, text_width, WrapMode::Chars).len(),
+    };
+    let total: usize = items.iter().map(row_count).sum();
+    let scroll = scroll.min(total.saturating_sub(room));
+    let mut out = Vec::with_capacity(room);
+    let mut at = 0;
+    for item in &items {
+        let count = row_count(item);
+        if at + count <= scroll {
+            at += count;
+            continue;
+        }
+        match item {
+            WireRow::Label(line) => {
+                if out.len() < room {
+                    out.push(line.clone());
+                }
+            }
+            WireRow::Text(text) => {
+                let layout = rows(text, text_width, WrapMode::Chars);
+                for row in scroll.saturating_sub(at)..count {
+                    if out.len() >= room {
+                        break;
+                    }
+                    let piece = text.get(layout.get(row)).unwrap_or_default().to_string();
+                    out.push(Line::from(vec![
+                        Span::raw(INDENT),
+                        Span::styled(piece, ctx.theme.base()),
+                    ]));
+                }
+            }
+        }
+        at += count;
+        if out.len() >= room {
+            break;
+        }
+    }
+    let below = total.saturating_sub(scroll + out.len());
+    if below > 0 && room > 0 {
+        out.pop();
+        out.push(Line::styled(
+            format!("  ↓ {} more row(s) · PgDn", below + 1),
+            ctx.theme.muted(),
+        ));
+    }
+    out
+}
+
+fn next_view(view: WireView) -> &'static str {
+    match view {
+        WireView::Off => "raw",
+        WireView::Raw => "pretty",
+        WireView::Pretty => "off",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -425,5 +610,199 @@ mod tests {
         assert_eq!(requests, vec![Request::Status(NO_BREAKPOINT_TARGET.into())]);
         act(&mut pane, &runs, Action::Down);
         assert_eq!(pane.cursor, 0);
+    }
+
+    mod wire {
+        use ratatui::Terminal;
+        use ratatui::backend::TestBackend;
+
+        use super::super::*;
+        use super::{act, runs};
+        use crate::runtime::event::{EventKind, RunIds};
+        use crate::skills::mcp::wire::Direction;
+        use crate::tui::app::Msg;
+        use crate::tui::highlight::Highlighter;
+        use crate::tui::test_support::{Moment, example_config, scripted_run};
+        use crate::tui::theme::Theme;
+
+        const REQUEST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"_meta":{"progressToken":2},"name":"echo","arguments":{"text":"a long argument that wraps at the pane's edge and is never cut"}}}"#;
+
+        /// The completed scripted run, with the wire of its first visible call and of that
+        /// call's skill fed in as `mcpFrame` events.
+        fn state_with_wire() -> AppState {
+            let mut state = AppState::new(&example_config(), "claude-sonnet-4-5".into());
+            state.update(Msg::Resize {
+                width: 64,
+                height: 30,
+            });
+            for event in scripted_run(Moment::Completed).events {
+                state.update(Msg::Run(Box::new(event)));
+            }
+            let run = state.current_run().expect("a run").clone();
+            let call = state.visible_calls().first().expect("a call").clone();
+            let ids = RunIds {
+                job_id: "job-0001".into(),
+                run_id: run.run_id.clone(),
+                expert_key: run.expert_key.clone(),
+                parent_run_id: run.parent.clone(),
+            };
+            let frames: [(Direction, u64, &str, &str, bool); 7] = [
+                (
+                    Direction::Sent,
+                    0,
+                    "initialize",
+                    r#"{"jsonrpc":"2.0","id":0,"method":"initialize"}"#,
+                    false,
+                ),
+                (
+                    Direction::Received,
+                    1_250,
+                    "initialize",
+                    r#"{"jsonrpc":"2.0","id":0,"result":{}}"#,
+                    false,
+                ),
+                (
+                    Direction::Sent,
+                    1_400,
+                    "tools/list",
+                    r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+                    false,
+                ),
+                (
+                    Direction::Received,
+                    2_000,
+                    "tools/list",
+                    r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#,
+                    false,
+                ),
+                (Direction::Sent, 10_000, "tools/call", REQUEST, true),
+                (
+                    Direction::Received,
+                    10_420,
+                    "notifications/progress",
+                    r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":2,"progress":1,"total":2}}"#,
+                    true,
+                ),
+                (
+                    Direction::Received,
+                    11_003,
+                    "tools/call",
+                    r#"{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"ok"}]}}"#,
+                    true,
+                ),
+            ];
+            for (direction, at, method, frame, of_call) in frames {
+                let kind = EventKind::McpFrame {
+                    skill_name: call.skill.clone(),
+                    direction,
+                    at_us: 1_700_000_000_000_000 + at,
+                    bytes: frame.len() as u64,
+                    frame: frame.to_string(),
+                    method: Some(method.to_string()),
+                    tool_call_id: of_call.then(|| call.id.clone()),
+                };
+                state.update(Msg::Run(Box::new(ids.event(1, kind))));
+            }
+            state.focus = PaneId::ToolCalls;
+            state
+        }
+
+        fn render(state: &AppState, width: u16, height: u16) -> Terminal<TestBackend> {
+            let theme = Theme::default();
+            let highlighter = Highlighter::new(&theme.syntax);
+            let ctx = Ctx {
+                theme: &theme,
+                highlighter: &highlighter,
+            };
+            let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+            terminal
+                .draw(|f| {
+                    let area = Rect::new(0, 0, width, height);
+                    state.panes.draw(PaneId::ToolCalls, f, area, state, &ctx);
+                })
+                .expect("draw");
+            terminal
+        }
+
+        #[test]
+        fn the_wire_view_shows_each_frame_with_direction_time_and_size() {
+            // Beside the workbench's other snapshots.
+            let mut settings = insta::Settings::clone_current();
+            settings.set_snapshot_path("../snapshots");
+            settings.set_prepend_module_to_snapshot(false);
+            settings.bind(|| {
+                let mut state = state_with_wire();
+                state.panes.tool_calls.wire = WireView::Raw;
+                let terminal = render(&state, 64, 30);
+                insta::assert_snapshot!("pane_tool_calls_wire_raw", terminal.backend());
+                state.panes.tool_calls.wire = WireView::Pretty;
+                let terminal = render(&state, 64, 30);
+                insta::assert_snapshot!("pane_tool_calls_wire_pretty", terminal.backend());
+            });
+        }
+
+        #[test]
+        fn a_long_frame_wraps_whole_and_scrolls_to_its_end() {
+            let frame = format!("{{\"text\":\"{}END\"}}", "x".repeat(3_000));
+            let frames = [WireFrameView {
+                direction: Direction::Received,
+                at_us: 5,
+                bytes: frame.len() as u64,
+                frame: frame.clone(),
+                method: None,
+            }];
+            let sections = [("s/t".to_string(), &frames[..])];
+            let theme = Theme::default();
+            let highlighter = Highlighter::new(&theme.syntax);
+            let ctx = Ctx {
+                theme: &theme,
+                highlighter: &highlighter,
+            };
+            let text = |lines: &[Line]| -> Vec<String> {
+                lines
+                    .iter()
+                    .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+                    .collect()
+            };
+            // With room for all of it, the rows put together are the frame, every byte.
+            let all = text(&wire_lines(
+                &sections,
+                (WireView::Raw, 0),
+                (1_000, 44),
+                &ctx,
+            ));
+            let body: String = all[3..]
+                .iter()
+                .map(|r| r.trim_start_matches("    "))
+                .collect();
+            assert_eq!(body, frame);
+            // In a short pane the end is a scroll away, and the cut says so.
+            let first = text(&wire_lines(&sections, (WireView::Raw, 0), (10, 44), &ctx));
+            assert!(first[9].contains("more row(s) · PgDn"), "{first:?}");
+            let last = text(&wire_lines(
+                &sections,
+                (WireView::Raw, 1_000),
+                (10, 44),
+                &ctx,
+            ));
+            assert!(last[9].ends_with("END\"}"), "{last:?}");
+        }
+
+        #[test]
+        fn w_cycles_the_wire_view_and_pages_scroll_it() {
+            let runs = runs();
+            let mut pane = ToolCallsPane::default();
+            act(&mut pane, &runs, Action::ToggleWire);
+            assert_eq!(pane.wire, WireView::Raw);
+            act(&mut pane, &runs, Action::PageDown);
+            assert_eq!(pane.wire_scroll, 10);
+            assert_eq!(pane.cursor, 0, "a page scrolls the wire, not the calls");
+            act(&mut pane, &runs, Action::Down);
+            assert_eq!((pane.cursor, pane.wire_scroll), (1, 0));
+            act(&mut pane, &runs, Action::ToggleWire);
+            assert_eq!(pane.wire, WireView::Pretty);
+            act(&mut pane, &runs, Action::ToggleWire);
+            assert_eq!(pane.wire, WireView::Off);
+        }
     }
 }
