@@ -39,7 +39,28 @@ async fn answer(
     model: &dyn LanguageModel,
     expert: &str,
 ) -> Result<(Vec<StreamChunk>, Response), LlmError> {
-    let prepared = model.prepare(&req(expert))?;
+    answer_at(model, expert, 0).await
+}
+
+/// The request of `expert`'s run after it has had `answered` answers (the replay provider
+/// reads its place in the script from the conversation).
+async fn answer_at(
+    model: &dyn LanguageModel,
+    expert: &str,
+    answered: usize,
+) -> Result<(Vec<StreamChunk>, Response), LlmError> {
+    let mut request = req(expert);
+    for n in 0..answered {
+        request
+            .messages
+            .push(perstack::llm::Message::assistant_text(format!(
+                "answer {n}"
+            )));
+        request
+            .messages
+            .push(perstack::llm::Message::user_text("go on"));
+    }
+    let prepared = model.prepare(&request)?;
     let (chunks, err) = drain(model.send(prepared).await?).await;
     if let Some(err) = err {
         return Err(err);
@@ -63,7 +84,7 @@ async fn script_replays_per_expert_in_order_and_deterministically() {
         let model = Replay::from_file(&path, "replay-model").unwrap();
         let (chunks1, first) = answer(&model, "writer").await.unwrap();
         let (_, other) = answer(&model, "researcher").await.unwrap();
-        let (_, second) = answer(&model, "writer").await.unwrap();
+        let (_, second) = answer_at(&model, "writer", 1).await.unwrap();
         assert_eq!(first.thinking, "The user wants a greeting in a file.");
         assert_eq!(first.text, "Writing the file now.");
         assert_eq!(first.tool_calls[0].name, "writeTextFile");
@@ -83,7 +104,7 @@ async fn script_replays_per_expert_in_order_and_deterministically() {
         assert_eq!(second.usage.input, 30);
         assert_eq!(second.finish_reason, FinishReason::Stop);
 
-        let err = answer(&model, "writer").await.expect_err("ran out");
+        let err = answer_at(&model, "writer", 2).await.expect_err("ran out");
         let text = err.to_string();
         assert!(
             text.contains("demo.toml")
@@ -211,7 +232,7 @@ async fn recording_against_the_mock_replays_to_the_same_answers() {
 
     let replay = Replay::from_file(&path, "claude-test").unwrap();
     let (_, replayed1) = answer(&replay, "writer").await.unwrap();
-    let (_, replayed2) = answer(&replay, "writer").await.unwrap();
+    let (_, replayed2) = answer_at(&replay, "writer", 1).await.unwrap();
     assert_eq!(replayed1, live1);
     assert_eq!(replayed2, live2);
     assert_eq!(mock.request_count(), 2, "replay needs no network");
@@ -237,5 +258,5 @@ async fn recording_appends_to_an_existing_file() {
     answer(&recorder, "e").await.unwrap();
     let replay = Replay::from_file(&path, "m").unwrap();
     assert_eq!(answer(&replay, "e").await.unwrap().1.text, "first");
-    assert_eq!(answer(&replay, "e").await.unwrap().1.text, "second");
+    assert_eq!(answer_at(&replay, "e", 1).await.unwrap().1.text, "second");
 }

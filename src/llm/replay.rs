@@ -1,7 +1,13 @@
 //! Offline answers from a script file, and a recorder that writes such files.
 //!
 //! A script is TOML (or JSON when the file ends in `.json`): an ordered list of responses, each
-//! tagged with the Expert it answers. The Nth request of Expert X gets the Nth response tagged X.
+//! tagged with the Expert it answers. A run of Expert X takes X's responses in order: its first
+//! request gets the first response not yet taken by an earlier run of X (a delegate asked twice
+//! answers the second time from where the first left off), and a request whose conversation
+//! already holds K answers gets the run's (K+1)th. So a fork or a resumed run from a checkpoint
+//! is answered as the original was at that point, and the same query asked again (a new job in
+//! the workbench) gets the same answers. A new query for an Expert whose responses are all taken
+//! starts its responses over.
 //!
 //! ```toml
 //! [[responses]]
@@ -335,8 +341,16 @@ pub struct Replay {
     path: PathBuf,
     model: String,
     script: Script,
-    /// Requests served so far, per Expert.
-    served: Mutex<HashMap<String, usize>>,
+    positions: Mutex<Positions>,
+}
+
+/// Where each run stands in the script.
+#[derive(Default)]
+struct Positions {
+    /// Per Expert: the first response no run has taken yet.
+    next_free: HashMap<String, usize>,
+    /// Per Expert and opening message (the run's query): the response its first request got.
+    run_starts: HashMap<(String, String), usize>,
 }
 
 impl Replay {
@@ -351,49 +365,63 @@ impl Replay {
             path: path.into(),
             model: model.into(),
             script,
-            served: Mutex::new(HashMap::new()),
+            positions: Mutex::new(Positions::default()),
         }
     }
 
     /// Starts every Expert from its first response again.
     pub fn reset(&self) {
-        if let Ok(mut served) = self.served.lock() {
-            served.clear();
+        if let Ok(mut positions) = self.positions.lock() {
+            *positions = Positions::default();
         }
     }
 
-    fn next_response(&self, expert: &str) -> Result<(usize, &ScriptResponse), LlmError> {
-        let mut served = self.served.lock().map_err(|_| LlmError::Replay {
+    /// The response for a request of `expert` whose conversation opens with `opening` and
+    /// already holds `answered` answers.
+    fn response_for(
+        &self,
+        expert: &str,
+        opening: String,
+        answered: usize,
+    ) -> Result<(usize, &ScriptResponse), LlmError> {
+        let mut positions = self.positions.lock().map_err(|_| LlmError::Replay {
             message: "replay state poisoned by an earlier panic".into(),
         })?;
-        let n = served.entry(expert.to_string()).or_insert(0);
-        let found = self
+        let responses: Vec<&ScriptResponse> = self
             .script
             .responses
             .iter()
             .filter(|r| r.expert == expert)
-            .nth(*n);
-        match found {
-            Some(response) => {
-                let index = *n;
-                *n += 1;
-                Ok((index, response))
-            }
+            .collect();
+        let run = (expert.to_string(), opening);
+        let start = match positions.run_starts.get(&run) {
+            Some(start) => *start,
             None => {
-                let count = self
-                    .script
-                    .responses
-                    .iter()
-                    .filter(|r| r.expert == expert)
-                    .count();
-                Err(LlmError::Replay {
-                    message: format!(
-                        "script {} has no response {} for Expert {expert:?} (it has {count})",
-                        self.path.display(),
-                        *n + 1
-                    ),
-                })
+                let free = positions.next_free.get(expert).copied().unwrap_or(0);
+                // A new query after every response is taken: the script starts over.
+                let start = if answered == 0 && free >= responses.len() {
+                    0
+                } else {
+                    free.saturating_sub(answered)
+                };
+                positions.run_starts.insert(run, start);
+                start
             }
+        };
+        let index = start + answered;
+        let free = positions.next_free.entry(expert.to_string()).or_insert(0);
+        *free = (*free).max(index + 1);
+        match responses.get(index) {
+            Some(response) => Ok((index, *response)),
+            None => Err(LlmError::Replay {
+                message: format!(
+                    "script {} has no response {} for Expert {expert:?} (it has {}); record \
+                     one with --record",
+                    self.path.display(),
+                    index + 1,
+                    responses.len()
+                ),
+            }),
         }
     }
 }
@@ -425,12 +453,22 @@ impl LanguageModel for Replay {
     fn send(&self, prepared: PreparedRequest) -> BoxFuture<'_, Result<ChunkStream, LlmError>> {
         Box::pin(async move {
             // An edited body may name another Expert; otherwise the prepared metadata counts.
-            let expert = serde_json::from_slice::<serde_json::Value>(prepared.body())
-                .ok()
+            let body = serde_json::from_slice::<serde_json::Value>(prepared.body()).ok();
+            let expert = body
+                .as_ref()
                 .and_then(|v| v.get("expertKey")?.as_str().map(str::to_string))
                 .filter(|k| !k.is_empty())
                 .unwrap_or(prepared.expert_key);
-            let (n, response) = self.next_response(&expert)?;
+            let messages = body
+                .as_ref()
+                .and_then(|v| v.get("messages")?.as_array().cloned())
+                .unwrap_or_default();
+            let opening = messages.first().map(|m| m.to_string()).unwrap_or_default();
+            let answered = messages
+                .iter()
+                .filter(|m| m.get("role").and_then(|r| r.as_str()) == Some("assistant"))
+                .count();
+            let (n, response) = self.response_for(&expert, opening, answered)?;
             let chunks = response.chunks(n)?;
             Ok(stream::iter(chunks.into_iter().map(Ok)).boxed())
         })
@@ -526,6 +564,101 @@ impl LanguageModel for Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn script_of(tagged: &[(&str, &str)]) -> Replay {
+        let script = Script {
+            responses: tagged
+                .iter()
+                .map(|(expert, text)| ScriptResponse {
+                    expert: expert.to_string(),
+                    text: text.to_string(),
+                    ..ScriptResponse::default()
+                })
+                .collect(),
+        };
+        Replay::from_script(script, "demo.replay.toml", "replay")
+    }
+
+    fn answer(replay: &Replay, expert: &str, query: &str, answered: usize) -> String {
+        match replay.response_for(expert, query.to_string(), answered) {
+            Ok((_, response)) => response.text.clone(),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_run_takes_its_experts_responses_in_order() {
+        let replay = script_of(&[("lead", "l1"), ("lead", "l2"), ("lead", "l3")]);
+        let got: Vec<String> = (0..3).map(|k| answer(&replay, "lead", "q", k)).collect();
+        assert_eq!(got, ["l1", "l2", "l3"]);
+        assert!(answer(&replay, "lead", "q", 3).contains("has no response 4"));
+    }
+
+    #[test]
+    fn a_delegate_asked_twice_answers_from_where_it_left_off() {
+        let replay = script_of(&[("reader", "r1"), ("reader", "r2"), ("reader", "r3")]);
+        assert_eq!(answer(&replay, "reader", "first", 0), "r1");
+        assert_eq!(answer(&replay, "reader", "first", 1), "r2");
+        assert_eq!(answer(&replay, "reader", "second", 0), "r3");
+    }
+
+    #[test]
+    fn a_fork_is_answered_as_the_original_was_at_that_point() {
+        let replay = script_of(&[("lead", "l1"), ("lead", "l2"), ("lead", "l3")]);
+        for k in 0..3 {
+            answer(&replay, "lead", "q", k);
+        }
+        // Two forks from the checkpoint after the first answer, one after the other.
+        assert_eq!(answer(&replay, "lead", "q", 1), "l2");
+        assert_eq!(answer(&replay, "lead", "q", 1), "l2");
+        assert_eq!(answer(&replay, "lead", "q", 2), "l3");
+    }
+
+    #[test]
+    fn the_same_query_again_gets_the_same_answers_and_a_new_one_starts_over() {
+        let replay = script_of(&[("lead", "l1"), ("lead", "l2")]);
+        answer(&replay, "lead", "q", 0);
+        answer(&replay, "lead", "q", 1);
+        assert_eq!(answer(&replay, "lead", "q", 0), "l1");
+        assert_eq!(answer(&replay, "lead", "another query", 0), "l1");
+        assert_eq!(answer(&replay, "lead", "another query", 1), "l2");
+    }
+
+    #[test]
+    fn a_run_resumed_by_a_new_process_is_answered_at_its_place() {
+        let replay = script_of(&[("lead", "l1"), ("lead", "l2"), ("lead", "l3")]);
+        assert_eq!(answer(&replay, "lead", "q", 2), "l3");
+    }
+
+    async fn text(replay: &Replay, request: &Request) -> String {
+        let prepared = replay.prepare(request).expect("prepare");
+        let stream = replay.send(prepared).await.expect("send");
+        let chunks: Vec<StreamChunk> = stream.map(|c| c.expect("chunk")).collect().await;
+        chunks
+            .into_iter()
+            .filter_map(|c| match c {
+                StreamChunk::TextDelta { text } => Some(text),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_place_is_read_from_the_request_sent() {
+        use crate::llm::Message;
+        let replay = script_of(&[("lead", "l1"), ("lead", "l2")]);
+        let mut request = Request {
+            expert_key: "lead".into(),
+            messages: vec![Message::user_text("q")],
+            ..Request::default()
+        };
+        assert_eq!(text(&replay, &request).await, "l1");
+        request.messages.push(Message::assistant_text("l1"));
+        request.messages.push(Message::user_text("go on"));
+        assert_eq!(text(&replay, &request).await, "l2");
+        request.messages.truncate(1);
+        assert_eq!(text(&replay, &request).await, "l1");
+    }
 
     #[test]
     fn recorded_toml_round_trips() {
