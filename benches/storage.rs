@@ -177,7 +177,8 @@ fn median_of_last(values: &[Duration], n: usize) -> Duration {
 async fn timed_run(
     store: Arc<dyn perstack::store::Store>,
     steps: usize,
-) -> (Vec<Duration>, Duration) {
+    wait_for_store: bool,
+) -> (Vec<Duration>, Option<Duration>) {
     let workspace = tempfile::tempdir().expect("temp dir");
     let source = format!(
         "maxSteps = {}\n[experts.solo]\ninstruction = \"Check health.\"\n",
@@ -211,11 +212,15 @@ async fn timed_run(
     assert_eq!(format!("{:?}", outcome.status), "Completed");
     assert!(context.writer.finish().is_empty());
     let ended = std::time::Instant::now();
-    let settled = tokio::task::spawn_blocking(move || store.settle(Duration::from_secs(60)))
-        .await
-        .expect("settle");
-    assert!(settled.is_ok(), "{settled:?}");
-    let in_store = ended.elapsed();
+    let in_store = if wait_for_store {
+        let settled = tokio::task::spawn_blocking(move || store.settle(Duration::from_secs(60)))
+            .await
+            .expect("settle");
+        assert!(settled.is_ok(), "{settled:?}");
+        Some(ended.elapsed())
+    } else {
+        None
+    };
     drop(context);
     let _ = drain.await;
     let stamps = model.stamps();
@@ -287,8 +292,30 @@ fn s3_comparison(runtime: &tokio::runtime::Runtime) {
     );
     let disk = tempfile::tempdir().expect("temp dir");
     let spool = tempfile::tempdir().expect("temp dir");
-    let stores: [(&str, Arc<dyn perstack::store::Store>); 2] = [
-        ("local disk (FsStore)", Arc::new(Store::new(disk.path()))),
+    // An endpoint where nothing listens: every upload fails and waits in the spool, so the
+    // steps' times show whether a step ever waits on the network (it should not).
+    let unreachable = {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        let port = closed.local_addr().expect("port").port();
+        drop(closed);
+        let mut options = moto.options();
+        for (key, value) in &mut options {
+            if key == "aws_endpoint" {
+                *value = format!("http://127.0.0.1:{port}");
+            }
+        }
+        Arc::new(
+            perstack::store::ObjectStore::from_url_with("s3://bench/down", options)
+                .expect("s3 store"),
+        )
+    };
+    let down_spool = tempfile::tempdir().expect("temp dir");
+    let stores: [(&str, Arc<dyn perstack::store::Store>, bool); 3] = [
+        (
+            "local disk (FsStore)",
+            Arc::new(Store::new(disk.path())),
+            true,
+        ),
         (
             "S3 on loopback (moto)",
             Arc::new(perstack::store::SpooledStore::new(
@@ -296,12 +323,23 @@ fn s3_comparison(runtime: &tokio::runtime::Runtime) {
                 spool.path(),
                 perstack::store::spool::RetrySchedule::from_env(),
             )),
+            true,
+        ),
+        (
+            "S3 unreachable (spooled)",
+            Arc::new(perstack::store::SpooledStore::new(
+                unreachable,
+                down_spool.path(),
+                perstack::store::spool::RetrySchedule::from_env(),
+            )),
+            false,
         ),
     ];
-    for (name, store) in stores {
-        let (steps, in_store) = runtime.block_on(timed_run(store, 100));
+    for (name, store, wait_for_store) in stores {
+        let (steps, in_store) = runtime.block_on(timed_run(store, 100, wait_for_store));
+        let in_store = in_store.map_or_else(|| "never (spooled)".to_string(), |d| format!("{d:?}"));
         println!(
-            "{name:<28} {:>12?} {:>12?} {:>20?}",
+            "{name:<28} {:>12?} {:>12?} {:>20}",
             median_of_last(&steps, steps.len()),
             mean(&steps),
             in_store
