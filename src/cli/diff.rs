@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::Value;
 
-use crate::runtime::compare::{Comparison, RunFacts, StepFacts, Totals, abbreviate, call_label};
+use crate::runtime::compare::{Comparison, RunFacts, StepFacts, Totals, call_label, column_cell};
 use crate::runtime::variant::Variant;
 use crate::store::{JobStore as _, Store};
 
@@ -141,14 +141,14 @@ pub fn render(comparison: &Comparison, full: bool) -> Vec<String> {
             }
             s.calls
                 .iter()
-                .flat_map(|call| cell(&call_label(call, usize::MAX), full, COLUMN))
+                .flat_map(|call| column_cell(&call_label(call, usize::MAX), COLUMN, full))
                 .collect()
         };
         let answer = |s: &StepFacts| -> Vec<String> {
             match (&s.stop, s.answer.trim().is_empty()) {
                 (Some(stop), _) => vec![format!("stopped: {stop}")],
                 (None, true) => vec!["(no text)".into()],
-                (None, false) => cell(&s.answer, full, COLUMN),
+                (None, false) => column_cell(&s.answer, COLUMN, full),
             }
         };
         out.push(pair("calls", &side(&row.a, &calls), &side(&row.b, &calls)));
@@ -195,26 +195,6 @@ pub fn render(comparison: &Comparison, full: bool) -> Vec<String> {
         None => "The runs took the same course: the same tool calls and answers.".to_string(),
     });
     out
-}
-
-/// `text` for one column: cut to one line, or wrapped whole.
-fn cell(text: &str, full: bool, width: usize) -> Vec<String> {
-    if !full {
-        return vec![abbreviate(text, width)];
-    }
-    text.trim()
-        .lines()
-        .flat_map(|line| {
-            let chars: Vec<char> = line.chars().collect();
-            if chars.is_empty() {
-                return vec![String::new()];
-            }
-            chars
-                .chunks(width)
-                .map(|chunk| chunk.iter().collect())
-                .collect::<Vec<String>>()
-        })
-        .collect()
 }
 
 /// A label and two columns, as many lines as the taller side needs.

@@ -248,6 +248,26 @@ pub fn abbreviate(text: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
+/// `text` for a column `width` characters wide: cut to one line with `…`, or wrapped whole.
+pub fn column_cell(text: &str, width: usize, whole: bool) -> Vec<String> {
+    if !whole {
+        return vec![abbreviate(text, width)];
+    }
+    text.trim()
+        .lines()
+        .flat_map(|line| {
+            let chars: Vec<char> = line.chars().collect();
+            if chars.is_empty() {
+                return vec![String::new()];
+            }
+            chars
+                .chunks(width.max(1))
+                .map(|chunk| chunk.iter().collect())
+                .collect::<Vec<String>>()
+        })
+        .collect()
+}
+
 /// A call as `name(args)`, the arguments abbreviated to `max` characters.
 pub fn call_label(call: &CallFacts, max: usize) -> String {
     format!("{}({})", call.name, abbreviate(&call.args, max))

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 
 use super::{Component, Ctx, fit, overlay};
-use crate::runtime::compare::{Comparison, StepFacts, Totals, abbreviate, call_label};
+use crate::runtime::compare::{Comparison, StepFacts, Totals, call_label, column_cell};
 use crate::tui::app::{AbChoice, AppState};
 
 pub struct CompareOverlay;
@@ -214,33 +214,13 @@ pub fn draw_comparison(
     );
 }
 
-/// Text for one column: cut to one line with `…`, or wrapped whole.
-fn cell(text: &str, width: usize, whole: bool) -> Vec<String> {
-    if !whole {
-        return vec![abbreviate(text, width)];
-    }
-    text.trim()
-        .lines()
-        .flat_map(|line| {
-            let chars: Vec<char> = line.chars().collect();
-            if chars.is_empty() {
-                return vec![String::new()];
-            }
-            chars
-                .chunks(width.max(1))
-                .map(|chunk| chunk.iter().collect())
-                .collect::<Vec<String>>()
-        })
-        .collect()
-}
-
 fn calls(step: &StepFacts, width: usize, whole: bool) -> Vec<String> {
     if step.calls.is_empty() {
         return vec!["(none)".into()];
     }
     step.calls
         .iter()
-        .flat_map(|call| cell(&call_label(call, usize::MAX), width, whole))
+        .flat_map(|call| column_cell(&call_label(call, usize::MAX), width, whole))
         .collect()
 }
 
@@ -248,7 +228,7 @@ fn answer(step: &StepFacts, width: usize, whole: bool) -> Vec<String> {
     match (&step.stop, step.answer.trim().is_empty()) {
         (Some(stop), _) => vec![format!("stopped: {stop}")],
         (None, true) => vec!["(no text)".into()],
-        (None, false) => cell(&step.answer, width, whole),
+        (None, false) => column_cell(&step.answer, width, whole),
     }
 }
 
