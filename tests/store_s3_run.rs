@@ -1,7 +1,7 @@
 //! `perstack run` recording to a real S3-API server (moto on loopback): the job reads back,
-//! continues and forks from S3; an outage in the middle of a run loses, duplicates and reorders
-//! nothing; a service that never comes back fails the run naming the spool, and the next run
-//! uploads the spool first.
+//! continues and forks from S3; an outage in the middle of a run, or the server killed and
+//! restarted, loses, duplicates and reorders nothing; a service that never comes back fails the
+//! run naming the spool, and the next run uploads the spool first.
 
 #[path = "support/s3.rs"]
 mod s3;
@@ -285,6 +285,88 @@ async fn an_outage_in_the_middle_of_a_run_loses_duplicates_and_reorders_nothing(
         .expect("read")
     };
     // Every event, each once, in the order the run printed it; the retries among them.
+    assert_eq!(events, stored_part(&printed));
+    let mut numbers: Vec<u64> = checkpoints.iter().map(|c| c.step_number).collect();
+    numbers.sort();
+    let before = numbers.len();
+    numbers.dedup();
+    assert_eq!(numbers.len(), before, "no checkpoint twice");
+    assert_eq!(
+        steps as usize,
+        STEPS + 1,
+        "every step's checkpoint is there"
+    );
+}
+
+#[tokio::test]
+async fn the_server_killed_and_restarted_in_the_middle_of_a_run_loses_duplicates_and_reorders_nothing()
+ {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some(moto) = s3::Moto::start_recording() else {
+        return;
+    };
+    let moto = std::sync::Arc::new(moto);
+    moto.create_bucket("jobs");
+    let mock = MockLlm::start().await;
+    const STEPS: usize = 8;
+    {
+        let moto = moto.clone();
+        // 0: running, 1: killed, 2: restarted. The server dies at the third step and is back
+        // (its objects replayed) at the sixth; the answers wait a moment so uploads fail and
+        // are retried while it is down, and the run writes more after it is back.
+        let stage = AtomicUsize::new(0);
+        mock.set_responder(move |request| {
+            let at = results(request);
+            if at >= 2
+                && stage
+                    .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                moto.kill();
+            }
+            if at >= 5
+                && stage
+                    .compare_exchange(1, 2, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                moto.restart();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            respond(request, STEPS)
+        });
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_config(dir.path(), &mock, None);
+    let url = "s3://jobs/killed";
+    let run = perstack(
+        dir.path(),
+        &["run", "solo", "Append", "--storage", url],
+        &moto.env(),
+    )
+    .await;
+    assert!(run.status.success(), "{}", stderr(&run));
+    let printed = lines(&run.stdout);
+    let types: Vec<&str> = printed.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(
+        types.contains(&"storageRetry"),
+        "the dead server is said: {types:?}"
+    );
+
+    let job_id = printed[0]["jobId"].as_str().expect("job id").to_string();
+    let (events, checkpoints, steps) = {
+        let store = remote(&moto, url);
+        tokio::task::spawn_blocking(move || {
+            (
+                store.job_events(&job_id, None),
+                store.checkpoints(&job_id),
+                store.steps_used(&job_id),
+            )
+        })
+        .await
+        .expect("read")
+    };
+    // What reached the killed server came back with the replay, what was spooled while it was
+    // down followed: every event, each once, in the order the run printed it.
     assert_eq!(events, stored_part(&printed));
     let mut numbers: Vec<u64> = checkpoints.iter().map(|c| c.step_number).collect();
     numbers.sort();

@@ -6,12 +6,16 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub struct Moto {
-    child: Child,
+    /// The running server; replaced by `restart`.
+    child: Mutex<Child>,
     pub endpoint: String,
     port: u16,
+    /// Where the server records every request it is sent, when started with `start_recording`.
+    recording: Option<tempfile::NamedTempFile>,
 }
 
 fn server_path() -> PathBuf {
@@ -22,6 +26,17 @@ impl Moto {
     /// The server, or `None` (saying why) when it is not installed and CI is not set. Under
     /// CI a missing server is a failure.
     pub fn start() -> Option<Moto> {
+        Self::launch(false)
+    }
+
+    /// As `start`, with moto's recorder on from the first request (`MOTO_ENABLE_RECORDING`):
+    /// every request it is sent, body included, is appended to a file, so `restart` can bring
+    /// back what a killed server held.
+    pub fn start_recording() -> Option<Moto> {
+        Self::launch(true)
+    }
+
+    fn launch(recording: bool) -> Option<Moto> {
         let server = server_path();
         if !server.is_file() {
             let message = format!(
@@ -39,32 +54,86 @@ impl Moto {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
+        let recording = recording.then(|| tempfile::NamedTempFile::new().expect("recording file"));
         let moto = Moto {
-            child,
+            child: Mutex::new(Self::spawn(port, recording.as_ref())),
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
+            recording,
         };
+        moto.wait_until_up();
+        Some(moto)
+    }
+
+    fn spawn(port: u16, recording: Option<&tempfile::NamedTempFile>) -> Child {
+        let mut command = Command::new(server_path());
+        command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(file) = recording {
+            command
+                .env("MOTO_ENABLE_RECORDING", "True")
+                .env("MOTO_RECORDER_FILEPATH", file.path());
+        }
+        command.spawn().expect("moto_server starts")
+    }
+
+    fn wait_until_up(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while moto.request("GET", "/").is_none() {
+        while self.request("GET", "/").is_none() {
             assert!(
                 Instant::now() < deadline,
                 "moto_server did not answer in 30 s"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Some(moto)
+    }
+
+    /// SIGKILL: the server dies mid-request as a crashed service does, and its memory (every
+    /// bucket and object) with it; the port refuses connections until `restart`.
+    pub fn kill(&self) {
+        let mut child = self.child.lock().expect("lock");
+        child.kill().expect("moto_server is killed");
+        child.wait().expect("moto_server is reaped");
+    }
+
+    /// A new server on the same port, given back what the killed one held: moto replays its
+    /// recording (`/moto-api/recorder/replay-recording`, in the order the requests came; the
+    /// replay itself is not recorded). Requests that reach the new server before the replay
+    /// ends are served as usual, on top of what is replayed.
+    pub fn restart(&self) {
+        let recording = self
+            .recording
+            .as_ref()
+            .expect("restart needs a server started with `start_recording`");
+        // SIGKILL may cut the record being written: drop the unfinished last line. Moto
+        // records a request before handling it, so a request whose record was cut was never
+        // answered and its sender tries again.
+        let recorded = std::fs::read_to_string(recording.path()).expect("read the recording");
+        let whole = recorded.rfind('\n').map_or("", |end| &recorded[..=end]);
+        std::fs::write(recording.path(), whole).expect("write the recording");
+        *self.child.lock().expect("lock") = Self::spawn(self.port, Some(recording));
+        self.wait_until_up();
+        assert_eq!(
+            self.request_waiting(
+                "POST",
+                "/moto-api/recorder/replay-recording",
+                Duration::from_secs(60)
+            ),
+            Some(200),
+            "moto replays its recording"
+        );
     }
 
     /// One plain HTTP request; the status line's code, or `None` when nothing answered.
     fn request(&self, method: &str, path: &str) -> Option<u16> {
+        self.request_waiting(method, path, Duration::from_secs(5))
+    }
+
+    fn request_waiting(&self, method: &str, path: &str, wait: Duration) -> Option<u16> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.set_read_timeout(Some(wait)).ok()?;
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.port
@@ -107,8 +176,12 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self
+            .child
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
