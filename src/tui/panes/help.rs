@@ -12,6 +12,17 @@ use crate::tui::keymap::{self, Scope};
 
 pub struct HelpOverlay;
 
+/// The editing keys of every text box (`tui::input`), which the keymap table does not hold.
+const TEXT_BOX_KEYS: [(&str, &str); 7] = [
+    ("Enter", "submit"),
+    ("Alt-Enter", "new line (also Shift-Enter, Ctrl-J)"),
+    ("Ctrl-←/→", "word back / forward (also Alt-b / Alt-f)"),
+    ("↑/↓", "earlier / later queries (first / last line)"),
+    ("Ctrl-U", "delete to the start of the line"),
+    ("Ctrl-Z", "undo"),
+    ("Esc", "close the box"),
+];
+
 impl Component for HelpOverlay {
     fn draw(&self, frame: &mut Frame, area: Rect, state: &AppState, ctx: &Ctx) {
         // Rows as (label, text, is_heading).
@@ -27,6 +38,14 @@ impl Component for HelpOverlay {
                 last_scope = Some(binding.scope);
             }
             rows.push((binding.label.to_string(), binding.help.to_string(), false));
+        }
+        rows.push((
+            String::new(),
+            "Text boxes (query, follow-up, answer, search)".into(),
+            true,
+        ));
+        for (label, text) in TEXT_BOX_KEYS {
+            rows.push((label.to_string(), text.to_string(), false));
         }
         let room = area.height.saturating_sub(4) as usize;
         let columns = if rows.len() > room { 2 } else { 1 };
