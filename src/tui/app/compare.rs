@@ -11,6 +11,7 @@ use crate::runtime::checkpoint::{Checkpoint, CheckpointStatus};
 use crate::runtime::compare::{Comparison, RunFacts};
 use crate::runtime::event::{EventKind, RunEvent};
 use crate::runtime::variant::Variant;
+use crate::tui::input::TextInput;
 
 /// Which fork of an A/B a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +30,10 @@ impl AbSide {
 }
 
 /// What B changes, while it is being chosen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AbChoice {
     /// B runs this model (typed in); A runs the model in force.
-    Model { input: String },
+    Model { input: TextInput },
     /// B runs the Expert's instruction as edited in $EDITOR; A runs it as it is.
     Instruction,
 }
@@ -127,7 +128,7 @@ impl AppState {
             checkpoint: entry.checkpoint.clone(),
             step: entry.step,
             choosing: Some(AbChoice::Model {
-                input: String::new(),
+                input: TextInput::single_line(""),
             }),
             variants: [None, None],
             runs: [None, None],
@@ -162,12 +163,12 @@ impl AppState {
                     *choice = match choice {
                         AbChoice::Model { .. } => AbChoice::Instruction,
                         AbChoice::Instruction => AbChoice::Model {
-                            input: String::new(),
+                            input: TextInput::single_line(""),
                         },
                     };
                 }
                 (KeyCode::Enter, AbChoice::Model { input }) => {
-                    let model = input.trim().to_string();
+                    let model = input.text().trim().to_string();
                     if model.is_empty() {
                         self.status = Some("type the model B runs, e.g. gpt-4.1-mini".into());
                         return Vec::new();
@@ -180,11 +181,10 @@ impl AppState {
                         expert_key: compare.expert_key.clone(),
                     }];
                 }
-                (KeyCode::Backspace, AbChoice::Model { input }) => {
-                    input.pop();
+                (_, AbChoice::Model { input }) => {
+                    // Enter and Esc are taken above; ↑/↓ have no history here.
+                    input.on_key(key);
                 }
-                (KeyCode::Char('u'), AbChoice::Model { input }) if ctrl => input.clear(),
-                (KeyCode::Char(c), AbChoice::Model { input }) if !ctrl => input.push(c),
                 _ => {}
             },
             None => {
@@ -407,6 +407,27 @@ mod tests {
         assert_eq!(app.mode, Mode::Normal);
         app.update(key(KeyCode::Char('C')));
         assert_eq!(app.mode, Mode::Compare);
+    }
+
+    #[test]
+    fn the_model_box_edits_like_the_other_text_boxes() {
+        let mut app = at_a_step();
+        app.update(key(KeyCode::Char('A')));
+        for c in "gpt-4.1".chars() {
+            app.update(key(KeyCode::Char(c)));
+        }
+        app.update(key(KeyCode::Home));
+        for c in "my-".chars() {
+            app.update(key(KeyCode::Char(c)));
+        }
+        app.update(key(KeyCode::End));
+        app.update(key(KeyCode::Backspace));
+        let Some(AbChoice::Model { input }) = app.compare.as_ref().and_then(|c| c.choosing.clone())
+        else {
+            panic!("the model box is open");
+        };
+        assert_eq!(input.text(), "my-gpt-4.");
+        assert_eq!(input.cursor(), (0, 9));
     }
 
     #[test]

@@ -45,9 +45,14 @@ impl Component for CompareOverlay {
 
 fn choice_lines(choice: &AbChoice, model: &str, expert: &str, ctx: &Ctx) -> Vec<Line<'static>> {
     let mark = |on: bool| if on { "▸ " } else { "  " };
-    let (model_on, input) = match choice {
-        AbChoice::Model { input } => (true, input.clone()),
-        AbChoice::Instruction => (false, String::new()),
+    let (model_on, input, cursor) = match choice {
+        AbChoice::Model { input } => (true, input.text(), input.cursor().1),
+        AbChoice::Instruction => (false, String::new(), 0),
+    };
+    let (before, after): (String, String) = {
+        let chars: Vec<char> = input.chars().collect();
+        let cut = cursor.min(chars.len());
+        (chars[..cut].iter().collect(), chars[cut..].iter().collect())
     };
     let style = |on: bool| {
         if on {
@@ -59,11 +64,12 @@ fn choice_lines(choice: &AbChoice, model: &str, expert: &str, ctx: &Ctx) -> Vec<
     let mut model_line = vec![
         Span::styled(format!("{}model        ", mark(model_on)), style(model_on)),
         Span::styled("> ", ctx.theme.accent()),
-        Span::raw(input),
+        Span::raw(before),
     ];
     if model_on {
         model_line.push(Span::styled("▏", ctx.theme.accent()));
     }
+    model_line.push(Span::raw(after));
     vec![
         Line::from(format!(
             "Two forks start from this checkpoint at once. A runs as now ({model}); B changes one thing:"
