@@ -393,12 +393,14 @@ async fn a_store_that_never_comes_back_fails_the_run_and_the_next_run_uploads_th
     let dir = tempfile::tempdir().expect("temp dir");
     write_config(dir.path(), &mock, None);
     let url = "s3://jobs/down";
-    let mut env = gate.env(&moto);
-    env.push(("PERSTACK_STORAGE_WAIT_MS", "500".into()));
+    let env = gate.env(&moto);
+    // The first run gives up on the closed service quickly; the next waits as long as it must.
+    let mut impatient = env.clone();
+    impatient.push(("PERSTACK_STORAGE_WAIT_MS", "500".into()));
     let run = perstack(
         dir.path(),
         &["run", "solo", "Append", "--storage", url],
-        &env,
+        &impatient,
     )
     .await;
     assert_eq!(run.status.code(), Some(5), "{}", stderr(&run));
