@@ -149,16 +149,32 @@ fn image(mime: &str, data: &str) -> Value {
 #[derive(Deserialize)]
 #[serde(tag = "type")]
 enum Event {
+    // `output_index` names an item in OpenAI's stream; some compatible servers (llama.cpp)
+    // leave it out, and the item's id names it instead.
     #[serde(rename = "response.output_item.added")]
-    ItemAdded { output_index: usize, item: Value },
+    ItemAdded {
+        #[serde(default)]
+        output_index: Option<usize>,
+        item: Value,
+    },
     #[serde(rename = "response.output_item.done")]
-    ItemDone { output_index: usize, item: Value },
+    ItemDone {
+        #[serde(default)]
+        output_index: Option<usize>,
+        item: Value,
+    },
     #[serde(rename = "response.output_text.delta")]
     TextDelta { delta: String },
     #[serde(rename = "response.reasoning_summary_text.delta")]
     ReasoningDelta { delta: String },
     #[serde(rename = "response.function_call_arguments.delta")]
-    ArgumentsDelta { output_index: usize, delta: String },
+    ArgumentsDelta {
+        #[serde(default)]
+        output_index: Option<usize>,
+        #[serde(default)]
+        item_id: Option<String>,
+        delta: String,
+    },
     #[serde(rename = "response.completed")]
     Completed { response: WireResponse },
     #[serde(rename = "response.incomplete")]
@@ -199,7 +215,8 @@ struct WireUsage {
 }
 
 struct OpenCall {
-    output_index: usize,
+    output_index: Option<usize>,
+    item_id: Option<String>,
     index: usize,
     id: String,
     name: String,
@@ -214,6 +231,17 @@ pub struct Decoder {
     done: bool,
 }
 
+impl OpenCall {
+    /// The call is the item at `output_index`, or where the stream gives no index, the item
+    /// with id `item_id`.
+    fn is(&self, output_index: Option<usize>, item_id: Option<&str>) -> bool {
+        match (self.output_index, output_index) {
+            (Some(mine), Some(theirs)) => mine == theirs,
+            _ => item_id.is_some() && self.item_id.as_deref() == item_id,
+        }
+    }
+}
+
 impl Decoder {
     pub fn new(provider: &str) -> Self {
         Decoder {
@@ -224,7 +252,12 @@ impl Decoder {
         }
     }
 
-    fn item_added(&mut self, output_index: usize, item: &Value, out: &mut VecDeque<StreamChunk>) {
+    fn item_added(
+        &mut self,
+        output_index: Option<usize>,
+        item: &Value,
+        out: &mut VecDeque<StreamChunk>,
+    ) {
         if item["type"] != "function_call" {
             return;
         }
@@ -239,6 +272,7 @@ impl Decoder {
         });
         self.open.push(OpenCall {
             output_index,
+            item_id: text(&item["id"]),
             index,
             id,
             name,
@@ -248,17 +282,18 @@ impl Decoder {
 
     fn item_done(
         &mut self,
-        output_index: usize,
+        output_index: Option<usize>,
         item: Value,
         out: &mut VecDeque<StreamChunk>,
     ) -> Result<(), LlmError> {
         let kind = item["type"].as_str().unwrap_or_default().to_string();
         if kind == "function_call" {
             // The whole arguments come again here; they win over the deltas.
+            let item_id = text(&item["id"]);
             let call = match self
                 .open
                 .iter()
-                .position(|c| c.output_index == output_index)
+                .position(|c| c.is(output_index, item_id.as_deref()))
             {
                 Some(pos) => self.open.remove(pos),
                 None => {
@@ -279,7 +314,8 @@ impl Decoder {
         } else if kind.ends_with("_call") {
             // Run by OpenAI (web search, file search, code interpreter, image generation):
             // the item is both the call and its result.
-            let id = text(&item["id"]).unwrap_or_else(|| format!("{kind}_{output_index}"));
+            let id = text(&item["id"])
+                .unwrap_or_else(|| format!("{kind}_{}", output_index.unwrap_or(self.next_tool)));
             let args = if item["action"].is_object() {
                 item["action"].clone()
             } else if item["queries"].is_array() {
@@ -368,12 +404,13 @@ impl ChunkDecoder for Decoder {
             }
             Event::ArgumentsDelta {
                 output_index,
+                item_id,
                 delta,
             } => {
                 if let Some(call) = self
                     .open
                     .iter_mut()
-                    .find(|c| c.output_index == output_index)
+                    .find(|c| c.is(output_index, item_id.as_deref()))
                 {
                     call.args.push_str(&delta);
                     out.push_back(StreamChunk::ToolCallArgumentsDelta {
@@ -464,5 +501,51 @@ mod tests {
         );
         let cut = decode(&[json!({"type": "response.output_text.delta", "delta": "hi"})]);
         assert!(matches!(cut, Err(LlmError::StreamCut { .. })), "{cut:?}");
+    }
+
+    /// llama.cpp's server streams the Responses format without `output_index`: items are
+    /// named by their ids, and two calls' deltas still go to the right call.
+    #[test]
+    fn a_stream_without_output_index_is_followed_by_item_ids() {
+        let added = |id: &str, call: &str| {
+            json!({"type": "response.output_item.added",
+                "item": {"type": "function_call", "id": id, "call_id": call, "name": "f", "arguments": "", "status": "in_progress"}})
+        };
+        let delta = |id: &str, piece: &str| json!({"type": "response.function_call_arguments.delta", "item_id": id, "delta": piece});
+        let done = |id: &str, call: &str| {
+            json!({"type": "response.output_item.done",
+                "item": {"type": "function_call", "id": id, "call_id": call, "name": "f", "status": "completed"}})
+        };
+        let chunks = decode(&[
+            json!({"type": "response.output_item.added",
+                "item": {"type": "message", "id": "msg_1", "role": "assistant", "content": [], "status": "in_progress"}}),
+            json!({"type": "response.output_text.delta", "item_id": "msg_1", "delta": "Two calls."}),
+            added("fc_1", "call_a"),
+            added("fc_2", "call_b"),
+            delta("fc_1", "{\"n\":"),
+            delta("fc_2", "{\"n\": 2}"),
+            delta("fc_1", " 1}"),
+            done("fc_1", "call_a"),
+            done("fc_2", "call_b"),
+            json!({"type": "response.completed", "response": {"usage": {"input_tokens": 3, "output_tokens": 2}}}),
+        ])
+        .expect("decodes");
+        let finished: Vec<(String, Value)> = chunks
+            .iter()
+            .filter_map(|c| match c {
+                StreamChunk::ToolCallFinished { id, args, .. } => Some((id.clone(), args.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            finished,
+            [
+                ("call_a".to_string(), json!({"n": 1})),
+                ("call_b".to_string(), json!({"n": 2}))
+            ]
+        );
+        assert!(chunks.contains(&StreamChunk::TextDelta {
+            text: "Two calls.".into()
+        }));
     }
 }
