@@ -32,6 +32,19 @@ impl ToolContent {
     pub fn text(text: impl Into<String>) -> Self {
         ToolContent::Text { text: text.into() }
     }
+
+    /// The text pieces of `contents`, a line apart (for wire formats whose tool results take
+    /// text only; their images go separately).
+    pub fn joined_text(contents: &[ToolContent]) -> String {
+        let texts: Vec<&str> = contents
+            .iter()
+            .filter_map(|c| match c {
+                ToolContent::Text { text } => Some(text.as_str()),
+                ToolContent::Image { .. } => None,
+            })
+            .collect();
+        texts.join("\n")
+    }
 }
 
 /// What a tool call produced. A failure is still an output (`is_error`), never a crash: the

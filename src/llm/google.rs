@@ -66,15 +66,9 @@ impl Google {
                         is_error,
                         ..
                     } => {
-                        let text: Vec<&str> = results
-                            .iter()
-                            .filter_map(|c| match c {
-                                ToolContent::Text { text } => Some(text.as_str()),
-                                ToolContent::Image { .. } => None,
-                            })
-                            .collect();
+                        let text = ToolContent::joined_text(results);
                         let key = if *is_error { "error" } else { "content" };
-                        parts.push(json!({"functionResponse": {"name": tool_name, "response": {key: text.join("\n")}}}));
+                        parts.push(json!({"functionResponse": {"name": tool_name, "response": {key: text}}}));
                         for c in results {
                             if let ToolContent::Image { mime_type, data } = c {
                                 parts.push(

@@ -190,14 +190,10 @@ fn push_message(messages: &mut Vec<Value>, msg: &Message) {
                         contents,
                         ..
                     } => {
-                        let text: Vec<&str> = contents
-                            .iter()
-                            .filter_map(|c| match c {
-                                ToolContent::Text { text } => Some(text.as_str()),
-                                ToolContent::Image { .. } => None,
-                            })
-                            .collect();
-                        messages.push(json!({"role": "tool", "tool_call_id": tool_call_id, "content": text.join("\n")}));
+                        let text = ToolContent::joined_text(contents);
+                        messages.push(
+                            json!({"role": "tool", "tool_call_id": tool_call_id, "content": text}),
+                        );
                         // Tool messages take text only: images follow as user content.
                         for c in contents {
                             if let ToolContent::Image { mime_type, data } = c {

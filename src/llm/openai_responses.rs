@@ -112,15 +112,9 @@ fn push_items(input: &mut Vec<Value>, msg: &Message) {
                         contents,
                         ..
                     } => {
-                        let text: Vec<&str> = contents
-                            .iter()
-                            .filter_map(|c| match c {
-                                ToolContent::Text { text } => Some(text.as_str()),
-                                ToolContent::Image { .. } => None,
-                            })
-                            .collect();
+                        let text = ToolContent::joined_text(contents);
                         input.push(json!({"type": "function_call_output",
-                            "call_id": tool_call_id, "output": text.join("\n")}));
+                            "call_id": tool_call_id, "output": text}));
                         // Function outputs take text here: images follow as user content.
                         for c in contents {
                             if let ToolContent::Image { mime_type, data } = c {
