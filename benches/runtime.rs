@@ -13,12 +13,12 @@ use std::time::Duration;
 use perstack::definition::parse_str;
 use perstack::runtime::checkpoint::Store;
 use perstack::runtime::control::{Breakpoint, Debugger};
-use perstack::runtime::run::{JobContext, RunSpec, RunStart, run_expert};
+use perstack::runtime::run::JobContext;
 use tokio::sync::{mpsc, watch};
 
 #[path = "support/instant_model.rs"]
 mod instant_model;
-use instant_model::InstantModel;
+use instant_model::{InstantModel, run_solo_to_completion};
 
 fn dir_bytes(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
@@ -82,18 +82,7 @@ async fn job(steps: usize, breakpoints: Vec<Breakpoint>) -> Measured {
         )
         .with_debugger(std::sync::Arc::new(Debugger::new(breakpoints).0)),
     );
-    let outcome = run_expert(
-        context.clone(),
-        RunSpec {
-            expert_key: "solo".into(),
-            run_id: None,
-            start: RunStart::Query("Check health repeatedly".into()),
-            parent: None,
-        },
-    )
-    .await;
-    assert_eq!(format!("{:?}", outcome.status), "Completed");
-    assert!(context.writer.finish().is_empty());
+    run_solo_to_completion(context.clone()).await;
     drop(context);
     let printed = printer.await.unwrap_or(0);
     let stamps = model.stamps();

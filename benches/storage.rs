@@ -18,14 +18,14 @@ use std::time::Duration;
 
 use perstack::definition::parse_str;
 use perstack::runtime::checkpoint::Store;
-use perstack::runtime::run::{JobContext, RunSpec, RunStart, run_expert};
+use perstack::runtime::run::JobContext;
 use tokio::sync::{mpsc, watch};
 
 #[path = "support/instant_model.rs"]
 mod instant_model;
 #[path = "../tests/support/s3.rs"]
 mod s3;
-use instant_model::InstantModel;
+use instant_model::{InstantModel, run_solo_to_completion};
 
 /// Bytes under `dir`, in total and in files that belong to `step` (event files name their step;
 /// a checkpoint is counted by its `stepNumber`).
@@ -111,18 +111,7 @@ async fn job(steps: usize) -> Measured {
         cancelled,
         0,
     ));
-    let outcome = run_expert(
-        context.clone(),
-        RunSpec {
-            expert_key: "solo".into(),
-            run_id: None,
-            start: RunStart::Query("Check health repeatedly".into()),
-            parent: None,
-        },
-    )
-    .await;
-    assert_eq!(format!("{:?}", outcome.status), "Completed");
-    assert!(context.writer.finish().is_empty());
+    run_solo_to_completion(context.clone()).await;
     drop(context);
     let printed = printer.await.unwrap_or((0, 0));
     let root = workspace.path().join("perstack");
@@ -199,18 +188,7 @@ async fn timed_run(
         cancelled,
         0,
     ));
-    let outcome = run_expert(
-        context.clone(),
-        RunSpec {
-            expert_key: "solo".into(),
-            run_id: None,
-            start: RunStart::Query("Check health repeatedly".into()),
-            parent: None,
-        },
-    )
-    .await;
-    assert_eq!(format!("{:?}", outcome.status), "Completed");
-    assert!(context.writer.finish().is_empty());
+    run_solo_to_completion(context.clone()).await;
     let ended = std::time::Instant::now();
     let in_store = if wait_for_store {
         let settled = tokio::task::spawn_blocking(move || store.settle(Duration::from_secs(60)))

@@ -105,3 +105,21 @@ impl LanguageModel for InstantModel {
         Box::pin(async move { Ok(stream::iter(chunks.into_iter().map(Ok)).boxed()) })
     }
 }
+
+/// Runs the benchmarks' one Expert, `solo`, to completion in `context` and checks that it
+/// completed and that every write reached the store.
+pub async fn run_solo_to_completion(context: std::sync::Arc<perstack::runtime::run::JobContext>) {
+    use perstack::runtime::run::{RunSpec, RunStart, run_expert};
+    let outcome = run_expert(
+        context.clone(),
+        RunSpec {
+            expert_key: "solo".into(),
+            run_id: None,
+            start: RunStart::Query("Check health repeatedly".into()),
+            parent: None,
+        },
+    )
+    .await;
+    assert_eq!(format!("{:?}", outcome.status), "Completed");
+    assert!(context.writer.finish().is_empty());
+}
