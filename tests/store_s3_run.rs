@@ -271,29 +271,38 @@ async fn an_outage_in_the_middle_of_a_run_loses_duplicates_and_reorders_nothing(
     );
     assert!(retries[0]["error"].as_str().is_some_and(|e| !e.is_empty()));
 
-    let job_id = printed[0]["jobId"].as_str().expect("job id").to_string();
-    let (events, checkpoints, steps) = {
-        let store = remote(&moto, url);
-        tokio::task::spawn_blocking(move || {
-            (
-                store.job_events(&job_id, None),
-                store.checkpoints(&job_id),
-                store.steps_used(&job_id),
-            )
-        })
-        .await
-        .expect("read")
-    };
     // Every event, each once, in the order the run printed it; the retries among them.
-    assert_eq!(events, stored_part(&printed));
+    assert_the_whole_job_is_in_s3(&moto, url, &printed, STEPS).await;
+}
+
+/// The job the run printed is in the bucket: every stored event once, in the order printed,
+/// no checkpoint twice, and one for each of its `steps` steps and its end.
+async fn assert_the_whole_job_is_in_s3(
+    moto: &s3::Moto,
+    url: &str,
+    printed: &[Value],
+    steps: usize,
+) {
+    let job_id = printed[0]["jobId"].as_str().expect("job id").to_string();
+    let store = remote(moto, url);
+    let (events, checkpoints, steps_used) = tokio::task::spawn_blocking(move || {
+        (
+            store.job_events(&job_id, None),
+            store.checkpoints(&job_id),
+            store.steps_used(&job_id),
+        )
+    })
+    .await
+    .expect("read");
+    assert_eq!(events, stored_part(printed));
     let mut numbers: Vec<u64> = checkpoints.iter().map(|c| c.step_number).collect();
     numbers.sort();
     let before = numbers.len();
     numbers.dedup();
     assert_eq!(numbers.len(), before, "no checkpoint twice");
     assert_eq!(
-        steps as usize,
-        STEPS + 1,
+        steps_used as usize,
+        steps + 1,
         "every step's checkpoint is there"
     );
 }
@@ -352,32 +361,9 @@ async fn the_server_killed_and_restarted_in_the_middle_of_a_run_loses_duplicates
         "the dead server is said: {types:?}"
     );
 
-    let job_id = printed[0]["jobId"].as_str().expect("job id").to_string();
-    let (events, checkpoints, steps) = {
-        let store = remote(&moto, url);
-        tokio::task::spawn_blocking(move || {
-            (
-                store.job_events(&job_id, None),
-                store.checkpoints(&job_id),
-                store.steps_used(&job_id),
-            )
-        })
-        .await
-        .expect("read")
-    };
     // What reached the killed server came back with the replay, what was spooled while it was
-    // down followed: every event, each once, in the order the run printed it.
-    assert_eq!(events, stored_part(&printed));
-    let mut numbers: Vec<u64> = checkpoints.iter().map(|c| c.step_number).collect();
-    numbers.sort();
-    let before = numbers.len();
-    numbers.dedup();
-    assert_eq!(numbers.len(), before, "no checkpoint twice");
-    assert_eq!(
-        steps as usize,
-        STEPS + 1,
-        "every step's checkpoint is there"
-    );
+    // down followed.
+    assert_the_whole_job_is_in_s3(&moto, url, &printed, STEPS).await;
 }
 
 #[tokio::test]

@@ -12,8 +12,9 @@ use support::pty::Pty;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
-#[test]
-fn start_runs_the_example_offline_and_restores_the_terminal() {
+/// The example project's workbench on the replay script, 120x40, in a workspace of its own
+/// holding the changelog it reads.
+fn example_workbench() -> (tempfile::TempDir, Pty) {
     let workspace = tempfile::tempdir().unwrap();
     std::fs::copy(
         format!("{REPO}/CHANGELOG.md"),
@@ -23,7 +24,7 @@ fn start_runs_the_example_offline_and_restores_the_terminal() {
     let replay = format!("{REPO}/assets/demo.replay.toml");
     let config = format!("{REPO}/perstack.toml");
     let ws = workspace.path().to_str().unwrap();
-    let mut pty = Pty::spawn(
+    let pty = Pty::spawn(
         &[
             "start",
             "release-notes",
@@ -37,6 +38,12 @@ fn start_runs_the_example_offline_and_restores_the_terminal() {
         120,
         40,
     );
+    (workspace, pty)
+}
+
+#[test]
+fn start_runs_the_example_offline_and_restores_the_terminal() {
+    let (workspace, mut pty) = example_workbench();
     let seen = pty.wait_for("Experts", 0, Duration::from_secs(20));
     eprintln!("first frame {:?} after spawn", pty.spawned.elapsed());
     // Only an Expert was given: the query box is open.
@@ -80,29 +87,7 @@ fn start_runs_the_example_offline_and_restores_the_terminal() {
 /// with Alt-Enter, submitted as one query; reopened, ↑ brings that query back from the history.
 #[test]
 fn the_query_box_edits_lines_and_recalls_the_last_query() {
-    let workspace = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        format!("{REPO}/CHANGELOG.md"),
-        workspace.path().join("CHANGELOG.md"),
-    )
-    .unwrap();
-    let replay = format!("{REPO}/assets/demo.replay.toml");
-    let config = format!("{REPO}/perstack.toml");
-    let ws = workspace.path().to_str().unwrap();
-    let mut pty = Pty::spawn(
-        &[
-            "start",
-            "release-notes",
-            "--replay",
-            &replay,
-            "--config",
-            &config,
-            "--workspace",
-            ws,
-        ],
-        120,
-        40,
-    );
+    let (workspace, mut pty) = example_workbench();
     pty.wait_screen("Query for release-notes", Duration::from_secs(20));
     pty.send("Write notes for developers");
     // Home, then Alt-f over "Write": the word goes in before "notes".

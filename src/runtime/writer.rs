@@ -315,8 +315,14 @@ mod tests {
     use super::*;
     use crate::runtime::event::{EventKind, RunIds};
 
-    #[test]
-    fn everything_queued_is_written_by_finish() {
+    /// A writer on a filesystem store in a temporary directory (kept alive by the first
+    /// value), and the ids of run `r` of job `j`.
+    fn writer_on_disk() -> (
+        tempfile::TempDir,
+        crate::store::FsStore,
+        StoreWriter,
+        RunIds,
+    ) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = crate::store::FsStore::new(dir.path());
         let writer = StoreWriter::start(Arc::new(store.clone()));
@@ -326,6 +332,12 @@ mod tests {
             expert_key: "a".into(),
             parent_run_id: None,
         };
+        (dir, store, writer, ids)
+    }
+
+    #[test]
+    fn everything_queued_is_written_by_finish() {
+        let (_dir, store, writer, ids) = writer_on_disk();
         for step in 0..50 {
             writer.event(&ids.event(step, EventKind::StartStreamingRunResult), step);
             let delta = EventKind::StreamRunResult { delta: "x".into() };
@@ -344,15 +356,7 @@ mod tests {
 
     #[test]
     fn events_of_one_name_in_one_millisecond_are_all_kept() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = crate::store::FsStore::new(dir.path());
-        let writer = StoreWriter::start(Arc::new(store.clone()));
-        let ids = RunIds {
-            job_id: "j".into(),
-            run_id: "r".into(),
-            expert_key: "a".into(),
-            parent_run_id: None,
-        };
+        let (dir, store, writer, ids) = writer_on_disk();
         // Two model calls of one step with an instant model: same type, step and millisecond.
         for seq in 1..=3 {
             let mut event = ids.event(4, EventKind::StartStreamingRunResult);
@@ -374,15 +378,7 @@ mod tests {
     #[tokio::test]
     async fn a_checkpoint_is_written_when_its_save_returns_and_its_record_follows() {
         use crate::runtime::checkpoint::{ExpertRef, Job, JobStatus, Usage};
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = crate::store::FsStore::new(dir.path());
-        let writer = StoreWriter::start(Arc::new(store.clone()));
-        let ids = RunIds {
-            job_id: "j".into(),
-            run_id: "r".into(),
-            expert_key: "a".into(),
-            parent_run_id: None,
-        };
+        let (_dir, store, writer, ids) = writer_on_disk();
         let expert = ExpertRef {
             key: "a".into(),
             name: "a".into(),
