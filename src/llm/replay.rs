@@ -461,7 +461,8 @@ impl LanguageModel for Replay {
                 .unwrap_or(prepared.expert_key);
             let messages = body
                 .as_ref()
-                .and_then(|v| v.get("messages")?.as_array().cloned())
+                .and_then(|v| v.get("messages")?.as_array())
+                .map(Vec::as_slice)
                 .unwrap_or_default();
             let opening = messages.first().map(|m| m.to_string()).unwrap_or_default();
             let answered = messages

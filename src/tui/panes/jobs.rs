@@ -55,7 +55,8 @@ impl AppState {
         match ids {
             Ok(ids) => {
                 self.picker.cursor = self.picker.cursor.min(ids.len().saturating_sub(1));
-                self.picker.records.retain(|id, _| ids.contains(id));
+                let listed: std::collections::HashSet<&String> = ids.iter().collect();
+                self.picker.records.retain(|id, _| listed.contains(id));
                 self.picker.pages_left = ids.len().div_ceil(FIRST_PAGE);
                 self.picker.loading = self.picker.pages_left > 0;
                 self.picker.ids = ids;
